@@ -1,0 +1,61 @@
+"""The agent protocol and the context a stage gives its agent.
+
+An agent is a named callable `run(ctx) -> dict`. `ctx.inputs` holds the outputs of the stage's
+dependencies keyed by stage name; `ctx.params` the stage's params; `ctx.requirements` and
+`ctx.context` the workflow input; `ctx.progress(percent, partial_results)` reports progress.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+ProgressFn = Callable[[float, Mapping[str, Any] | None], None]
+
+
+@dataclass
+class AgentContext:
+    task_id: str
+    stage: str
+    task: str
+    inputs: Mapping[str, Mapping[str, Any]]
+    params: Mapping[str, Any]
+    requirements: Mapping[str, Any]
+    context: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+    attempt: int = 1
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("aia_engine.agents"))
+    _progress: ProgressFn | None = None
+
+    def progress(self, percent: float, partial_results: Mapping[str, Any] | None = None) -> None:
+        """Report progress (0-100) and optional partial results; persisted throttled."""
+        if self._progress is not None:
+            self._progress(max(0.0, min(100.0, float(percent))), partial_results)
+
+    def param(self, name: str, default: Any = None) -> Any:
+        """A stage param, falling back to the workflow requirements, then `default`."""
+        if name in self.params:
+            return self.params[name]
+        return self.requirements.get(name, default)
+
+
+@runtime_checkable
+class Agent(Protocol):
+    name: str
+    description: str
+
+    def run(self, ctx: AgentContext) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class FunctionAgent:
+    """An agent made from a plain function."""
+
+    name: str
+    description: str
+    fn: Callable[[AgentContext], dict[str, Any]]
+
+    def run(self, ctx: AgentContext) -> dict[str, Any]:
+        return self.fn(ctx)

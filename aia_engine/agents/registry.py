@@ -1,0 +1,95 @@
+"""The agent registry: built-ins plus third-party agents from the `aia_engine.agents` entry points.
+
+A third-party package declares, in its pyproject.toml:
+
+    [project.entry-points."aia_engine.agents"]
+    my_agent = "my_package.agents:my_agent"
+
+where `my_agent` is an object with `name`, `description` and `run(ctx) -> dict` (or a function
+taking the context, whose docstring becomes the description).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from typing import Any
+
+from aia_engine.agents.base import Agent, AgentContext, FunctionAgent
+from aia_engine.errors import InvalidRequest
+
+log = logging.getLogger(__name__)
+ENTRY_POINT_GROUP = "aia_engine.agents"
+
+_registry: dict[str, Agent] = {}
+_discovered = False
+
+
+class UnknownAgent(InvalidRequest):
+    """Raised when a workflow names an agent that is not registered."""
+
+    code = "E005"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"unknown agent {name!r}; known agents: {', '.join(known_agents())}",
+            field="agent", issue="unknown agent", provided_value=name,
+        )
+
+
+def register(agent: Agent, *, replace: bool = False) -> Agent:
+    if not isinstance(agent, Agent):
+        raise TypeError(f"{agent!r} is not an agent: it needs name, description and run(ctx)")
+    if agent.name in _registry and not replace and _registry[agent.name] is not agent:
+        raise ValueError(f"an agent named {agent.name!r} is already registered")
+    _registry[agent.name] = agent
+    return agent
+
+
+def agent(name: str, description: str) -> Callable[[Callable[[AgentContext], dict[str, Any]]], Agent]:
+    """Decorator: register a function `fn(ctx) -> dict` as an agent."""
+
+    def wrap(fn: Callable[[AgentContext], dict[str, Any]]) -> Agent:
+        return register(FunctionAgent(name=name, description=description, fn=fn))
+
+    return wrap
+
+
+def get_agent(name: str) -> Agent:
+    _discover()
+    try:
+        return _registry[name]
+    except KeyError:
+        raise UnknownAgent(name) from None
+
+
+def known_agents() -> list[str]:
+    _discover()
+    return sorted(_registry)
+
+
+def describe_agents() -> dict[str, str]:
+    _discover()
+    return {name: _registry[name].description for name in sorted(_registry)}
+
+
+def _discover() -> None:
+    global _discovered
+    if _discovered:
+        return
+    _discovered = True
+    from aia_engine.agents import builtin  # noqa: F401  (registers the built-ins)
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            loaded = ep.load()
+        except Exception:
+            log.exception("could not load agent entry point %s", ep.value)
+            continue
+        if callable(loaded) and not isinstance(loaded, Agent):
+            loaded = FunctionAgent(name=ep.name, description=(loaded.__doc__ or "").strip(), fn=loaded)
+        try:
+            register(loaded)
+        except (TypeError, ValueError) as exc:
+            log.error("agent entry point %s refused: %s", ep.value, exc)

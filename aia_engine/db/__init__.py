@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy 2 models, the session factory and Alembic migrations."""

@@ -1,0 +1,34 @@
+"""Engine and session factory; one unit of work per request or Celery task."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from aia_engine.settings import Settings
+
+Sessions = sessionmaker[Session]
+
+
+def make_engine(settings: Settings, *, pool_size: int | None = None) -> Engine:
+    return create_engine(
+        settings.require_database_url(),
+        pool_size=pool_size or settings.db_pool_size,
+        max_overflow=10,
+        pool_pre_ping=True,
+        connect_args={"connect_timeout": 5},
+    )
+
+
+def make_sessions(engine: Engine) -> Sessions:
+    # expire_on_commit=False: rows returned by a use case can still be read after commit.
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def unit_of_work(sessions: Sessions) -> Iterator[Session]:
+    with sessions.begin() as session:
+        yield session

@@ -1,0 +1,144 @@
+"""One typed Settings object read from the environment (and a `.env` file).
+
+The guide's names (`DATABASE_URL`, `REDIS_URL`, `JWT_SECRET_KEY`, ...) are honoured as they are;
+every setting of our own takes the `AIA_` prefix. Nothing else in the project reads `os.environ`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_PLACEHOLDER_SECRETS = {"", "change-me", "changethis", "your_development_jwt_secret_key_here"}
+
+
+def _env(name: str) -> AliasChoices:
+    """Accept both `AIA_<NAME>` and the guide's bare `<NAME>`."""
+    return AliasChoices(f"AIA_{name}", name)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="AIA_",
+        env_file=".env",
+        extra="ignore",
+        frozen=True,
+        hide_input_in_errors=True,
+        populate_by_name=True,
+    )
+
+    # -- services (the guide's names) -------------------------------------------------------
+    database_url: str | None = Field(default=None, validation_alias=_env("DATABASE_URL"))
+    """PostgreSQL DSN. Unset: `aia-engine dev` and the tests start an embedded server."""
+    redis_url: str | None = Field(default=None, validation_alias=_env("REDIS_URL"))
+    """Redis DSN used as Celery broker and result backend. Unset: embedded Redis."""
+    environment: Literal["development", "dev", "test", "staging", "production"] = Field(
+        default="development", validation_alias=_env("ENVIRONMENT")
+    )
+    debug: bool = Field(default=False, validation_alias=_env("DEBUG"))
+    jwt_secret_key: SecretStr = Field(
+        default=SecretStr("change-me"), validation_alias=_env("JWT_SECRET_KEY")
+    )
+    jwt_algorithm: Literal["HS256", "HS384", "HS512"] = Field(
+        default="HS256", validation_alias=_env("JWT_ALGORITHM")
+    )
+    jwt_expiry_minutes: int = Field(default=60, ge=1, le=1440, validation_alias=_env("JWT_EXPIRY_MINUTES"))
+    api_host: str = Field(default="127.0.0.1", validation_alias=_env("API_HOST"))
+    api_port: int = Field(default=8000, ge=1, le=65535, validation_alias=_env("API_PORT"))
+
+    # -- engine -----------------------------------------------------------------------------
+    data_dir: Path = Path(".aia")
+    """Where `aia-engine dev` keeps the embedded PostgreSQL and Redis data."""
+    max_stages: int = Field(default=100, ge=1, le=1000)
+    """Largest workflow accepted (stages)."""
+    default_stage_timeout_s: float = Field(default=300.0, gt=0)
+    """Soft time limit of a stage that sets no `timeout_s`."""
+    max_stage_timeout_s: float = Field(default=3600.0, gt=0)
+    """Largest `timeout_s` a stage may ask for; the broker visibility timeout must exceed it."""
+    stage_hard_limit_grace_s: float = Field(default=10.0, ge=1)
+    """Seconds between a stage's soft limit (the agent is told) and its hard kill."""
+    max_stage_retries: int = Field(default=10, ge=0)
+    max_workflow_duration_s: float = Field(default=86_400.0, gt=0)
+    """Longest a workflow may take end to end; Celery results must outlive it (chord counters)."""
+    visibility_timeout_s: float = Field(default=7_200.0, gt=0)
+    """Redis broker visibility timeout: an unacked message is redelivered after this long."""
+    result_expires_s: float = Field(default=3 * 86_400.0, gt=0)
+    """Celery result expiry (chord counters live in the result backend)."""
+    publish_timeout_s: float = Field(default=1.0, gt=0)
+    """Longest a submission waits for the broker before leaving the work to the outbox relay."""
+    publish_backoff_s: float = Field(default=2.0, ge=0)
+    """After a failed publish, skip direct publishing for this long (the relay catches up)."""
+    relay_interval_s: float = Field(default=2.0, gt=0)
+    outbox_stale_s: float = Field(default=3.0, ge=0)
+    """An outbox row unpublished for this long is re-published by the relay."""
+    reconcile_interval_s: float = Field(default=10.0, gt=0)
+    stuck_after_s: float = Field(default=30.0, gt=0)
+    """A ready stage not started for this long is re-dispatched by the reconciler."""
+    dependency_wait_s: float = Field(default=0.5, gt=0)
+    """Back-off of a stage whose dependencies are not finished in PostgreSQL yet."""
+    progress_throttle_s: float = Field(default=0.5, ge=0)
+    """Minimum seconds between two persisted progress updates of one stage."""
+    worker_concurrency: int = Field(default=2, ge=1)
+    worker_send_task_events: bool = True
+    """Celery task events, which Flower shows."""
+    db_pool_size: int = Field(default=5, ge=1)
+
+    @field_validator("database_url")
+    @classmethod
+    def _use_psycopg3(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        for prefix in ("postgres://", "postgresql://", "postgresql+psycopg2://"):
+            if value.startswith(prefix):
+                return "postgresql+psycopg://" + value[len(prefix) :]
+        if not value.startswith("postgresql+psycopg://"):
+            raise ValueError("DATABASE_URL must be a postgresql:// URL; PostgreSQL is the only database")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("redis://", "rediss://", "redis+socket://", "unix://")):
+            raise ValueError("REDIS_URL must be a redis:// or rediss:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _enforce_real_secrets(self) -> Settings:
+        if self.environment in ("staging", "production") and (
+            self.jwt_secret_key.get_secret_value() in _PLACEHOLDER_SECRETS
+        ):
+            raise ValueError(f"JWT_SECRET_KEY must be set to a real secret when ENVIRONMENT={self.environment}")
+        if self.visibility_timeout_s <= self.max_stage_timeout_s + self.stage_hard_limit_grace_s:
+            raise ValueError(
+                "AIA_VISIBILITY_TIMEOUT_S must exceed AIA_MAX_STAGE_TIMEOUT_S plus "
+                "AIA_STAGE_HARD_LIMIT_GRACE_S, or running stages would be delivered twice"
+            )
+        if self.result_expires_s <= self.max_workflow_duration_s:
+            raise ValueError(
+                "AIA_RESULT_EXPIRES_S must exceed AIA_MAX_WORKFLOW_DURATION_S, or chord counters "
+                "expire before long workflows join (celery/celery#5237)"
+            )
+        return self
+
+    def require_database_url(self) -> str:
+        if not self.database_url:
+            raise RuntimeError(
+                "DATABASE_URL is not set; run `aia-engine dev` for embedded services or set it"
+            )
+        return self.database_url
+
+    def require_redis_url(self) -> str:
+        if not self.redis_url:
+            raise RuntimeError("REDIS_URL is not set; run `aia-engine dev` for embedded services or set it")
+        return self.redis_url
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

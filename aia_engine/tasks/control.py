@@ -1,0 +1,97 @@
+"""Changing running work: cancel a whole workflow, or retry it from its failure."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import select
+
+from aia_engine.db.models import TERMINAL_STAGE, OutboxMessage, StageStatus, Task, TaskStatus
+from aia_engine.db.session import Sessions
+from aia_engine.errors import TaskNotFound, TaskStateConflict
+from aia_engine.publishing import Publisher, PublishGate, publish_now, utcnow
+from aia_engine.tasks.events import append_event, stage_rows
+from workflows.spec import spec_from_dict
+
+log = logging.getLogger(__name__)
+
+CANCELLABLE = [TaskStatus.ACCEPTED, TaskStatus.QUEUED, TaskStatus.IN_PROGRESS]
+RETRYABLE = [TaskStatus.FAILED, TaskStatus.CANCELLED]
+
+
+def _locked_task(session: Any, task_id: str, client_id: str) -> Task:
+    task = session.scalars(
+        select(Task).where(Task.id == task_id, Task.client_id == client_id).with_for_update()
+    ).one_or_none()
+    if task is None:
+        raise TaskNotFound(task_id)
+    return task  # type: ignore[no-any-return]
+
+
+def cancel_task(sessions: Sessions, publisher: Publisher, task_id: str, *,
+                client_id: str = "local") -> dict[str, Any]:
+    """Stop the whole workflow: pending stages never run, running ones are revoked."""
+    now = utcnow()
+    with sessions.begin() as session:
+        task = _locked_task(session, task_id, client_id)
+        if task.status == TaskStatus.CANCELLED:
+            return {"task_id": task_id, "status": task.status, "cancelled_stages": []}
+        if task.status not in CANCELLABLE:
+            raise TaskStateConflict(task_id, task.status, "cancel", CANCELLABLE)
+        stages = stage_rows(session, task_id)
+        running = [row.celery_id for row in stages.values()
+                   if row.status == StageStatus.RUNNING and row.celery_id]
+        cancelled = []
+        for row in stages.values():
+            if row.status not in TERMINAL_STAGE:
+                row.status = StageStatus.CANCELLED
+                row.finished_at = row.updated_at = now
+                row.lease_until = None
+                append_event(session, task, "stage.cancelled", now=now, stage=row.name)
+                cancelled.append(row.name)
+        task.status = TaskStatus.CANCELLED
+        task.finished_at = now
+        append_event(session, task, "task.cancelled", now=now, payload={"stages": cancelled})
+    if running:
+        try:
+            publisher.revoke([cid for cid in running if cid])
+        except Exception as exc:  # the stages see the cancellation in PostgreSQL anyway
+            log.warning("revoking running stages of %s failed: %s", task_id, exc)
+    return {"task_id": task_id, "status": TaskStatus.CANCELLED, "cancelled_stages": cancelled}
+
+
+def retry_task(sessions: Sessions, publisher: Publisher, gate: PublishGate, task_id: str, *,
+               client_id: str = "local") -> dict[str, Any]:
+    """Re-run only the failed, skipped and cancelled stages, reusing completed outputs."""
+    now = utcnow()
+    with sessions.begin() as session:
+        task = _locked_task(session, task_id, client_id)
+        if task.status not in RETRYABLE:
+            raise TaskStateConflict(task_id, task.status, "retry", RETRYABLE)
+        stages = stage_rows(session, task_id)
+        rerun = [name for name, row in stages.items() if row.status != StageStatus.COMPLETED]
+        for name in rerun:
+            row = stages[name]
+            row.status = StageStatus.PENDING
+            row.attempt = 0
+            row.error = row.output = row.partial_results = None
+            row.started_at = row.finished_at = row.lease_until = None
+            row.celery_id = None
+            row.progress = 0.0
+            row.updated_at = now
+        task.status = TaskStatus.ACCEPTED
+        task.error = task.results = None
+        task.finished_at = None
+        task.progress = round(100.0 * (len(stages) - len(rerun)) / len(stages), 1)
+        append_event(session, task, "task.retried", now=now, payload={"stages": rerun})
+        outbox = OutboxMessage(task_id=task_id, kind="retry", payload={"stages": rerun}, attempts=0,
+                               created_at=now)
+        session.add(outbox)
+        session.flush()
+        outbox_id, priority = outbox.id, task.priority
+        spec = spec_from_dict(task.workflow).subset(rerun)
+    publish_now(sessions, publisher, gate, task_id=task_id, outbox_id=outbox_id, spec=spec,
+                priority=priority)
+    return {"task_id": task_id, "status": TaskStatus.ACCEPTED, "retried_stages": rerun,
+            "reused_stages": [n for n in stages if n not in rerun], "tracking_url": f"/tasks/{task_id}"}

@@ -1,0 +1,55 @@
+"""The append-only `task_events` log: one row per state change, numbered per task.
+
+Every writer of a task's rows holds the task row lock (taken by `lock_task`), so the per-task
+sequence has no gaps or duplicates and stage updates of one task never interleave.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from aia_engine.db.models import StageRun, Task, TaskEvent
+
+
+def lock_task(session: Session, task_id: str, *, skip_locked: bool = False) -> Task | None:
+    stmt = select(Task).where(Task.id == task_id).with_for_update(skip_locked=skip_locked)
+    return session.scalars(stmt).one_or_none()
+
+
+def stage_rows(session: Session, task_id: str) -> dict[str, StageRun]:
+    rows = session.scalars(select(StageRun).where(StageRun.task_id == task_id).order_by(StageRun.position))
+    return {row.name: row for row in rows}
+
+
+def append_event(
+    session: Session,
+    task: Task,
+    event_type: str,
+    *,
+    now: datetime,
+    stage: str | None = None,
+    payload: dict[str, Any] | None = None,
+) -> TaskEvent:
+    """Record one state change of `task` (whose row the caller has locked)."""
+    task.event_seq += 1
+    task.updated_at = now
+    event = TaskEvent(
+        task_id=task.id, seq=task.event_seq, type=event_type, stage=stage,
+        payload=payload or {}, created_at=now,
+    )
+    session.add(event)
+    return event
+
+
+def bump_sequence(session: Session, task_id: str, now: datetime) -> int:
+    """Next event number of a task whose row is not loaded (one UPDATE ... RETURNING)."""
+    stmt = (
+        update(Task).where(Task.id == task_id)
+        .values(event_seq=Task.event_seq + 1, updated_at=now)
+        .returning(Task.event_seq)
+    )
+    return int(session.execute(stmt).scalar_one())

@@ -1,0 +1,24 @@
+"""The submission body: the guide's task fields plus an optional explicit workflow."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Priority = Literal["high", "medium", "low"]
+
+
+class TaskRequest(BaseModel):
+    """What `/tasks/submit`, `/tasks/orchestrate` and `aia-engine run` accept."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    task_type: str = Field(min_length=1, max_length=100)
+    description: str = Field(default="", max_length=10_000)
+    priority: Priority = "medium"
+    requirements: dict[str, Any] = Field(default_factory=dict)
+    context: dict[str, Any] = Field(default_factory=dict)
+    agents_required: list[str] | None = Field(default=None, max_length=100)
+    workflow: dict[str, Any] | list[Any] | None = None
+    """Explicit stages; when absent the `task_type`'s template is used."""

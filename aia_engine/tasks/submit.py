@@ -1,0 +1,145 @@
+"""Submitting work: validate, then ONE transaction for the task, its stages, its first event and
+its outbox row; publish only after commit (DESIGN.md §2.1)."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from aia_engine.agents.registry import UnknownAgent, known_agents
+from aia_engine.db.models import OutboxMessage, StageRun, StageStatus, Task, TaskEvent, TaskStatus
+from aia_engine.db.session import Sessions
+from aia_engine.errors import Conflict
+from aia_engine.estimates import agent_durations, estimate_completion
+from aia_engine.publishing import Publisher, PublishGate, publish_now, utcnow
+from aia_engine.settings import Settings
+from aia_engine.tasks.models import TaskRequest
+from workflows.spec import Limits, WorkflowSpec, parse_workflow
+from workflows.templates import template_workflow
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """The guide's submit response."""
+
+    task_id: str
+    status: str
+    estimated_completion: datetime | None
+    assigned_agents: list[str]
+    published: bool
+    created: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "task_id": self.task_id,
+            "status": "accepted",
+            "estimated_completion": _iso(self.estimated_completion),
+            "assigned_agents": self.assigned_agents,
+            "tracking_url": f"/tasks/{self.task_id}",
+        }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def new_task_id() -> str:
+    return f"task_{secrets.token_hex(8)}"
+
+
+def build_spec(request: TaskRequest, settings: Settings) -> WorkflowSpec:
+    """The validated workflow of a request: its explicit stages or its task type's template."""
+    raw = request.workflow if request.workflow is not None else template_workflow(request.task_type)
+    agents = known_agents()
+    for name in request.agents_required or []:
+        if name not in agents:
+            raise UnknownAgent(name)
+    return parse_workflow(
+        raw,
+        known_agents=agents,
+        limits=Limits(
+            max_stages=settings.max_stages,
+            max_retries=settings.max_stage_retries,
+            max_timeout_s=settings.max_stage_timeout_s,
+        ),
+    )
+
+
+def submit_task(
+    sessions: Sessions,
+    request: TaskRequest,
+    *,
+    settings: Settings,
+    publisher: Publisher,
+    gate: PublishGate,
+    client_id: str = "local",
+    idempotency_key: str | None = None,
+) -> Accepted:
+    """Accept a task durably and hand it to the broker; never fails because the broker is down."""
+    spec = build_spec(request, settings)
+    now = utcnow()
+    task_id = new_task_id()
+    try:
+        with sessions.begin() as session:
+            durations = agent_durations(session, now=now)
+            eta = estimate_completion(spec, durations, start=now)
+            outbox_id = _insert(session, request, spec, task_id=task_id, client_id=client_id,
+                                idempotency_key=idempotency_key, now=now, eta=eta)
+    except IntegrityError:
+        if idempotency_key is None:
+            raise
+        return _existing(sessions, client_id=client_id, idempotency_key=idempotency_key,
+                         request=request)
+    published = publish_now(sessions, publisher, gate, task_id=task_id, outbox_id=outbox_id,
+                            spec=spec, priority=request.priority)
+    return Accepted(task_id, TaskStatus.ACCEPTED, eta, spec.agents, published)
+
+
+def _insert(
+    session: Session, request: TaskRequest, spec: WorkflowSpec, *, task_id: str, client_id: str,
+    idempotency_key: str | None, now: datetime, eta: datetime,
+) -> int:
+    task = Task(
+        id=task_id, client_id=client_id, task_type=request.task_type,
+        description=request.description, priority=request.priority,
+        requirements=request.requirements, context=request.context, workflow=spec.to_dict(),
+        assigned_agents=spec.agents, status=TaskStatus.ACCEPTED, progress=0.0,
+        partial_results={}, idempotency_key=idempotency_key, event_seq=1, dispatch_count=0,
+        created_at=now, updated_at=now, estimated_completion=eta,
+    )
+    session.add(task)
+    session.flush()  # no relationship() here, so the task row must go first
+    for position, (name, stage) in enumerate(spec.stages.items()):
+        session.add(StageRun(
+            task_id=task_id, name=name, agent=stage.agent, position=position,
+            dependencies=list(stage.dependencies), status=StageStatus.PENDING, attempt=0,
+            max_attempts=stage.retries + 1, progress=0.0, updated_at=now,
+        ))
+    session.add(TaskEvent(task_id=task_id, seq=1, type="task.accepted", created_at=now,
+                          payload={"task_type": request.task_type, "stages": list(spec.stages)}))
+    outbox = OutboxMessage(task_id=task_id, kind="dispatch", payload={}, attempts=0, created_at=now)
+    session.add(outbox)
+    session.flush()
+    return outbox.id
+
+
+def _existing(sessions: Sessions, *, client_id: str, idempotency_key: str,
+              request: TaskRequest) -> Accepted:
+    with sessions.begin() as session:
+        task = session.scalars(select(Task).where(
+            Task.client_id == client_id, Task.idempotency_key == idempotency_key)).one()
+        if (task.task_type, task.requirements, task.context) != (
+            request.task_type, request.requirements, request.context
+        ):
+            raise Conflict(
+                f"idempotency key {idempotency_key!r} was used for a different request",
+                field="Idempotency-Key", provided_value=idempotency_key, task_id=task.id,
+            )
+        return Accepted(task.id, task.status, task.estimated_completion,
+                        list(task.assigned_agents), published=True, created=False)

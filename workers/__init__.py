@@ -1,0 +1,1 @@
+"""Celery workers: thin task functions that take ids, open a session and call `aia_engine`."""

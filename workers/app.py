@@ -1,0 +1,32 @@
+"""The Celery app. Settings come from `celeryconfig`, read lazily."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_init
+
+app = Celery("aia_engine")
+app.config_from_object("celeryconfig")
+app.autodiscover_tasks(["workers"], related_name="tasks", force=True)
+
+
+@worker_init.connect
+def _refuse_unsafe_config(sender: Any = None, **_: Any) -> None:
+    from aia_engine.settings import get_settings
+    from workers.safety import check_worker
+
+    check_worker(app.conf, get_settings())
+
+
+def result_backend_url(redis_url: str) -> str:
+    """The result backend URL for `redis_url`: Redis, without per-task result subscriptions."""
+    return f"workers.results:EngineRedisBackend+{redis_url}"
+
+
+def use_redis(redis_url: str) -> Celery:
+    """Point the app at `redis_url` (for processes whose settings were completed at run time)."""
+    app.conf.broker_url = redis_url
+    app.conf.result_backend = result_backend_url(redis_url)
+    return app

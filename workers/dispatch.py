@@ -1,0 +1,40 @@
+"""The one place a canvas is sent: compile the workflow and `apply_async` it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from celery import Celery
+
+from aia_engine.settings import Settings
+from workflows.compiler import CompileOptions, compile_workflow
+from workflows.spec import WorkflowSpec
+
+
+@dataclass
+class CeleryPublisher:
+    """`aia_engine.publishing.Publisher` over Celery."""
+
+    app: Celery
+    default_timeout_s: float
+    hard_limit_grace_s: float
+    publish_timeout_s: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings, app: Celery | None = None) -> CeleryPublisher:
+        if app is None:
+            from workers.app import app as default_app
+
+            app = default_app
+        app.set_current()  # signatures built by name resolve the current app
+        return cls(app, settings.default_stage_timeout_s, settings.stage_hard_limit_grace_s,
+                   settings.publish_timeout_s)
+
+    def publish(self, task_id: str, spec: WorkflowSpec, *, priority: str) -> None:
+        options = CompileOptions(self.default_timeout_s, self.hard_limit_grace_s, priority)
+        canvas = compile_workflow(spec, task_id=task_id, options=options)
+        # retry=False: a down broker must fail fast; the outbox relay publishes later.
+        canvas.apply_async(retry=False)
+
+    def revoke(self, celery_ids: list[str]) -> None:
+        self.app.control.revoke(celery_ids, terminate=True, signal="SIGTERM")

@@ -1,0 +1,31 @@
+"""Per-process resources of a worker: the database engine and the publisher, made after fork."""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+
+from aia_engine.db.session import Sessions, make_engine, make_sessions
+from aia_engine.publishing import PublishGate
+from aia_engine.settings import get_settings
+from workers.dispatch import CeleryPublisher
+
+
+@cache
+def _sessions_for(pid: int) -> Sessions:
+    return make_sessions(make_engine(get_settings(), pool_size=2))
+
+
+def sessions() -> Sessions:
+    # Keyed by pid: a connection pool must never cross a fork.
+    return _sessions_for(os.getpid())
+
+
+@cache
+def publisher() -> CeleryPublisher:
+    return CeleryPublisher.from_settings(get_settings())
+
+
+@cache
+def gate() -> PublishGate:
+    return PublishGate(get_settings().publish_backoff_s)

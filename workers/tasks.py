@@ -1,0 +1,57 @@
+"""Thin Celery tasks: unpack ids, call one `aia_engine` function, return.
+
+Names are explicit (`aia.*`) because they travel in every message; the compiler refers to
+them by name, and Flower shows `task_id` and `stage` as the task's arguments.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Task, shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+
+from aia_engine.publishing import relay_outbox
+from aia_engine.reconcile import reconcile as reconcile_once
+from aia_engine.settings import get_settings
+from aia_engine.stages import execute_stage
+from aia_engine.tasks.events import lock_task, stage_rows
+from aia_engine.tasks.settle import settle_if_done
+from workers import runtime
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(bind=True, name="aia.run_stage", max_retries=None, acks_late=True)
+def run_stage(self: Task[Any, Any], task_id: str, stage: str) -> str:
+    outcome = execute_stage(
+        runtime.sessions(), task_id=task_id, stage=stage, celery_id=str(self.request.id),
+        settings=get_settings(), timeout_errors=(SoftTimeLimitExceeded,),
+    )
+    log.info("stage %s of task %s: %s", stage, task_id, outcome.kind)
+    if outcome.kind in ("retry", "wait"):
+        raise self.retry(countdown=outcome.countdown, max_retries=None)
+    return outcome.kind
+
+
+@shared_task(name="aia.finalize")
+def finalize(task_id: str) -> bool:
+    """Settle a task whose stages have all ended (the reconciler's job, callable on its own)."""
+    from aia_engine.publishing import utcnow
+
+    with runtime.sessions().begin() as session:
+        task = lock_task(session, task_id)
+        if task is None:
+            return False
+        return settle_if_done(session, task, stage_rows(session, task_id), now=utcnow())
+
+
+@shared_task(name="aia.relay_outbox", ignore_result=True)
+def relay() -> int:
+    return relay_outbox(runtime.sessions(), runtime.publisher(), get_settings()).published
+
+
+@shared_task(name="aia.reconcile", ignore_result=True)
+def reconcile() -> str:
+    return reconcile_once(runtime.sessions(), runtime.publisher(), get_settings()).summary()
