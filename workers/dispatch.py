@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from celery import Celery
+from celery.canvas import Signature
 
 from aia_engine.settings import Settings
 from workflows.compiler import CompileOptions, compile_workflow
@@ -26,7 +28,6 @@ class CeleryPublisher:
             from workers.app import app as default_app
 
             app = default_app
-        app.set_current()  # signatures built by name resolve the current app
         return cls(app, settings.default_stage_timeout_s, settings.stage_hard_limit_grace_s,
                    settings.publish_timeout_s)
 
@@ -34,7 +35,21 @@ class CeleryPublisher:
         options = CompileOptions(self.default_timeout_s, self.hard_limit_grace_s, priority)
         canvas = compile_workflow(spec, task_id=task_id, options=options)
         # retry=False: a down broker must fail fast; the outbox relay publishes later.
-        canvas.apply_async(retry=False)
+        _bind(canvas, self.app).apply_async(retry=False)
 
     def revoke(self, celery_ids: list[str]) -> None:
         self.app.control.revoke(celery_ids, terminate=True, signal="SIGTERM")
+
+
+def _bind(sig: Signature[Any], app: Celery) -> Signature[Any]:
+    """Make every node of a canvas use `app` (signatures built by name default to current_app)."""
+    sig._app = app
+    kind = sig.get("subtask_type")
+    if kind in ("chain", "group"):
+        for task in sig.tasks:  # type: ignore[attr-defined]
+            _bind(task, app)
+    elif kind == "chord":
+        for task in sig.tasks:  # type: ignore[attr-defined]
+            _bind(task, app)
+        _bind(sig.body, app)  # type: ignore[attr-defined]
+    return sig

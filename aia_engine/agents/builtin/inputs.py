@@ -12,17 +12,20 @@ TEXT_FIELDS = ("text", "message", "body", "comment", "review", "content")
 
 
 def find_records(ctx: AgentContext, *, default_source: str | None = None) -> tuple[list[dict[str, Any]], str]:
-    """Records (a list of objects) and where they came from."""
-    for key in ("records", "data"):
-        value = ctx.params.get(key, ctx.requirements.get(key))
-        if value is not None:
-            return _check_records(value, f"requirements.{key}"), f"requirements.{key}"
-    source = ctx.param("data_source")
-    if isinstance(source, str):
-        return load_dataset(source), f"dataset:{source}"
+    """Records (a list of objects) and where they came from.
+
+    Looked for in this order: the stage's params, the outputs of its dependencies, the
+    workflow's requirements (`records`, `data`, or a sample `data_source`), then `default_source`.
+    """
+    found = _records_in(ctx.params, "params")
+    if found is not None:
+        return found
     for stage, output in ctx.inputs.items():
         if isinstance(output.get("records"), list):
             return _check_records(output["records"], f"{stage}.records"), f"stage:{stage}"
+    found = _records_in(ctx.requirements, "requirements")
+    if found is not None:
+        return found
     if default_source is not None:
         return load_dataset(default_source), f"dataset:{default_source} (sample)"
     raise AgentError(
@@ -31,6 +34,16 @@ def find_records(ctx: AgentContext, *, default_source: str | None = None) -> tup
         "outputs records",
         field="requirements.records",
     )
+
+
+def _records_in(source: Any, where: str) -> tuple[list[dict[str, Any]], str] | None:
+    for key in ("records", "data"):
+        if source.get(key) is not None:
+            return _check_records(source[key], f"{where}.{key}"), f"{where}.{key}"
+    name = source.get("data_source")
+    if isinstance(name, str):
+        return load_dataset(name), f"dataset:{name}"
+    return None
 
 
 def find_texts(ctx: AgentContext) -> tuple[list[str], list[dict[str, Any]] | None, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from aia_engine.agents.base import AgentContext
@@ -13,12 +14,16 @@ from aia_engine.errors import AgentError
 @agent(
     "noop",
     "Does nothing and returns at once. Params: sleep_s (wait, reporting progress in `steps`), "
-    "fail (always fail), fail_attempts (fail the first N attempts), echo (returned as is).",
+    "fail (always fail), fail_attempts (fail the first N attempts), fail_until_exists (fail while "
+    "that file is missing, so a failure can be fixed and retried), echo (returned as is).",
 )
 def run(ctx: AgentContext) -> dict[str, Any]:
     attempt = ctx.attempt
     if ctx.params.get("fail") or attempt <= int(ctx.params.get("fail_attempts", 0)):
         raise AgentError(f"noop stage {ctx.stage!r} failed on purpose (attempt {attempt})")
+    marker = ctx.params.get("fail_until_exists")
+    if marker and not Path(str(marker)).exists():
+        raise AgentError(f"noop stage {ctx.stage!r}: {marker} does not exist yet")
     sleep_s = float(ctx.params.get("sleep_s", 0))
     if sleep_s > 0:
         steps = max(1, int(ctx.params.get("steps", 1)))

@@ -1,0 +1,236 @@
+"""Integration fixtures: a real PostgreSQL, a real Redis and real `celery worker` processes.
+
+Services come from DATABASE_URL / REDIS_URL when set; otherwise embedded ones are started from
+pip packages. Under CI (CI set) a service that cannot be reached is an error, never a skip.
+Each test session gets a fresh database (refusing to reuse one) and an empty Redis database.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import redis
+from sqlalchemy.engine import make_url
+
+from aia_engine.db.migrate import upgrade
+from aia_engine.db.session import Sessions, make_engine, make_sessions
+from aia_engine.publishing import PublishGate
+from aia_engine.settings import Settings, get_settings
+from aia_engine.tasks.models import TaskRequest
+from aia_engine.tasks.queries import get_task
+from aia_engine.tasks.submit import submit_task
+from tests.conftest import SERVICE_ENV
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Fast timings so stuck work is found in seconds, not minutes.
+TEST_TIMINGS = {
+    "AIA_DEFAULT_STAGE_TIMEOUT_S": "20",
+    "AIA_MAX_STAGE_TIMEOUT_S": "30",
+    "AIA_STAGE_HARD_LIMIT_GRACE_S": "2",
+    "AIA_VISIBILITY_TIMEOUT_S": "40",
+    "AIA_STUCK_AFTER_S": "4",
+    "AIA_RECONCILE_INTERVAL_S": "1",
+    "AIA_RELAY_INTERVAL_S": "0.5",
+    "AIA_OUTBOX_STALE_S": "1",
+    "AIA_DEPENDENCY_WAIT_S": "0.2",
+    "AIA_PROGRESS_THROTTLE_S": "0.1",
+    "AIA_PUBLISH_BACKOFF_S": "0.5",
+}
+
+
+@dataclass
+class Services:
+    database_url: str
+    redis_url: str
+    settings: Settings
+    sessions: Sessions
+    env: dict[str, str]
+    tmp: Path
+    embedded: Any = None
+    admin_url: str = ""
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+
+def _require(what: str, exc: Exception) -> None:
+    pytest.fail(f"{what} is not reachable ({exc}); integration tests need it", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+    tmp = tmp_path_factory.mktemp("aia")
+    embedded = None
+    db_url, redis_url = SERVICE_ENV["DATABASE_URL"], SERVICE_ENV["REDIS_URL"]
+    if not (db_url and redis_url):
+        if SERVICE_ENV["CI"]:
+            pytest.fail("CI is set but DATABASE_URL / REDIS_URL are not: .ci/run must export them",
+                        pytrace=False)
+        from aia_engine.embedded import start_embedded
+
+        embedded = start_embedded(tmp / "embedded")
+        db_url, redis_url = db_url or embedded.database_url, redis_url or embedded.redis_url
+    admin = make_url(db_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    name = f"aia_test_{secrets.token_hex(4)}"
+    plain_admin = admin.set(drivername="postgresql").render_as_string(hide_password=False)
+    try:
+        with psycopg.connect(plain_admin, autocommit=True, connect_timeout=5) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+            assert not exists, "test database already exists; aborting"
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as exc:
+        _require("PostgreSQL", exc)
+    test_db = admin.set(database=name).render_as_string(hide_password=False)
+    test_redis = _empty_redis_db(redis_url)
+    env = {**os.environ, "DATABASE_URL": test_db, "REDIS_URL": test_redis, **TEST_TIMINGS,
+           "PYTHONPATH": str(ROOT)}
+    env.pop("CI", None)
+    os.environ.update({"DATABASE_URL": test_db, "REDIS_URL": test_redis, **TEST_TIMINGS})
+    get_settings.cache_clear()
+    settings = get_settings()
+    upgrade(settings)
+    from workers.app import use_redis
+
+    use_redis(test_redis)
+    svc = Services(test_db, test_redis, settings, make_sessions(make_engine(settings)), env, tmp,
+                   embedded, plain_admin)
+    yield svc
+    for proc in svc.workers:
+        _stop(proc)
+    svc.sessions.kw["bind"].dispose()
+    redis.Redis.from_url(test_redis).flushdb()
+    with psycopg.connect(plain_admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    if embedded is not None:
+        embedded.stop()
+
+
+def _empty_redis_db(url: str) -> str:
+    base = redis.Redis.from_url(url, socket_connect_timeout=3)
+    try:
+        base.ping()
+    except redis.RedisError as exc:
+        _require("Redis", exc)
+    for db in range(2, 16):
+        client = redis.Redis.from_url(url, db=db)
+        if client.dbsize() == 0:
+            kwargs = client.connection_pool.connection_kwargs
+            return f"redis://{kwargs.get('host', '127.0.0.1')}:{kwargs.get('port', 6379)}/{db}"
+    pytest.fail("no empty Redis database (2-15) to run tests in", pytrace=False)
+
+
+def _stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 20) -> None:
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+WorkerFactory = Callable[..., subprocess.Popen[bytes]]
+
+
+@pytest.fixture(scope="session")
+def start_worker(services: Services) -> WorkerFactory:
+    """Start a real `celery worker` process and wait until it is ready."""
+    counter = iter(range(1000))
+
+    def start(name: str | None = None, *, concurrency: int = 2, env: dict[str, str] | None = None,
+              wait: bool = True, pool: str = "prefork") -> subprocess.Popen[bytes]:
+        name = name or f"w{next(counter)}"
+        log = services.tmp / f"{name}-{secrets.token_hex(3)}.log"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q",
+             "aia.high,aia.default,aia.low", "-c", str(concurrency), "-n", f"{name}@%h", "-P", pool,
+             "--without-mingle", "--without-gossip", "-l", "INFO", "-f", str(log)],
+            env={**services.env, **(env or {})}, cwd=ROOT,
+            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        proc.log_path = log  # type: ignore[attr-defined]
+        services.workers.append(proc)
+        if wait:
+            _wait_ready(proc, log)
+        return proc
+
+    return start
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"worker exited with {proc.returncode}:\n{log.read_text() if log.exists() else ''}")
+        if log.exists() and " ready." in log.read_text():
+            return
+        time.sleep(0.1)
+    pytest.fail(f"worker not ready after {timeout}s:\n{log.read_text() if log.exists() else ''}")
+
+
+@pytest.fixture(scope="module")
+def worker(start_worker: WorkerFactory) -> Iterator[subprocess.Popen[bytes]]:
+    """A worker for one test module (prefork, 2 processes)."""
+    proc = start_worker()
+    yield proc
+    _stop(proc)
+
+
+@dataclass
+class Engine:
+    services: Services
+    publisher: Any
+    gate: PublishGate
+
+    @property
+    def sessions(self) -> Sessions:
+        return self.services.sessions
+
+    def submit(self, body: dict[str, Any], **kwargs: Any) -> str:
+        accepted = submit_task(self.sessions, TaskRequest.model_validate(body),
+                               settings=self.services.settings, publisher=self.publisher,
+                               gate=self.gate, **kwargs)
+        return accepted.task_id
+
+    def get(self, task_id: str) -> dict[str, Any]:
+        return get_task(self.sessions, task_id)
+
+    def wait(self, task_id: str, *, statuses: tuple[str, ...] = ("completed", "failed", "cancelled"),
+             timeout: float = 60) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            view = self.get(task_id)
+            if view["status"] in statuses:
+                return view
+            if time.monotonic() > deadline:
+                raise AssertionError(f"task {task_id} still {view['status']} after {timeout}s: "
+                                     f"{[(s['name'], s['status']) for s in view['stages']]}")
+            time.sleep(0.1)
+
+
+@pytest.fixture(scope="session")
+def engine(services: Services) -> Engine:
+    from workers.app import app
+    from workers.dispatch import CeleryPublisher
+
+    return Engine(services, CeleryPublisher.from_settings(services.settings, app), PublishGate(0.5))
+
+
+def workflow(stages: dict[str, dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    return {"task_type": "custom", "description": "test", "workflow": stages, **extra}
+
+
+def noop(*deps: str, **params: Any) -> dict[str, Any]:
+    stage: dict[str, Any] = {"agent": "noop", "dependencies": list(deps)}
+    options = {k: params.pop(k) for k in ("retries", "retry_backoff", "timeout_s", "on_failure") if k in params}
+    return {**stage, **options, "params": params}
