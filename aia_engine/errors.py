@@ -13,6 +13,7 @@ The API maps these to the guide's envelope in one place; workers store `to_dict(
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 
@@ -29,7 +30,12 @@ class EngineError(Exception):
         self.details = details
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "code": self.code, "message": self.message, "details": self.details}
+        return {
+            "type": self.type,
+            "code": self.code,
+            "message": self.message,
+            "details": self.details,
+        }
 
 
 class NotFound(EngineError):
@@ -58,7 +64,7 @@ class Conflict(EngineError):
 class TaskStateConflict(Conflict):
     """Raised when an operation does not apply to a task in its current status."""
 
-    def __init__(self, task_id: str, status: str, operation: str, allowed: list[str]) -> None:
+    def __init__(self, task_id: str, status: str, operation: str, allowed: Sequence[str]) -> None:
         super().__init__(
             f"cannot {operation} task {task_id!r}: it is {status!r}; "
             f"{operation} applies to tasks that are {', '.join(allowed)}",

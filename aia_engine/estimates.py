@@ -29,7 +29,9 @@ def agent_durations(session: Session, *, now: datetime) -> dict[str, float]:
     seconds = func.avg(func.extract("epoch", StageRun.finished_at - StageRun.started_at))
     rows = session.execute(
         select(StageRun.agent, seconds)
-        .where(StageRun.status == StageStatus.COMPLETED, StageRun.finished_at > now - timedelta(days=1))
+        .where(
+            StageRun.status == StageStatus.COMPLETED, StageRun.finished_at > now - timedelta(days=1)
+        )
         .group_by(StageRun.agent)
     ).all()
     durations = {agent: float(avg) for agent, avg in rows if avg is not None}
@@ -39,11 +41,17 @@ def agent_durations(session: Session, *, now: datetime) -> dict[str, float]:
 
 
 def stage_weights(spec: WorkflowSpec, durations: Mapping[str, float]) -> dict[str, float]:
-    return {name: durations.get(stage.agent, DEFAULT_STAGE_SECONDS) for name, stage in spec.stages.items()}
+    return {
+        name: durations.get(stage.agent, DEFAULT_STAGE_SECONDS)
+        for name, stage in spec.stages.items()
+    }
 
 
 def estimate_completion(
-    spec: WorkflowSpec, durations: Mapping[str, float], *, start: datetime,
+    spec: WorkflowSpec,
+    durations: Mapping[str, float],
+    *,
+    start: datetime,
     elapsed: Mapping[str, float] | None = None,
 ) -> datetime:
     """When the workflow should end: `start` plus the weighted critical path.

@@ -86,7 +86,9 @@ def publish_now(
 
 
 def mark_published(session: Session, *, task_id: str, outbox_id: int, now: datetime) -> None:
-    session.execute(update(OutboxMessage).where(OutboxMessage.id == outbox_id).values(published_at=now))
+    session.execute(
+        update(OutboxMessage).where(OutboxMessage.id == outbox_id).values(published_at=now)
+    )
     task = lock_task(session, task_id)
     if task is None:
         return
@@ -114,7 +116,11 @@ class RelayReport:
 
 
 def relay_outbox(
-    sessions: Sessions, publisher: Publisher, settings: Settings, *, now: datetime | None = None,
+    sessions: Sessions,
+    publisher: Publisher,
+    settings: Settings,
+    *,
+    now: datetime | None = None,
     limit: int = 200,
 ) -> RelayReport:
     """Publish outbox rows left unpublished for `outbox_stale_s` (a beat task runs this)."""
@@ -125,11 +131,15 @@ def relay_outbox(
         rows = session.scalars(
             select(OutboxMessage)
             .where(OutboxMessage.published_at.is_(None), OutboxMessage.created_at <= cutoff)
-            .order_by(OutboxMessage.id).limit(limit).with_for_update(skip_locked=True)
+            .order_by(OutboxMessage.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
         ).all()
         for row in rows:
             task = session.get(Task, row.task_id)
-            spec = residual_spec(session, task) if task and task.status not in TERMINAL_TASK else None
+            spec = (
+                residual_spec(session, task) if task and task.status not in TERMINAL_TASK else None
+            )
             if task is None or spec is None:
                 row.published_at = now
                 continue

@@ -41,25 +41,39 @@ class ReconcileReport:
     failed: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        return (f"checked {self.checked} active task(s): settled {len(self.settled)}, "
-                f"re-dispatched {len(self.redispatched)}, expired leases in "
-                f"{len(self.expired_leases)}, publish failures {len(self.failed)}")
+        return (
+            f"checked {self.checked} active task(s): settled {len(self.settled)}, "
+            f"re-dispatched {len(self.redispatched)}, expired leases in "
+            f"{len(self.expired_leases)}, publish failures {len(self.failed)}"
+        )
 
 
-def reconcile(sessions: Sessions, publisher: Publisher, settings: Settings, *,
-              now: datetime | None = None, limit: int = 500) -> ReconcileReport:
+def reconcile(
+    sessions: Sessions,
+    publisher: Publisher,
+    settings: Settings,
+    *,
+    now: datetime | None = None,
+    limit: int = 500,
+) -> ReconcileReport:
     now = now or utcnow()
     quiet_since = now - timedelta(seconds=settings.stuck_after_s)
     report = ReconcileReport()
     with sessions.begin() as session:
-        ids = list(session.scalars(
-            select(Task.id).where(Task.status.in_(ACTIVE), Task.updated_at < quiet_since)
-            .order_by(Task.updated_at).limit(limit)
-        ))
+        ids = list(
+            session.scalars(
+                select(Task.id)
+                .where(Task.status.in_(ACTIVE), Task.updated_at < quiet_since)
+                .order_by(Task.updated_at)
+                .limit(limit)
+            )
+        )
     for task_id in ids:
         report.checked += 1
         try:
-            _reconcile_one(sessions, publisher, task_id, now=now, quiet_since=quiet_since, report=report)
+            _reconcile_one(
+                sessions, publisher, task_id, now=now, quiet_since=quiet_since, report=report
+            )
         except Exception as exc:
             report.failed.append(task_id)
             log.warning("reconciling task %s failed: %s", task_id, exc)
@@ -70,8 +84,15 @@ def reconcile(sessions: Sessions, publisher: Publisher, settings: Settings, *,
     return report
 
 
-def _reconcile_one(sessions: Sessions, publisher: Publisher, task_id: str, *, now: datetime,
-                   quiet_since: datetime, report: ReconcileReport) -> None:
+def _reconcile_one(
+    sessions: Sessions,
+    publisher: Publisher,
+    task_id: str,
+    *,
+    now: datetime,
+    quiet_since: datetime,
+    report: ReconcileReport,
+) -> None:
     with sessions.begin() as session:
         task = lock_task(session, task_id, skip_locked=True)
         if task is None or task.status not in ACTIVE:
@@ -80,13 +101,22 @@ def _reconcile_one(sessions: Sessions, publisher: Publisher, task_id: str, *, no
         if settle_if_done(session, task, stages, now=now):
             report.settled.append(task_id)
             return
-        expired = [n for n, r in stages.items() if r.status == StageStatus.RUNNING
-                   and r.lease_until is not None and r.lease_until < now]
+        expired = [
+            n
+            for n, r in stages.items()
+            if r.status == StageStatus.RUNNING and r.lease_until is not None and r.lease_until < now
+        ]
         for name in expired:
             row = stages[name]
             row.status, row.lease_until, row.updated_at = StageStatus.PENDING, None, now
-            append_event(session, task, "stage.lease_expired", now=now, stage=name,
-                         payload={"celery_id": row.celery_id})
+            append_event(
+                session,
+                task,
+                "stage.lease_expired",
+                now=now,
+                stage=name,
+                payload={"celery_id": row.celery_id},
+            )
         if expired:
             report.expired_leases[task_id] = expired
         stuck = _stuck_ready(stages, task, quiet_since)
@@ -99,8 +129,13 @@ def _reconcile_one(sessions: Sessions, publisher: Publisher, task_id: str, *, no
         publisher.publish(task_id, spec, priority=task.priority)
         task.dispatched_at = now
         task.dispatch_count += 1
-        append_event(session, task, "task.redispatched", now=now,
-                     payload={"stages": open_names, "stuck": stuck, "expired": expired})
+        append_event(
+            session,
+            task,
+            "task.redispatched",
+            now=now,
+            payload={"stages": open_names, "stuck": stuck, "expired": expired},
+        )
         report.redispatched[task_id] = open_names
 
 

@@ -46,7 +46,9 @@ class Settings(BaseSettings):
     jwt_algorithm: Literal["HS256", "HS384", "HS512"] = Field(
         default="HS256", validation_alias=_env("JWT_ALGORITHM")
     )
-    jwt_expiry_minutes: int = Field(default=60, ge=1, le=1440, validation_alias=_env("JWT_EXPIRY_MINUTES"))
+    jwt_expiry_minutes: int = Field(
+        default=60, ge=1, le=1440, validation_alias=_env("JWT_EXPIRY_MINUTES")
+    )
     api_host: str = Field(default="127.0.0.1", validation_alias=_env("API_HOST"))
     api_port: int = Field(default=8000, ge=1, le=65535, validation_alias=_env("API_PORT"))
 
@@ -96,7 +98,9 @@ class Settings(BaseSettings):
             if value.startswith(prefix):
                 return "postgresql+psycopg://" + value[len(prefix) :]
         if not value.startswith("postgresql+psycopg://"):
-            raise ValueError("DATABASE_URL must be a postgresql:// URL; PostgreSQL is the only database")
+            raise ValueError(
+                "DATABASE_URL must be a postgresql:// URL; PostgreSQL is the only database"
+            )
         return value
 
     @field_validator("redis_url")
@@ -113,7 +117,9 @@ class Settings(BaseSettings):
         if self.environment in ("staging", "production") and (
             self.jwt_secret_key.get_secret_value() in _PLACEHOLDER_SECRETS
         ):
-            raise ValueError(f"JWT_SECRET_KEY must be set to a real secret when ENVIRONMENT={self.environment}")
+            raise ValueError(
+                f"JWT_SECRET_KEY must be set to a real secret when ENVIRONMENT={self.environment}"
+            )
         if self.visibility_timeout_s <= self.max_stage_timeout_s + self.stage_hard_limit_grace_s:
             raise ValueError(
                 "AIA_VISIBILITY_TIMEOUT_S must exceed AIA_MAX_STAGE_TIMEOUT_S plus "
@@ -135,7 +141,9 @@ class Settings(BaseSettings):
 
     def require_redis_url(self) -> str:
         if not self.redis_url:
-            raise RuntimeError("REDIS_URL is not set; run `aia-engine dev` for embedded services or set it")
+            raise RuntimeError(
+                "REDIS_URL is not set; run `aia-engine dev` for embedded services or set it"
+            )
         return self.redis_url
 
 

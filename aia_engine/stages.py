@@ -32,7 +32,16 @@ from workflows.spec import StageSpec, spec_from_dict
 log = logging.getLogger(__name__)
 
 OutcomeKind = Literal[
-    "completed", "failed", "retry", "wait", "skipped", "ended", "held", "superseded", "cancelled", "missing"
+    "completed",
+    "failed",
+    "retry",
+    "wait",
+    "skipped",
+    "ended",
+    "held",
+    "superseded",
+    "cancelled",
+    "missing",
 ]
 
 
@@ -55,9 +64,13 @@ class _Claim:
     soft_limit: float
 
 
-
 def execute_stage(
-    sessions: Sessions, *, task_id: str, stage: str, celery_id: str, settings: Settings,
+    sessions: Sessions,
+    *,
+    task_id: str,
+    stage: str,
+    celery_id: str,
+    settings: Settings,
     timeout_errors: tuple[type[BaseException], ...] = (),
 ) -> Outcome:
     """Run one delivery of `stage` of `task_id`; see the module docstring."""
@@ -68,24 +81,40 @@ def execute_stage(
     output: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     try:
-        output = _run_agent(sessions, claim, task_id=task_id, stage=stage, celery_id=celery_id,
-                            settings=settings)
+        output = _run_agent(
+            sessions, claim, task_id=task_id, stage=stage, celery_id=celery_id, settings=settings
+        )
     except timeout_errors as exc:
-        error = StageTimedOut(f"stage {stage!r} exceeded its time limit of {claim.soft_limit:g}s",
-                              stage=stage).to_dict()
+        error = StageTimedOut(
+            f"stage {stage!r} exceeded its time limit of {claim.soft_limit:g}s", stage=stage
+        ).to_dict()
         log.warning("stage %s of task %s timed out: %s", stage, task_id, exc)
     except EngineError as exc:
         error = exc.to_dict()
     except Exception as exc:
-        error = {"type": type(exc).__name__, "code": "E013", "message": str(exc)[:2000], "details": {}}
+        error = {
+            "type": type(exc).__name__,
+            "code": "E013",
+            "message": str(exc)[:2000],
+            "details": {},
+        }
         log.exception("agent %s failed in stage %s of task %s", claim.spec.agent, stage, task_id)
     duration = time.monotonic() - started
-    return _record(sessions, claim, task_id=task_id, stage=stage, celery_id=celery_id,
-                   output=output, error=error, duration=duration)
+    return _record(
+        sessions,
+        claim,
+        task_id=task_id,
+        stage=stage,
+        celery_id=celery_id,
+        output=output,
+        error=error,
+        duration=duration,
+    )
 
 
-def _claim(sessions: Sessions, *, task_id: str, stage: str, celery_id: str,
-           settings: Settings) -> _Claim | Outcome:
+def _claim(
+    sessions: Sessions, *, task_id: str, stage: str, celery_id: str, settings: Settings
+) -> _Claim | Outcome:
     now = utcnow()
     with sessions.begin() as session:
         task = lock_task(session, task_id)
@@ -101,16 +130,30 @@ def _claim(sessions: Sessions, *, task_id: str, stage: str, celery_id: str,
         if task.status == TaskStatus.CANCELLED:
             _end(session, task, row, StageStatus.CANCELLED, now=now)
             return Outcome("cancelled")
-        if (row.status == StageStatus.RUNNING and row.celery_id != celery_id
-                and row.lease_until is not None and row.lease_until > now):
+        if (
+            row.status == StageStatus.RUNNING
+            and row.celery_id != celery_id
+            and row.lease_until is not None
+            and row.lease_until > now
+        ):
             return Outcome("held")
         spec = spec_from_dict(task.workflow).stages[stage]
         deps = [stages[d] for d in spec.dependencies]
         if any(d.status not in TERMINAL_STAGE for d in deps):
             return Outcome("wait", settings.dependency_wait_s)
         if any(_blocks(d, task) for d in deps):
-            _end(session, task, row, StageStatus.SKIPPED, now=now,
-                 error={"code": "E012", "type": "StageSkipped", "message": "skipped: an upstream stage failed"})
+            _end(
+                session,
+                task,
+                row,
+                StageStatus.SKIPPED,
+                now=now,
+                error={
+                    "code": "E012",
+                    "type": "StageSkipped",
+                    "message": "skipped: an upstream stage failed",
+                },
+            )
             settle_if_done(session, task, stages, now=now)
             return Outcome("skipped")
         soft = spec.timeout_s or settings.default_stage_timeout_s
@@ -125,11 +168,24 @@ def _claim(sessions: Sessions, *, task_id: str, stage: str, celery_id: str,
             task.status = TaskStatus.IN_PROGRESS
             task.started_at = now
             append_event(session, task, "task.started", now=now)
-        append_event(session, task, "stage.started", now=now, stage=stage,
-                     payload={"attempt": row.attempt, "agent": row.agent})
+        append_event(
+            session,
+            task,
+            "stage.started",
+            now=now,
+            stage=stage,
+            payload={"attempt": row.attempt, "agent": row.agent},
+        )
         inputs = {d.name: _input_of(d) for d in deps}
-        return _Claim(spec, inputs, dict(task.requirements), dict(task.context), task.description,
-                      row.attempt, soft)
+        return _Claim(
+            spec,
+            inputs,
+            dict(task.requirements),
+            dict(task.context),
+            task.description,
+            row.attempt,
+            soft,
+        )
 
 
 def _blocks(dep: StageRun, task: Task) -> bool:
@@ -147,28 +203,60 @@ def _input_of(dep: StageRun) -> dict[str, Any]:
     return {"status": dep.status, "error": dep.error}
 
 
-def _run_agent(sessions: Sessions, claim: _Claim, *, task_id: str, stage: str, celery_id: str,
-               settings: Settings) -> dict[str, Any]:
-    reporter = _ProgressReporter(sessions, task_id=task_id, stage=stage, celery_id=celery_id,
-                                 every_s=settings.progress_throttle_s)
+def _run_agent(
+    sessions: Sessions,
+    claim: _Claim,
+    *,
+    task_id: str,
+    stage: str,
+    celery_id: str,
+    settings: Settings,
+) -> dict[str, Any]:
+    reporter = _ProgressReporter(
+        sessions,
+        task_id=task_id,
+        stage=stage,
+        celery_id=celery_id,
+        every_s=settings.progress_throttle_s,
+    )
     ctx = AgentContext(
-        task_id=task_id, stage=stage, task=claim.spec.task, inputs=claim.ctx_inputs,
-        params=claim.spec.params, requirements=claim.requirements, context=claim.context,
-        description=claim.description, attempt=claim.attempt, _progress=reporter,
+        task_id=task_id,
+        stage=stage,
+        task=claim.spec.task,
+        inputs=claim.ctx_inputs,
+        params=claim.spec.params,
+        requirements=claim.requirements,
+        context=claim.context,
+        description=claim.description,
+        attempt=claim.attempt,
+        _progress=reporter,
         log=logging.getLogger(f"aia_engine.agents.{claim.spec.agent}"),
     )
     output = get_agent(claim.spec.agent).run(ctx)
     if not isinstance(output, dict):
-        raise EngineError(f"agent {claim.spec.agent!r} returned {type(output).__name__}, not a dict")
+        raise EngineError(
+            f"agent {claim.spec.agent!r} returned {type(output).__name__}, not a dict"
+        )
     try:
         json.dumps(output)
     except (TypeError, ValueError) as exc:
-        raise EngineError(f"agent {claim.spec.agent!r} returned an output that is not JSON: {exc}") from exc
+        raise EngineError(
+            f"agent {claim.spec.agent!r} returned an output that is not JSON: {exc}"
+        ) from exc
     return output
 
 
-def _record(sessions: Sessions, claim: _Claim, *, task_id: str, stage: str, celery_id: str,
-            output: dict[str, Any] | None, error: dict[str, Any] | None, duration: float) -> Outcome:
+def _record(
+    sessions: Sessions,
+    claim: _Claim,
+    *,
+    task_id: str,
+    stage: str,
+    celery_id: str,
+    output: dict[str, Any] | None,
+    error: dict[str, Any] | None,
+    duration: float,
+) -> Outcome:
     now = utcnow()
     with sessions.begin() as session:
         task = lock_task(session, task_id)
@@ -180,8 +268,15 @@ def _record(sessions: Sessions, claim: _Claim, *, task_id: str, stage: str, cele
             # Cancelled, or taken over after our lease ran out: our result is not the stage's.
             return Outcome("superseded")
         if error is None:
-            _end(session, task, row, StageStatus.COMPLETED, now=now, output=output,
-                 payload={"duration_s": round(duration, 4), "attempt": row.attempt})
+            _end(
+                session,
+                task,
+                row,
+                StageStatus.COMPLETED,
+                now=now,
+                output=output,
+                payload={"duration_s": round(duration, 4), "attempt": row.attempt},
+            )
             settle_if_done(session, task, stages, now=now)
             return Outcome("completed")
         if row.attempt < row.max_attempts:
@@ -190,20 +285,41 @@ def _record(sessions: Sessions, claim: _Claim, *, task_id: str, stage: str, cele
             row.error = error
             row.lease_until = None
             row.updated_at = now
-            append_event(session, task, "stage.retrying", now=now, stage=stage,
-                         payload={"attempt": row.attempt, "retry_in_s": countdown, "error": error})
+            append_event(
+                session,
+                task,
+                "stage.retrying",
+                now=now,
+                stage=stage,
+                payload={"attempt": row.attempt, "retry_in_s": countdown, "error": error},
+            )
             return Outcome("retry", countdown)
-        _end(session, task, row, StageStatus.FAILED, now=now, error=error,
-             payload={"duration_s": round(duration, 4), "attempt": row.attempt, "error": error})
+        _end(
+            session,
+            task,
+            row,
+            StageStatus.FAILED,
+            now=now,
+            error=error,
+            payload={"duration_s": round(duration, 4), "attempt": row.attempt, "error": error},
+        )
         if claim.spec.on_failure == "fail_workflow":
             skip_unreachable(session, task, stages, stage, now=now)
         settle_if_done(session, task, stages, now=now)
         return Outcome("failed")
 
 
-def _end(session: Session, task: Task, row: StageRun, status: StageStatus, *, now: datetime,
-         output: dict[str, Any] | None = None, error: dict[str, Any] | None = None,
-         payload: dict[str, Any] | None = None) -> None:
+def _end(
+    session: Session,
+    task: Task,
+    row: StageRun,
+    status: StageStatus,
+    *,
+    now: datetime,
+    output: dict[str, Any] | None = None,
+    error: dict[str, Any] | None = None,
+    payload: dict[str, Any] | None = None,
+) -> None:
     row.status = status
     row.finished_at = row.updated_at = now
     row.lease_until = None
@@ -217,7 +333,9 @@ def _end(session: Session, task: Task, row: StageRun, status: StageStatus, *, no
 class _ProgressReporter:
     """Persists `ctx.progress` calls, at most one every `every_s` seconds (and always at 100 %)."""
 
-    def __init__(self, sessions: Sessions, *, task_id: str, stage: str, celery_id: str, every_s: float) -> None:
+    def __init__(
+        self, sessions: Sessions, *, task_id: str, stage: str, celery_id: str, every_s: float
+    ) -> None:
         self.sessions = sessions
         self.task_id = task_id
         self.stage = stage
@@ -244,5 +362,11 @@ class _ProgressReporter:
             row.updated_at = now
             task.progress = task_progress(stages)
             task.partial_results = merged_partials(stages)
-            append_event(session, task, "task.progress", now=now, stage=self.stage,
-                         payload={"stage_progress": percent, "progress": task.progress})
+            append_event(
+                session,
+                task,
+                "task.progress",
+                now=now,
+                stage=self.stage,
+                payload={"stage_progress": percent, "progress": task.progress},
+            )

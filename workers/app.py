@@ -15,9 +15,13 @@ app.autodiscover_tasks(["workers"], related_name="tasks", force=True)
 @worker_init.connect
 def _refuse_unsafe_config(sender: Any = None, **_: Any) -> None:
     from aia_engine.settings import get_settings
-    from workers.safety import check_worker
+    from workers.safety import UnsafeWorkerConfig, check_worker
 
-    check_worker(app.conf, get_settings())
+    try:
+        check_worker(app.conf, get_settings())
+    except UnsafeWorkerConfig as exc:
+        # Celery logs and swallows exceptions from signal handlers; SystemExit gets through.
+        raise SystemExit(f"aia-engine: {exc}") from exc
 
 
 def result_backend_url(redis_url: str) -> str:
@@ -27,6 +31,5 @@ def result_backend_url(redis_url: str) -> str:
 
 def use_redis(redis_url: str) -> Celery:
     """Point the app at `redis_url` (for processes whose settings were completed at run time)."""
-    app.conf.broker_url = redis_url
-    app.conf.result_backend = result_backend_url(redis_url)
+    app.conf.update(broker_url=redis_url, result_backend=result_backend_url(redis_url))
     return app

@@ -28,8 +28,12 @@ class CeleryPublisher:
             from workers.app import app as default_app
 
             app = default_app
-        return cls(app, settings.default_stage_timeout_s, settings.stage_hard_limit_grace_s,
-                   settings.publish_timeout_s)
+        return cls(
+            app,
+            settings.default_stage_timeout_s,
+            settings.stage_hard_limit_grace_s,
+            settings.publish_timeout_s,
+        )
 
     def publish(self, task_id: str, spec: WorkflowSpec, *, priority: str) -> None:
         options = CompileOptions(self.default_timeout_s, self.hard_limit_grace_s, priority)
@@ -43,7 +47,7 @@ class CeleryPublisher:
 
 def _bind(sig: Signature[Any], app: Celery) -> Signature[Any]:
     """Make every node of a canvas use `app` (signatures built by name default to current_app)."""
-    sig._app = app
+    sig._app = app  # type: ignore[attr-defined]
     kind = sig.get("subtask_type")
     if kind in ("chain", "group"):
         for task in sig.tasks:  # type: ignore[attr-defined]

@@ -13,7 +13,7 @@ from typing import Any
 from celery.backends.redis import RedisBackend
 
 
-class EngineRedisBackend(RedisBackend):  # type: ignore[misc]
+class EngineRedisBackend(RedisBackend):
     def on_task_call(self, producer: Any, task_id: str) -> None:
         return None
 

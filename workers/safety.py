@@ -18,9 +18,13 @@ def unsafe_settings(conf: Mapping[str, Any], settings: Settings) -> list[str]:
     if not conf.get("task_acks_late"):
         problems.append("task_acks_late must be True: a stage killed mid-run must be redelivered")
     if not conf.get("task_reject_on_worker_lost"):
-        problems.append("task_reject_on_worker_lost must be True: a lost worker's stage must be requeued")
+        problems.append(
+            "task_reject_on_worker_lost must be True: a lost worker's stage must be requeued"
+        )
     if conf.get("worker_prefetch_multiplier") != 1:
-        problems.append("worker_prefetch_multiplier must be 1: prefetched stages wait behind long ones")
+        problems.append(
+            "worker_prefetch_multiplier must be 1: prefetched stages wait behind long ones"
+        )
     visibility = float((conf.get("broker_transport_options") or {}).get("visibility_timeout", 3600))
     longest = settings.max_stage_timeout_s + settings.stage_hard_limit_grace_s
     if visibility <= longest:
@@ -29,7 +33,11 @@ def unsafe_settings(conf: Mapping[str, Any], settings: Settings) -> list[str]:
             f"({longest:g}s), or running stages are delivered twice"
         )
     expires = conf.get("result_expires")
-    expires_s = expires.total_seconds() if hasattr(expires, "total_seconds") else float(expires or 0)
+    expires_s = (
+        float(expires.total_seconds())
+        if expires is not None and hasattr(expires, "total_seconds")
+        else float(expires or 0)
+    )
     if expires_s <= settings.max_workflow_duration_s:
         problems.append(
             f"result_expires ({expires_s:g}s) must exceed the longest workflow "

@@ -26,8 +26,12 @@ log = logging.getLogger(__name__)
 @shared_task(bind=True, name="aia.run_stage", max_retries=None, acks_late=True)
 def run_stage(self: Task[Any, Any], task_id: str, stage: str) -> str:
     outcome = execute_stage(
-        runtime.sessions(), task_id=task_id, stage=stage, celery_id=str(self.request.id),
-        settings=get_settings(), timeout_errors=(SoftTimeLimitExceeded,),
+        runtime.sessions(),
+        task_id=task_id,
+        stage=stage,
+        celery_id=str(self.request.id),
+        settings=get_settings(),
+        timeout_errors=(SoftTimeLimitExceeded,),
     )
     log.info("stage %s of task %s: %s", stage, task_id, outcome.kind)
     if outcome.kind in ("retry", "wait"):

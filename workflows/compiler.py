@@ -90,7 +90,11 @@ class _Translator:
     def translate(self, plan: Plan, *, in_header: bool) -> Signature[Any]:
         if isinstance(plan, Stage):
             return stage_signature(
-                self.spec, plan.name, task_id=self.task_id, options=self.options, keep_result=in_header
+                self.spec,
+                plan.name,
+                task_id=self.task_id,
+                options=self.options,
+                keep_result=in_header,
             )
         if isinstance(plan, Par):
             return group([self.translate(p, in_header=in_header) for p in plan.parts])
@@ -129,8 +133,12 @@ def canvas_shape(sig: Mapping[str, Any]) -> Any:
     if kind == "chord":
         header = sig["kwargs"]["header"]
         items = header["kwargs"]["tasks"] if isinstance(header, Mapping) else header
-        return {"chord": {"header": [canvas_shape(h) for h in items],
-                          "body": canvas_shape(sig["kwargs"]["body"])}}
+        return {
+            "chord": {
+                "header": [canvas_shape(h) for h in items],
+                "body": canvas_shape(sig["kwargs"]["body"]),
+            }
+        }
     return {kind: [canvas_shape(t) for t in sig["kwargs"]["tasks"]]}
 
 

@@ -179,4 +179,3 @@ def _flat(kind: type[Seq] | type[Par], parts: list[Plan]) -> Plan:
     for part in parts:
         flat.extend(part.parts if isinstance(part, kind) else (part,))
     return kind(tuple(flat))
-

@@ -20,7 +20,16 @@ from aia_engine.errors import InvalidWorkflow
 OnFailure = Literal["fail_workflow", "continue"]
 ON_FAILURE_CHOICES: tuple[OnFailure, ...] = ("fail_workflow", "continue")
 STAGE_FIELDS = frozenset(
-    {"agent", "task", "dependencies", "params", "retries", "retry_backoff", "timeout_s", "on_failure"}
+    {
+        "agent",
+        "task",
+        "dependencies",
+        "params",
+        "retries",
+        "retry_backoff",
+        "timeout_s",
+        "on_failure",
+    }
 )
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,99}$")
 
@@ -69,7 +78,7 @@ class WorkflowSpec:
     @property
     def graph(self) -> nx.DiGraph:
         """Edges point from a dependency to the stage that waits for it."""
-        return self._graph  # type: ignore[attr-defined,no-any-return]
+        return self._graph  # type: ignore[attr-defined]
 
     @property
     def agents(self) -> list[str]:
@@ -138,19 +147,26 @@ def parse_workflow(
     if not items:
         raise InvalidWorkflow(
             "workflow is empty; give at least one stage",
-            field="workflow", issue="empty workflow", provided_value=raw,
+            field="workflow",
+            issue="empty workflow",
+            provided_value=raw,
         )
     if len(items) > limits.max_stages:
         raise InvalidWorkflow(
             f"workflow has {len(items)} stages; at most {limits.max_stages} are allowed",
-            field="workflow", issue="too many stages", provided_value=len(items),
+            field="workflow",
+            issue="too many stages",
+            provided_value=len(items),
         )
     stages: dict[str, StageSpec] = {}
     for name, body in items:
         if name in stages:
             raise InvalidWorkflow(
                 f"stage name {name!r} is used twice; stage names must be unique",
-                field=f"workflow.{name}", issue="duplicate stage name", provided_value=name, stage=name,
+                field=f"workflow.{name}",
+                issue="duplicate stage name",
+                provided_value=name,
+                stage=name,
             )
         stages[name] = _parse_stage(name, body, known_agents=known_agents, limits=limits)
     _check_graph(stages)
@@ -159,8 +175,9 @@ def parse_workflow(
 
 def spec_from_dict(data: Mapping[str, Any]) -> WorkflowSpec:
     """Rebuild a spec stored by `WorkflowSpec.to_dict()` (already validated once)."""
-    return parse_workflow(dict(data), limits=Limits(max_stages=10_000, max_retries=10_000,
-                                                    max_timeout_s=float("inf")))
+    return parse_workflow(
+        dict(data), limits=Limits(max_stages=10_000, max_retries=10_000, max_timeout_s=float("inf"))
+    )
 
 
 def load_json_strict(text: str | bytes) -> Any:
@@ -174,7 +191,9 @@ def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         if key in result:
             raise InvalidWorkflow(
                 f"key {key!r} appears twice in one JSON object; stage names and fields must be unique",
-                field=key, issue="duplicate key", provided_value=key,
+                field=key,
+                issue="duplicate key",
+                provided_value=key,
             )
         result[key] = value
     return result
@@ -189,20 +208,26 @@ def _stage_items(raw: Any) -> list[tuple[str, Any]]:
             if not isinstance(entry, Mapping) or not isinstance(entry.get("name"), str):
                 raise InvalidWorkflow(
                     f"workflow[{i}] must be an object with a string 'name'",
-                    field=f"workflow[{i}]", issue="stage without a name", provided_value=entry,
+                    field=f"workflow[{i}]",
+                    issue="stage without a name",
+                    provided_value=entry,
                 )
             body = {k: v for k, v in entry.items() if k != "name"}
             items.append((entry["name"], body))
     else:
         raise InvalidWorkflow(
             "workflow must be an object mapping stage names to stages",
-            field="workflow", issue="wrong type", provided_value=raw,
+            field="workflow",
+            issue="wrong type",
+            provided_value=raw,
         )
     for name, _ in items:
         if not isinstance(name, str) or not _NAME.match(name):
             raise InvalidWorkflow(
                 f"stage name {name!r} is invalid; use 1-100 letters, digits, '_', '.' or '-'",
-                field="workflow", issue="invalid stage name", provided_value=name,
+                field="workflow",
+                issue="invalid stage name",
+                provided_value=name,
             )
     return items
 
@@ -210,7 +235,10 @@ def _stage_items(raw: Any) -> list[tuple[str, Any]]:
 def _fail(stage: str, key: str, issue: str, value: Any, expected: str) -> InvalidWorkflow:
     return InvalidWorkflow(
         f"stage {stage!r}: {key} {issue}; expected {expected}",
-        field=f"workflow.{stage}.{key}", issue=issue, provided_value=value, stage=stage,
+        field=f"workflow.{stage}.{key}",
+        issue=issue,
+        provided_value=value,
+        stage=stage,
     )
 
 
@@ -220,19 +248,30 @@ def _parse_stage(
     if not isinstance(body, Mapping):
         raise InvalidWorkflow(
             f"stage {name!r} must be an object with at least an 'agent'",
-            field=f"workflow.{name}", issue="wrong type", provided_value=body, stage=name,
+            field=f"workflow.{name}",
+            issue="wrong type",
+            provided_value=body,
+            stage=name,
         )
     unknown = sorted(set(body) - STAGE_FIELDS)
     if unknown:
-        raise _fail(name, unknown[0], "is not a stage field", body[unknown[0]],
-                    "one of " + ", ".join(sorted(STAGE_FIELDS)))
+        raise _fail(
+            name,
+            unknown[0],
+            "is not a stage field",
+            body[unknown[0]],
+            "one of " + ", ".join(sorted(STAGE_FIELDS)),
+        )
     agent = body.get("agent")
     if not isinstance(agent, str) or not agent:
         raise _fail(name, "agent", "is missing or not a string", agent, "an agent name")
     if known_agents is not None and agent not in known_agents:
         raise InvalidWorkflow(
             f"stage {name!r}: unknown agent {agent!r}; known agents: {', '.join(sorted(known_agents))}",
-            field=f"workflow.{name}.agent", issue="unknown agent", provided_value=agent, stage=name,
+            field=f"workflow.{name}.agent",
+            issue="unknown agent",
+            provided_value=agent,
+            stage=name,
         )
     task = body.get("task", "")
     if not isinstance(task, str):
@@ -274,7 +313,9 @@ def _optional_timeout(stage: str, value: Any, high: float) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= high:
-        raise _fail(stage, "timeout_s", "is out of range", value, f"seconds above 0 and at most {high:g}")
+        raise _fail(
+            stage, "timeout_s", "is out of range", value, f"seconds above 0 and at most {high:g}"
+        )
     return float(value)
 
 
@@ -282,7 +323,9 @@ def _on_failure(stage: str, value: Any) -> OnFailure:
     for choice in ON_FAILURE_CHOICES:
         if value == choice:
             return choice
-    raise _fail(stage, "on_failure", "is not a known policy", value, " or ".join(ON_FAILURE_CHOICES))
+    raise _fail(
+        stage, "on_failure", "is not a known policy", value, " or ".join(ON_FAILURE_CHOICES)
+    )
 
 
 def _check_graph(stages: Mapping[str, StageSpec]) -> None:
@@ -291,15 +334,19 @@ def _check_graph(stages: Mapping[str, StageSpec]) -> None:
             if dep == stage.name:
                 raise InvalidWorkflow(
                     f"stage {stage.name!r} depends on itself",
-                    field=f"workflow.{stage.name}.dependencies", issue="self-dependency",
-                    provided_value=dep, stage=stage.name,
+                    field=f"workflow.{stage.name}.dependencies",
+                    issue="self-dependency",
+                    provided_value=dep,
+                    stage=stage.name,
                 )
             if dep not in stages:
                 raise InvalidWorkflow(
                     f"stage {stage.name!r} depends on unknown stage {dep!r}; "
                     f"stages are: {', '.join(stages)}",
-                    field=f"workflow.{stage.name}.dependencies", issue="unknown dependency",
-                    provided_value=dep, stage=stage.name,
+                    field=f"workflow.{stage.name}.dependencies",
+                    issue="unknown dependency",
+                    provided_value=dep,
+                    stage=stage.name,
                 )
     graph = nx.DiGraph()
     graph.add_nodes_from(stages)
@@ -312,6 +359,9 @@ def _check_graph(stages: Mapping[str, StageSpec]) -> None:
     names = [edge[0] for edge in cycle] + [cycle[0][0]]
     raise InvalidWorkflow(
         f"workflow has a cycle: {' -> '.join(names)}; dependencies must form a DAG",
-        field="workflow", issue="dependency cycle", provided_value=names[:-1], cycle=names,
+        field="workflow",
+        issue="dependency cycle",
+        provided_value=names[:-1],
+        cycle=names,
         stage=names[0],
     )

@@ -43,8 +43,11 @@ class AgentContext:
 
 @runtime_checkable
 class Agent(Protocol):
-    name: str
-    description: str
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def description(self) -> str: ...
 
     def run(self, ctx: AgentContext) -> dict[str, Any]: ...
 

@@ -34,7 +34,9 @@ class UnknownAgent(InvalidRequest):
     def __init__(self, name: str) -> None:
         super().__init__(
             f"unknown agent {name!r}; known agents: {', '.join(known_agents())}",
-            field="agent", issue="unknown agent", provided_value=name,
+            field="agent",
+            issue="unknown agent",
+            provided_value=name,
         )
 
 
@@ -47,7 +49,9 @@ def register(agent: Agent, *, replace: bool = False) -> Agent:
     return agent
 
 
-def agent(name: str, description: str) -> Callable[[Callable[[AgentContext], dict[str, Any]]], Agent]:
+def agent(
+    name: str, description: str
+) -> Callable[[Callable[[AgentContext], dict[str, Any]]], Agent]:
     """Decorator: register a function `fn(ctx) -> dict` as an agent."""
 
     def wrap(fn: Callable[[AgentContext], dict[str, Any]]) -> Agent:
@@ -88,7 +92,9 @@ def _discover() -> None:
             log.exception("could not load agent entry point %s", ep.value)
             continue
         if callable(loaded) and not isinstance(loaded, Agent):
-            loaded = FunctionAgent(name=ep.name, description=(loaded.__doc__ or "").strip(), fn=loaded)
+            loaded = FunctionAgent(
+                name=ep.name, description=(loaded.__doc__ or "").strip(), fn=loaded
+            )
         try:
             register(loaded)
         except (TypeError, ValueError) as exc:

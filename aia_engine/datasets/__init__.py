@@ -35,6 +35,7 @@ def load_dataset(name: str) -> list[dict[str, Any]]:
         raise AgentError(
             f"unknown data_source {name!r}; sample datasets are: {', '.join(dataset_names())}; "
             "or pass the data itself as requirements.records / requirements.texts",
-            field="requirements.data_source", provided_value=name,
+            field="requirements.data_source",
+            provided_value=name,
         )
     return json.loads(json.dumps(_load(name)["records"]))  # type: ignore[no-any-return]

@@ -29,8 +29,9 @@ def _locked_task(session: Any, task_id: str, client_id: str) -> Task:
     return task  # type: ignore[no-any-return]
 
 
-def cancel_task(sessions: Sessions, publisher: Publisher, task_id: str, *,
-                client_id: str = "local") -> dict[str, Any]:
+def cancel_task(
+    sessions: Sessions, publisher: Publisher, task_id: str, *, client_id: str = "local"
+) -> dict[str, Any]:
     """Stop the whole workflow: pending stages never run, running ones are revoked."""
     now = utcnow()
     with sessions.begin() as session:
@@ -40,8 +41,11 @@ def cancel_task(sessions: Sessions, publisher: Publisher, task_id: str, *,
         if task.status not in CANCELLABLE:
             raise TaskStateConflict(task_id, task.status, "cancel", CANCELLABLE)
         stages = stage_rows(session, task_id)
-        running = [row.celery_id for row in stages.values()
-                   if row.status == StageStatus.RUNNING and row.celery_id]
+        running = [
+            row.celery_id
+            for row in stages.values()
+            if row.status == StageStatus.RUNNING and row.celery_id
+        ]
         cancelled = []
         for row in stages.values():
             if row.status not in TERMINAL_STAGE:
@@ -61,8 +65,14 @@ def cancel_task(sessions: Sessions, publisher: Publisher, task_id: str, *,
     return {"task_id": task_id, "status": TaskStatus.CANCELLED, "cancelled_stages": cancelled}
 
 
-def retry_task(sessions: Sessions, publisher: Publisher, gate: PublishGate, task_id: str, *,
-               client_id: str = "local") -> dict[str, Any]:
+def retry_task(
+    sessions: Sessions,
+    publisher: Publisher,
+    gate: PublishGate,
+    task_id: str,
+    *,
+    client_id: str = "local",
+) -> dict[str, Any]:
     """Re-run only the failed, skipped and cancelled stages, reusing completed outputs."""
     now = utcnow()
     with sessions.begin() as session:
@@ -85,13 +95,26 @@ def retry_task(sessions: Sessions, publisher: Publisher, gate: PublishGate, task
         task.finished_at = None
         task.progress = round(100.0 * (len(stages) - len(rerun)) / len(stages), 1)
         append_event(session, task, "task.retried", now=now, payload={"stages": rerun})
-        outbox = OutboxMessage(task_id=task_id, kind="retry", payload={"stages": rerun}, attempts=0,
-                               created_at=now)
+        outbox = OutboxMessage(
+            task_id=task_id, kind="retry", payload={"stages": rerun}, attempts=0, created_at=now
+        )
         session.add(outbox)
         session.flush()
         outbox_id, priority = outbox.id, task.priority
         spec = spec_from_dict(task.workflow).subset(rerun)
-    publish_now(sessions, publisher, gate, task_id=task_id, outbox_id=outbox_id, spec=spec,
-                priority=priority)
-    return {"task_id": task_id, "status": TaskStatus.ACCEPTED, "retried_stages": rerun,
-            "reused_stages": [n for n in stages if n not in rerun], "tracking_url": f"/tasks/{task_id}"}
+    publish_now(
+        sessions,
+        publisher,
+        gate,
+        task_id=task_id,
+        outbox_id=outbox_id,
+        spec=spec,
+        priority=priority,
+    )
+    return {
+        "task_id": task_id,
+        "status": TaskStatus.ACCEPTED,
+        "retried_stages": rerun,
+        "reused_stages": [n for n in stages if n not in rerun],
+        "tracking_url": f"/tasks/{task_id}",
+    }

@@ -21,7 +21,9 @@ def lock_task(session: Session, task_id: str, *, skip_locked: bool = False) -> T
 
 
 def stage_rows(session: Session, task_id: str) -> dict[str, StageRun]:
-    rows = session.scalars(select(StageRun).where(StageRun.task_id == task_id).order_by(StageRun.position))
+    rows = session.scalars(
+        select(StageRun).where(StageRun.task_id == task_id).order_by(StageRun.position)
+    )
     return {row.name: row for row in rows}
 
 
@@ -38,8 +40,12 @@ def append_event(
     task.event_seq += 1
     task.updated_at = now
     event = TaskEvent(
-        task_id=task.id, seq=task.event_seq, type=event_type, stage=stage,
-        payload=payload or {}, created_at=now,
+        task_id=task.id,
+        seq=task.event_seq,
+        type=event_type,
+        stage=stage,
+        payload=payload or {},
+        created_at=now,
     )
     session.add(event)
     return event
@@ -48,7 +54,8 @@ def append_event(
 def bump_sequence(session: Session, task_id: str, now: datetime) -> int:
     """Next event number of a task whose row is not loaded (one UPDATE ... RETURNING)."""
     stmt = (
-        update(Task).where(Task.id == task_id)
+        update(Task)
+        .where(Task.id == task_id)
         .values(event_seq=Task.event_seq + 1, updated_at=now)
         .returning(Task.event_seq)
     )

@@ -87,8 +87,9 @@ def _current_eta(session: Session, task: Task, stages: dict[str, StageRun]) -> d
             elapsed[name] = (now - row.started_at).total_seconds()
         elif row.status != StageStatus.PENDING:
             elapsed[name] = float("inf")
-    return estimate_completion(spec_from_dict(task.workflow), agent_durations(session, now=now),
-                               start=now, elapsed=elapsed)
+    return estimate_completion(
+        spec_from_dict(task.workflow), agent_durations(session, now=now), start=now, elapsed=elapsed
+    )
 
 
 def list_tasks(
@@ -122,11 +123,20 @@ def list_tasks(
     with sessions.begin() as session:
         rows = list(session.scalars(stmt))
     page = rows[:limit]
-    items = [{
-        "task_id": t.id, "task_type": t.task_type, "status": t.status, "progress": t.progress,
-        "priority": t.priority, "created_at": iso(t.created_at), "updated_at": iso(t.updated_at),
-        "assigned_agents": list(t.assigned_agents), "tracking_url": f"/tasks/{t.id}",
-    } for t in page]
+    items = [
+        {
+            "task_id": t.id,
+            "task_type": t.task_type,
+            "status": t.status,
+            "progress": t.progress,
+            "priority": t.priority,
+            "created_at": iso(t.created_at),
+            "updated_at": iso(t.updated_at),
+            "assigned_agents": list(t.assigned_agents),
+            "tracking_url": f"/tasks/{t.id}",
+        }
+        for t in page
+    ]
     next_cursor = _encode_cursor(page[-1]) if len(rows) > limit else None
     return {"tasks": items, "count": len(items), "next_cursor": next_cursor}
 
@@ -142,5 +152,6 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         at, last_id = json.loads(raw)
         return datetime.fromisoformat(at), str(last_id)
     except (ValueError, TypeError) as exc:
-        raise InvalidRequest("cursor is not one this API returned", field="cursor",
-                             provided_value=cursor) from exc
+        raise InvalidRequest(
+            "cursor is not one this API returned", field="cursor", provided_value=cursor
+        ) from exc

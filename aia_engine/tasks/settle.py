@@ -21,7 +21,11 @@ def task_progress(stages: Mapping[str, StageRun]) -> float:
     if not stages:
         return 0.0
     done = sum(
-        1.0 if row.status in TERMINAL_STAGE else row.progress / 100.0 if row.status == StageStatus.RUNNING else 0.0
+        1.0
+        if row.status in TERMINAL_STAGE
+        else row.progress / 100.0
+        if row.status == StageStatus.RUNNING
+        else 0.0
         for row in stages.values()
     )
     return round(100.0 * done / len(stages), 1)
@@ -36,8 +40,9 @@ def merged_partials(stages: Mapping[str, StageRun]) -> dict[str, Any]:
     return merged
 
 
-def skip_unreachable(session: Session, task: Task, stages: Mapping[str, StageRun], failed: str,
-                     *, now: datetime) -> list[str]:
+def skip_unreachable(
+    session: Session, task: Task, stages: Mapping[str, StageRun], failed: str, *, now: datetime
+) -> list[str]:
     """Mark every pending stage downstream of `failed` skipped; they can no longer run."""
     spec = spec_from_dict(task.workflow)
     skipped = []
@@ -46,14 +51,21 @@ def skip_unreachable(session: Session, task: Task, stages: Mapping[str, StageRun
             row = stages[name]
             row.status = StageStatus.SKIPPED
             row.finished_at = row.updated_at = now
-            row.error = {"code": "E012", "type": "StageSkipped",
-                         "message": f"skipped: upstream stage {failed!r} failed"}
-            append_event(session, task, "stage.skipped", now=now, stage=name, payload={"because": failed})
+            row.error = {
+                "code": "E012",
+                "type": "StageSkipped",
+                "message": f"skipped: upstream stage {failed!r} failed",
+            }
+            append_event(
+                session, task, "stage.skipped", now=now, stage=name, payload={"because": failed}
+            )
             skipped.append(name)
     return skipped
 
 
-def settle_if_done(session: Session, task: Task, stages: Mapping[str, StageRun], *, now: datetime) -> bool:
+def settle_if_done(
+    session: Session, task: Task, stages: Mapping[str, StageRun], *, now: datetime
+) -> bool:
     """Finish the task when all its stages have ended; True when it did."""
     task.progress = task_progress(stages)
     if task.status in (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED):
@@ -61,20 +73,36 @@ def settle_if_done(session: Session, task: Task, stages: Mapping[str, StageRun],
     if any(row.status not in TERMINAL_STAGE for row in stages.values()):
         return False
     spec = spec_from_dict(task.workflow)
-    fatal = [name for name, row in stages.items()
-             if row.status == StageStatus.FAILED and spec.stages[name].on_failure == "fail_workflow"]
+    fatal = [
+        name
+        for name, row in stages.items()
+        if row.status == StageStatus.FAILED and spec.stages[name].on_failure == "fail_workflow"
+    ]
     task.finished_at = now
-    task.results = {name: row.output for name, row in stages.items() if row.status == StageStatus.COMPLETED}
+    task.results = {
+        name: row.output for name, row in stages.items() if row.status == StageStatus.COMPLETED
+    }
     if fatal:
         first = stages[fatal[0]]
         task.status = TaskStatus.FAILED
-        task.error = {**(first.error or {}), "stage": first.name, "failed_stages": fatal,
-                      "skipped_stages": [n for n, r in stages.items() if r.status == StageStatus.SKIPPED]}
+        task.error = {
+            **(first.error or {}),
+            "stage": first.name,
+            "failed_stages": fatal,
+            "skipped_stages": [n for n, r in stages.items() if r.status == StageStatus.SKIPPED],
+        }
         append_event(session, task, "task.failed", now=now, payload={"error": task.error})
     else:
         task.status = TaskStatus.COMPLETED
         task.progress = 100.0
         task.error = None
-        append_event(session, task, "task.completed", now=now,
-                     payload={"failed_stages": [n for n, r in stages.items() if r.status == StageStatus.FAILED]})
+        append_event(
+            session,
+            task,
+            "task.completed",
+            now=now,
+            payload={
+                "failed_stages": [n for n, r in stages.items() if r.status == StageStatus.FAILED]
+            },
+        )
     return True

@@ -89,57 +89,120 @@ def submit_task(
         with sessions.begin() as session:
             durations = agent_durations(session, now=now)
             eta = estimate_completion(spec, durations, start=now)
-            outbox_id = _insert(session, request, spec, task_id=task_id, client_id=client_id,
-                                idempotency_key=idempotency_key, now=now, eta=eta)
+            outbox_id = _insert(
+                session,
+                request,
+                spec,
+                task_id=task_id,
+                client_id=client_id,
+                idempotency_key=idempotency_key,
+                now=now,
+                eta=eta,
+            )
     except IntegrityError:
         if idempotency_key is None:
             raise
-        return _existing(sessions, client_id=client_id, idempotency_key=idempotency_key,
-                         request=request)
-    published = publish_now(sessions, publisher, gate, task_id=task_id, outbox_id=outbox_id,
-                            spec=spec, priority=request.priority)
+        return _existing(
+            sessions, client_id=client_id, idempotency_key=idempotency_key, request=request
+        )
+    published = publish_now(
+        sessions,
+        publisher,
+        gate,
+        task_id=task_id,
+        outbox_id=outbox_id,
+        spec=spec,
+        priority=request.priority,
+    )
     return Accepted(task_id, TaskStatus.ACCEPTED, eta, spec.agents, published)
 
 
 def _insert(
-    session: Session, request: TaskRequest, spec: WorkflowSpec, *, task_id: str, client_id: str,
-    idempotency_key: str | None, now: datetime, eta: datetime,
+    session: Session,
+    request: TaskRequest,
+    spec: WorkflowSpec,
+    *,
+    task_id: str,
+    client_id: str,
+    idempotency_key: str | None,
+    now: datetime,
+    eta: datetime,
 ) -> int:
     task = Task(
-        id=task_id, client_id=client_id, task_type=request.task_type,
-        description=request.description, priority=request.priority,
-        requirements=request.requirements, context=request.context, workflow=spec.to_dict(),
-        assigned_agents=spec.agents, status=TaskStatus.ACCEPTED, progress=0.0,
-        partial_results={}, idempotency_key=idempotency_key, event_seq=1, dispatch_count=0,
-        created_at=now, updated_at=now, estimated_completion=eta,
+        id=task_id,
+        client_id=client_id,
+        task_type=request.task_type,
+        description=request.description,
+        priority=request.priority,
+        requirements=request.requirements,
+        context=request.context,
+        workflow=spec.to_dict(),
+        assigned_agents=spec.agents,
+        status=TaskStatus.ACCEPTED,
+        progress=0.0,
+        partial_results={},
+        idempotency_key=idempotency_key,
+        event_seq=1,
+        dispatch_count=0,
+        created_at=now,
+        updated_at=now,
+        estimated_completion=eta,
     )
     session.add(task)
     session.flush()  # no relationship() here, so the task row must go first
     for position, (name, stage) in enumerate(spec.stages.items()):
-        session.add(StageRun(
-            task_id=task_id, name=name, agent=stage.agent, position=position,
-            dependencies=list(stage.dependencies), status=StageStatus.PENDING, attempt=0,
-            max_attempts=stage.retries + 1, progress=0.0, updated_at=now,
-        ))
-    session.add(TaskEvent(task_id=task_id, seq=1, type="task.accepted", created_at=now,
-                          payload={"task_type": request.task_type, "stages": list(spec.stages)}))
+        session.add(
+            StageRun(
+                task_id=task_id,
+                name=name,
+                agent=stage.agent,
+                position=position,
+                dependencies=list(stage.dependencies),
+                status=StageStatus.PENDING,
+                attempt=0,
+                max_attempts=stage.retries + 1,
+                progress=0.0,
+                updated_at=now,
+            )
+        )
+    session.add(
+        TaskEvent(
+            task_id=task_id,
+            seq=1,
+            type="task.accepted",
+            created_at=now,
+            payload={"task_type": request.task_type, "stages": list(spec.stages)},
+        )
+    )
     outbox = OutboxMessage(task_id=task_id, kind="dispatch", payload={}, attempts=0, created_at=now)
     session.add(outbox)
     session.flush()
     return outbox.id
 
 
-def _existing(sessions: Sessions, *, client_id: str, idempotency_key: str,
-              request: TaskRequest) -> Accepted:
+def _existing(
+    sessions: Sessions, *, client_id: str, idempotency_key: str, request: TaskRequest
+) -> Accepted:
     with sessions.begin() as session:
-        task = session.scalars(select(Task).where(
-            Task.client_id == client_id, Task.idempotency_key == idempotency_key)).one()
+        task = session.scalars(
+            select(Task).where(Task.client_id == client_id, Task.idempotency_key == idempotency_key)
+        ).one()
         if (task.task_type, task.requirements, task.context) != (
-            request.task_type, request.requirements, request.context
+            request.task_type,
+            request.requirements,
+            request.context,
         ):
             raise Conflict(
                 f"idempotency key {idempotency_key!r} was used for a different request",
-                field="Idempotency-Key", provided_value=idempotency_key, task_id=task.id,
+                field="Idempotency-Key",
+                provided_value=idempotency_key,
+                task_id=task.id,
             )
-        return Accepted(task.id, task.status, task.estimated_completion,
-                        list(task.assigned_agents), published=True, created=False)
+        return Accepted(
+            task.id,
+            task.status,
+            task.estimated_completion,
+            list(task.assigned_agents),
+            published=True,
+            created=False,
+        )

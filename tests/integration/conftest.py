@@ -74,8 +74,10 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     db_url, redis_url = SERVICE_ENV["DATABASE_URL"], SERVICE_ENV["REDIS_URL"]
     if not (db_url and redis_url):
         if SERVICE_ENV["CI"]:
-            pytest.fail("CI is set but DATABASE_URL / REDIS_URL are not: .ci/run must export them",
-                        pytrace=False)
+            pytest.fail(
+                "CI is set but DATABASE_URL / REDIS_URL are not: .ci/run must export them",
+                pytrace=False,
+            )
         from aia_engine.embedded import start_embedded
 
         embedded = start_embedded(tmp / "embedded")
@@ -85,15 +87,22 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     plain_admin = admin.set(drivername="postgresql").render_as_string(hide_password=False)
     try:
         with psycopg.connect(plain_admin, autocommit=True, connect_timeout=5) as conn:
-            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
+            ).fetchone()
             assert not exists, "test database already exists; aborting"
             conn.execute(f'CREATE DATABASE "{name}"')
     except psycopg.OperationalError as exc:
         _require("PostgreSQL", exc)
     test_db = admin.set(database=name).render_as_string(hide_password=False)
     test_redis = _empty_redis_db(redis_url)
-    env = {**os.environ, "DATABASE_URL": test_db, "REDIS_URL": test_redis, **TEST_TIMINGS,
-           "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "DATABASE_URL": test_db,
+        "REDIS_URL": test_redis,
+        **TEST_TIMINGS,
+        "PYTHONPATH": str(ROOT),
+    }
     env.pop("CI", None)
     os.environ.update({"DATABASE_URL": test_db, "REDIS_URL": test_redis, **TEST_TIMINGS})
     get_settings.cache_clear()
@@ -102,8 +111,16 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     from workers.app import use_redis
 
     use_redis(test_redis)
-    svc = Services(test_db, test_redis, settings, make_sessions(make_engine(settings)), env, tmp,
-                   embedded, plain_admin)
+    svc = Services(
+        test_db,
+        test_redis,
+        settings,
+        make_sessions(make_engine(settings)),
+        env,
+        tmp,
+        embedded,
+        plain_admin,
+    )
     yield svc
     for proc in svc.workers:
         _stop(proc)
@@ -147,16 +164,44 @@ def start_worker(services: Services) -> WorkerFactory:
     """Start a real `celery worker` process and wait until it is ready."""
     counter = iter(range(1000))
 
-    def start(name: str | None = None, *, concurrency: int = 2, env: dict[str, str] | None = None,
-              wait: bool = True, pool: str = "prefork") -> subprocess.Popen[bytes]:
+    def start(
+        name: str | None = None,
+        *,
+        concurrency: int = 2,
+        env: dict[str, str] | None = None,
+        wait: bool = True,
+        pool: str = "prefork",
+    ) -> subprocess.Popen[bytes]:
         name = name or f"w{next(counter)}"
         log = services.tmp / f"{name}-{secrets.token_hex(3)}.log"
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q",
-             "aia.high,aia.default,aia.low", "-c", str(concurrency), "-n", f"{name}@%h", "-P", pool,
-             "--without-mingle", "--without-gossip", "-l", "INFO", "-f", str(log)],
-            env={**services.env, **(env or {})}, cwd=ROOT,
-            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "workers.app",
+                "worker",
+                "-Q",
+                "aia.high,aia.default,aia.low",
+                "-c",
+                str(concurrency),
+                "-n",
+                f"{name}@%h",
+                "-P",
+                pool,
+                "--without-mingle",
+                "--without-gossip",
+                "-l",
+                "INFO",
+                "-f",
+                str(log),
+            ],
+            env={**services.env, **(env or {})},
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         proc.log_path = log  # type: ignore[attr-defined]
         services.workers.append(proc)
@@ -171,7 +216,9 @@ def _wait_ready(proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            pytest.fail(f"worker exited with {proc.returncode}:\n{log.read_text() if log.exists() else ''}")
+            pytest.fail(
+                f"worker exited with {proc.returncode}:\n{log.read_text() if log.exists() else ''}"
+            )
         if log.exists() and " ready." in log.read_text():
             return
         time.sleep(0.1)
@@ -197,24 +244,36 @@ class Engine:
         return self.services.sessions
 
     def submit(self, body: dict[str, Any], **kwargs: Any) -> str:
-        accepted = submit_task(self.sessions, TaskRequest.model_validate(body),
-                               settings=self.services.settings, publisher=self.publisher,
-                               gate=self.gate, **kwargs)
+        accepted = submit_task(
+            self.sessions,
+            TaskRequest.model_validate(body),
+            settings=self.services.settings,
+            publisher=self.publisher,
+            gate=self.gate,
+            **kwargs,
+        )
         return accepted.task_id
 
     def get(self, task_id: str) -> dict[str, Any]:
         return get_task(self.sessions, task_id)
 
-    def wait(self, task_id: str, *, statuses: tuple[str, ...] = ("completed", "failed", "cancelled"),
-             timeout: float = 60) -> dict[str, Any]:
+    def wait(
+        self,
+        task_id: str,
+        *,
+        statuses: tuple[str, ...] = ("completed", "failed", "cancelled"),
+        timeout: float = 60,
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:
             view = self.get(task_id)
             if view["status"] in statuses:
                 return view
             if time.monotonic() > deadline:
-                raise AssertionError(f"task {task_id} still {view['status']} after {timeout}s: "
-                                     f"{[(s['name'], s['status']) for s in view['stages']]}")
+                raise AssertionError(
+                    f"task {task_id} still {view['status']} after {timeout}s: "
+                    f"{[(s['name'], s['status']) for s in view['stages']]}"
+                )
             time.sleep(0.1)
 
 
@@ -232,5 +291,9 @@ def workflow(stages: dict[str, dict[str, Any]], **extra: Any) -> dict[str, Any]:
 
 def noop(*deps: str, **params: Any) -> dict[str, Any]:
     stage: dict[str, Any] = {"agent": "noop", "dependencies": list(deps)}
-    options = {k: params.pop(k) for k in ("retries", "retry_backoff", "timeout_s", "on_failure") if k in params}
+    options = {
+        k: params.pop(k)
+        for k in ("retries", "retry_backoff", "timeout_s", "on_failure")
+        if k in params
+    }
     return {**stage, **options, "params": params}

@@ -29,7 +29,11 @@ def stages(view: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def events(engine: Engine, task_id: str) -> list[TaskEvent]:
     with engine.sessions.begin() as session:
-        return list(session.scalars(select(TaskEvent).where(TaskEvent.task_id == task_id).order_by(TaskEvent.seq)))
+        return list(
+            session.scalars(
+                select(TaskEvent).where(TaskEvent.task_id == task_id).order_by(TaskEvent.seq)
+            )
+        )
 
 
 def test_guides_complex_analysis_runs_end_to_end_with_outputs_flowing(engine: Engine) -> None:
@@ -54,28 +58,47 @@ def test_guides_complex_analysis_runs_end_to_end_with_outputs_flowing(engine: En
 
 
 def test_support_ticket_sentiment_example(engine: Engine) -> None:
-    view = engine.wait(engine.submit(json.loads((EXAMPLES / "support_ticket_sentiment.json").read_text())))
+    view = engine.wait(
+        engine.submit(json.loads((EXAMPLES / "support_ticket_sentiment.json").read_text()))
+    )
     assert view["status"] == "completed"
     assert view["results"]["sentiment"]["total_texts"] == 30
     assert view["results"]["report"]["markdown"].startswith("# Support ticket sentiment")
 
 
 def test_diamond_runs_branches_in_parallel_and_joins(engine: Engine) -> None:
-    task_id = engine.submit(workflow({
-        "a": noop(), "b": noop("a", sleep_s=0.6), "c": noop("a", sleep_s=0.6), "d": noop("b", "c"),
-    }))
+    task_id = engine.submit(
+        workflow(
+            {
+                "a": noop(),
+                "b": noop("a", sleep_s=0.6),
+                "c": noop("a", sleep_s=0.6),
+                "d": noop("b", "c"),
+            }
+        )
+    )
     view = engine.wait(task_id)
     s = stages(view)
     assert view["status"] == "completed"
     assert at(s["d"]["started_at"]) >= max(at(s["b"]["finished_at"]), at(s["c"]["finished_at"]))
     assert at(s["b"]["started_at"]) >= at(s["a"]["finished_at"])
     # b and c overlapped: both started before either finished.
-    assert max(at(s["b"]["started_at"]), at(s["c"]["started_at"])) < min(at(s["b"]["finished_at"]), at(s["c"]["finished_at"]))
+    assert max(at(s["b"]["started_at"]), at(s["c"]["started_at"])) < min(
+        at(s["b"]["finished_at"]), at(s["c"]["finished_at"])
+    )
     assert view["results"]["d"]["upstream"] == ["b", "c"]
 
 
 def test_non_series_parallel_dag_respects_every_dependency(engine: Engine) -> None:
-    deps = {"a": [], "b": [], "c": ["a", "b"], "d": ["b"], "e": ["c", "d"], "f": ["a"], "g": ["f", "d"]}
+    deps = {
+        "a": [],
+        "b": [],
+        "c": ["a", "b"],
+        "d": ["b"],
+        "e": ["c", "d"],
+        "f": ["a"],
+        "g": ["f", "d"],
+    }
     task_id = engine.submit(workflow({n: noop(*d, sleep_s=0.1) for n, d in deps.items()}))
     view = engine.wait(task_id)
     assert view["status"] == "completed"
@@ -86,10 +109,17 @@ def test_non_series_parallel_dag_respects_every_dependency(engine: Engine) -> No
 
 
 def test_failing_stage_retries_then_fails_the_task_and_skips_dependents(engine: Engine) -> None:
-    task_id = engine.submit(workflow({
-        "ok": noop(), "bad": noop(fail=True, retries=2, retry_backoff=0.1),
-        "after_bad": noop("bad"), "after_after": noop("after_bad"), "independent": noop("ok", sleep_s=0.2),
-    }))
+    task_id = engine.submit(
+        workflow(
+            {
+                "ok": noop(),
+                "bad": noop(fail=True, retries=2, retry_backoff=0.1),
+                "after_bad": noop("bad"),
+                "after_after": noop("after_bad"),
+                "independent": noop("ok", sleep_s=0.2),
+            }
+        )
+    )
     view = engine.wait(task_id)
     s = stages(view)
     assert view["status"] == "failed"
@@ -103,7 +133,9 @@ def test_failing_stage_retries_then_fails_the_task_and_skips_dependents(engine: 
 
 
 def test_on_failure_continue_lets_dependents_run(engine: Engine) -> None:
-    task_id = engine.submit(workflow({"flaky": noop(fail=True, on_failure="continue"), "next": noop("flaky")}))
+    task_id = engine.submit(
+        workflow({"flaky": noop(fail=True, on_failure="continue"), "next": noop("flaky")})
+    )
     view = engine.wait(task_id)
     s = stages(view)
     assert view["status"] == "completed"
@@ -128,9 +160,15 @@ def test_cancel_mid_workflow_stops_everything(engine: Engine) -> None:
 
 def test_retry_from_failure_reuses_completed_outputs(engine: Engine, tmp_path: Path) -> None:
     marker = tmp_path / "fixed"
-    task_id = engine.submit(workflow({
-        "first": noop(echo="kept"), "second": noop("first", fail_until_exists=str(marker)), "third": noop("second"),
-    }))
+    task_id = engine.submit(
+        workflow(
+            {
+                "first": noop(echo="kept"),
+                "second": noop("first", fail_until_exists=str(marker)),
+                "third": noop("second"),
+            }
+        )
+    )
     failed = engine.wait(task_id)
     assert failed["status"] == "failed"
     before = stages(failed)["first"]

@@ -52,13 +52,21 @@ def describe(values: list[float]) -> dict[str, float | int]:
 def trend(series: list[float]) -> dict[str, Any]:
     first, last = series[0], series[-1]
     growth = round(100.0 * (last - first) / abs(first), 2) if first else None
-    slope = statistics.linear_regression(range(len(series)), series).slope if len(series) > 1 else 0.0
+    slope = (
+        statistics.linear_regression(range(len(series)), series).slope if len(series) > 1 else 0.0
+    )
     if growth is None:
         direction = "increasing" if slope > 0 else "decreasing" if slope < 0 else "stable"
     else:
         direction = "stable" if abs(growth) < 1 else "increasing" if growth > 0 else "decreasing"
-    return {"points": len(series), "first": first, "last": last, "growth_pct": growth,
-            "slope_per_step": round(slope, 4), "direction": direction}
+    return {
+        "points": len(series),
+        "first": first,
+        "last": last,
+        "growth_pct": growth,
+        "slope_per_step": round(slope, 4),
+        "direction": direction,
+    }
 
 
 @agent(
@@ -71,16 +79,24 @@ def run(ctx: AgentContext) -> dict[str, Any]:
     numeric = numeric_fields(records)
     stats = {f: describe([float(r[f]) for r in records if _is_number(r.get(f))]) for f in numeric}
     ctx.progress(50.0, {"records": len(records), "numeric_fields": numeric})
-    result: dict[str, Any] = {"source": source, "record_count": len(records),
-                              "numeric_fields": numeric, "statistics": stats}
+    result: dict[str, Any] = {
+        "source": source,
+        "record_count": len(records),
+        "numeric_fields": numeric,
+        "statistics": stats,
+    }
     group_field = ctx.param("group_by") or _guess_group_field(records)
     if group_field:
         result["group_by"] = _group_by(records, str(group_field), numeric)
-    time_field = ctx.param("time_field") or next((f for f in TIME_FIELDS if records and f in records[0]), None)
+    time_field = ctx.param("time_field") or next(
+        (f for f in TIME_FIELDS if records and f in records[0]), None
+    )
     if time_field and numeric:
         result["trends"] = _trends(records, str(time_field), numeric)
         if group_field:
-            result["group_trends"] = _group_trends(records, str(group_field), str(time_field), numeric[0])
+            result["group_trends"] = _group_trends(
+                records, str(group_field), str(time_field), numeric[0]
+            )
     return result
 
 
@@ -101,10 +117,16 @@ def _group_by(records: list[dict[str, Any]], field: str, numeric: list[str]) -> 
         groups[str(record.get(field))].append(record)
     out: dict[str, Any] = {"field": field, "groups": {}}
     for name, rows in sorted(groups.items()):
-        means = {f: round(statistics.fmean(vals), 4)
-                 for f in numeric if (vals := [float(r[f]) for r in rows if _is_number(r.get(f))])}
-        out["groups"][name] = {"count": len(rows), "share_pct": round(100.0 * len(rows) / len(records), 2),
-                               "means": means}
+        means = {
+            f: round(statistics.fmean(vals), 4)
+            for f in numeric
+            if (vals := [float(r[f]) for r in rows if _is_number(r.get(f))])
+        }
+        out["groups"][name] = {
+            "count": len(rows),
+            "share_pct": round(100.0 * len(rows) / len(records), 2),
+            "means": means,
+        }
     return out
 
 
@@ -125,9 +147,17 @@ def _trends(records: list[dict[str, Any]], time_field: str, numeric: list[str]) 
     return out
 
 
-def _group_trends(records: list[dict[str, Any]], group_field: str, time_field: str, metric: str) -> dict[str, Any]:
+def _group_trends(
+    records: list[dict[str, Any]], group_field: str, time_field: str, metric: str
+) -> dict[str, Any]:
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for record in records:
         groups[str(record.get(group_field))].append(record)
-    return {"metric": metric, "groups": {name: trend(s) for name, rows in sorted(groups.items())
-                                         if (s := _series(rows, time_field, metric))}}
+    return {
+        "metric": metric,
+        "groups": {
+            name: trend(s)
+            for name, rows in sorted(groups.items())
+            if (s := _series(rows, time_field, metric))
+        },
+    }

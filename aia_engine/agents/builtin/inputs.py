@@ -11,7 +11,9 @@ from aia_engine.errors import AgentError
 TEXT_FIELDS = ("text", "message", "body", "comment", "review", "content")
 
 
-def find_records(ctx: AgentContext, *, default_source: str | None = None) -> tuple[list[dict[str, Any]], str]:
+def find_records(
+    ctx: AgentContext, *, default_source: str | None = None
+) -> tuple[list[dict[str, Any]], str]:
     """Records (a list of objects) and where they came from.
 
     Looked for in this order: the stage's params, the outputs of its dependencies, the
@@ -51,7 +53,9 @@ def find_texts(ctx: AgentContext) -> tuple[list[str], list[dict[str, Any]] | Non
     texts = ctx.params.get("texts", ctx.requirements.get("texts"))
     if texts is not None:
         if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
-            raise AgentError("requirements.texts must be a list of strings", field="requirements.texts")
+            raise AgentError(
+                "requirements.texts must be a list of strings", field="requirements.texts"
+            )
         return texts, None, "requirements.texts"
     for output in ctx.inputs.values():
         if isinstance(output.get("texts"), list):

@@ -34,9 +34,9 @@ def run(ctx: AgentContext) -> dict[str, Any]:
     table: dict[str, dict[str, float]] = defaultdict(dict)
     for record in records:
         try:
-            table[str(record[seg_f])][str(record[per_f])] = (
-                table[str(record[seg_f])].get(str(record[per_f]), 0.0) + float(record[val_f])
-            )
+            table[str(record[seg_f])][str(record[per_f])] = table[str(record[seg_f])].get(
+                str(record[per_f]), 0.0
+            ) + float(record[val_f])
         except (KeyError, TypeError, ValueError) as exc:
             raise AgentError(
                 f"market record {record!r} lacks a numeric {val_f!r} or a {seg_f!r}/{per_f!r}; "
@@ -56,7 +56,9 @@ def run(ctx: AgentContext) -> dict[str, Any]:
             "latest_value": round(end, 2),
             "share_pct": round(100.0 * end / size, 2) if size else 0.0,
             "growth_pct": round(100.0 * (end - start) / start, 2) if start else None,
-            "cagr_pct": round(100.0 * ((end / start) ** (1 / steps) - 1), 2) if start and end and steps else None,
+            "cagr_pct": round(100.0 * ((end / start) ** (1 / steps) - 1), 2)
+            if start and end and steps
+            else None,
         }
     hhi = round(sum(s["share_pct"] ** 2 for s in segments.values()), 1)
     leader = max(segments, key=lambda n: segments[n]["latest_value"])

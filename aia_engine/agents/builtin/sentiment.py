@@ -34,8 +34,10 @@ def label(compound: float) -> str:
 
 
 def _shares(counts: dict[str, int], total: int) -> dict[str, float]:
-    return {k: round(100.0 * counts.get(k, 0) / total, 1) if total else 0.0
-            for k in ("positive", "negative", "neutral")}
+    return {
+        k: round(100.0 * counts.get(k, 0) / total, 1) if total else 0.0
+        for k in ("positive", "negative", "neutral")
+    }
 
 
 @agent(
@@ -54,11 +56,14 @@ def run(ctx: AgentContext) -> dict[str, Any]:
             scores.append(compound)
             counts[label(compound)] += 1
         done = len(scores)
-        ctx.progress(100.0 * done / max(1, len(texts)), {
-            "processed_tickets": done,
-            "total_tickets": len(texts),
-            "preliminary_sentiment": _shares(counts, done),
-        })
+        ctx.progress(
+            100.0 * done / max(1, len(texts)),
+            {
+                "processed_tickets": done,
+                "total_tickets": len(texts),
+                "preliminary_sentiment": _shares(counts, done),
+            },
+        )
     ranked = sorted(zip(scores, texts, strict=True), key=lambda pair: pair[0])
     result: dict[str, Any] = {
         "source": source,
@@ -69,7 +74,9 @@ def run(ctx: AgentContext) -> dict[str, Any]:
         "most_negative": [{"text": t[:200], "compound": s} for s, t in ranked[:3] if s < 0],
         "most_positive": [{"text": t[:200], "compound": s} for s, t in ranked[::-1][:3] if s > 0],
     }
-    group_by = ctx.param("group_by") or ("category" if records and "category" in records[0] else None)
+    group_by = ctx.param("group_by") or (
+        "category" if records and "category" in records[0] else None
+    )
     if records and group_by:
         result["by_group"] = _by_group(records, scores, str(group_by))
     return result

@@ -21,9 +21,17 @@ from aia_engine.agents.registry import agent
 PRIORITY_ORDER = {"high": 0, "medium": 1, "low": 2}
 
 
-def _rec(rule: str, action: str, target: str, priority: str, rationale: str, **evidence: Any) -> dict[str, Any]:
-    return {"rule": rule, "action": action, "target": target, "priority": priority,
-            "rationale": rationale, "evidence": evidence}
+def _rec(
+    rule: str, action: str, target: str, priority: str, rationale: str, **evidence: Any
+) -> dict[str, Any]:
+    return {
+        "rule": rule,
+        "action": action,
+        "target": target,
+        "priority": priority,
+        "rationale": rationale,
+        "evidence": evidence,
+    }
 
 
 def market_rules(market: dict[str, Any], grow_cagr: float) -> list[dict[str, Any]]:
@@ -31,19 +39,51 @@ def market_rules(market: dict[str, Any], grow_cagr: float) -> list[dict[str, Any
     for name, seg in market.get("segments", {}).items():
         cagr, share, growth = seg.get("cagr_pct"), seg.get("share_pct", 0.0), seg.get("growth_pct")
         if cagr is not None and cagr >= grow_cagr and share < 30:
-            recs.append(_rec("R1", "invest", name, "high",
-                             f"{name} grows {cagr}% per period and holds only {share}% of the market",
-                             cagr_pct=cagr, share_pct=share))
+            recs.append(
+                _rec(
+                    "R1",
+                    "invest",
+                    name,
+                    "high",
+                    f"{name} grows {cagr}% per period and holds only {share}% of the market",
+                    cagr_pct=cagr,
+                    share_pct=share,
+                )
+            )
         elif cagr is not None and share >= 30 and cagr < 1:
-            recs.append(_rec("R2", "defend", name, "medium",
-                             f"{name} is {share}% of the market but grows only {cagr}% per period",
-                             cagr_pct=cagr, share_pct=share))
+            recs.append(
+                _rec(
+                    "R2",
+                    "defend",
+                    name,
+                    "medium",
+                    f"{name} is {share}% of the market but grows only {cagr}% per period",
+                    cagr_pct=cagr,
+                    share_pct=share,
+                )
+            )
         if growth is not None and growth < 0:
-            recs.append(_rec("R3", "review", name, "medium",
-                             f"{name} shrank {abs(growth)}% over the window", growth_pct=growth))
+            recs.append(
+                _rec(
+                    "R3",
+                    "review",
+                    name,
+                    "medium",
+                    f"{name} shrank {abs(growth)}% over the window",
+                    growth_pct=growth,
+                )
+            )
     if market.get("hhi", 0) > 2500:
-        recs.append(_rec("R4", "diversify", "portfolio", "low",
-                         f"the market is concentrated (HHI {market['hhi']})", hhi=market["hhi"]))
+        recs.append(
+            _rec(
+                "R4",
+                "diversify",
+                "portfolio",
+                "low",
+                f"the market is concentrated (HHI {market['hhi']})",
+                hhi=market["hhi"],
+            )
+        )
     return recs
 
 
@@ -57,17 +97,32 @@ def sentiment_rules(sentiment: dict[str, Any], negative_pct: float) -> list[dict
         worst = min(groups, key=lambda g: groups[g]["average_compound"])
         target = f"{sentiment['by_group']['field']}={worst}"
         evidence["worst_group"] = {worst: groups[worst]["average_compound"]}
-    return [_rec("R5", "improve", target, "high",
-                 f"{negative}% of customer texts are negative (threshold {negative_pct}%)", **evidence)]
+    return [
+        _rec(
+            "R5",
+            "improve",
+            target,
+            "high",
+            f"{negative}% of customer texts are negative (threshold {negative_pct}%)",
+            **evidence,
+        )
+    ]
 
 
 def trend_rules(analysis: dict[str, Any]) -> list[dict[str, Any]]:
     recs = []
     for metric, t in analysis.get("trends", {}).get("metrics", {}).items():
         if t["direction"] == "decreasing":
-            recs.append(_rec("R6", "investigate", metric, "medium",
-                             f"{metric} is decreasing ({t['growth_pct']}% over {t['points']} points)",
-                             growth_pct=t["growth_pct"]))
+            recs.append(
+                _rec(
+                    "R6",
+                    "investigate",
+                    metric,
+                    "medium",
+                    f"{metric} is decreasing ({t['growth_pct']}% over {t['points']} points)",
+                    growth_pct=t["growth_pct"],
+                )
+            )
     return recs
 
 
@@ -88,9 +143,20 @@ def run(ctx: AgentContext) -> dict[str, Any]:
         if "trends" in output:
             recs += trend_rules(dict(output))
     if not recs:
-        recs.append(_rec("R0", "maintain", "current strategy", "low",
-                         "no rule fired: no fast-growing, stagnant-leading or declining segment, "
-                         "and sentiment is within bounds"))
+        recs.append(
+            _rec(
+                "R0",
+                "maintain",
+                "current strategy",
+                "low",
+                "no rule fired: no fast-growing, stagnant-leading or declining segment, "
+                "and sentiment is within bounds",
+            )
+        )
     recs.sort(key=lambda r: PRIORITY_ORDER[r["priority"]])
-    return {"recommendations": recs, "count": len(recs),
-            "rules_fired": sorted({r["rule"] for r in recs}), "based_on": sorted(ctx.inputs)}
+    return {
+        "recommendations": recs,
+        "count": len(recs),
+        "rules_fired": sorted({r["rule"] for r in recs}),
+        "based_on": sorted(ctx.inputs),
+    }

@@ -13,16 +13,33 @@ from aia_engine.datasets import load_dataset
 from aia_engine.errors import AgentError
 
 
-def ctx(stage: str = "s", inputs: dict[str, Any] | None = None, params: dict[str, Any] | None = None,
-        requirements: dict[str, Any] | None = None, progress: list[Any] | None = None) -> AgentContext:
-    return AgentContext(task_id="task_t", stage=stage, task="", inputs=inputs or {}, params=params or {},
-                        requirements=requirements or {},
-                        _progress=(lambda p, r: progress.append((p, r))) if progress is not None else None)
+def ctx(
+    stage: str = "s",
+    inputs: dict[str, Any] | None = None,
+    params: dict[str, Any] | None = None,
+    requirements: dict[str, Any] | None = None,
+    progress: list[Any] | None = None,
+) -> AgentContext:
+    return AgentContext(
+        task_id="task_t",
+        stage=stage,
+        task="",
+        inputs=inputs or {},
+        params=params or {},
+        requirements=requirements or {},
+        _progress=(lambda p, r: progress.append((p, r))) if progress is not None else None,
+    )
 
 
 def test_registry_has_the_built_ins_and_rejects_unknown_names() -> None:
-    assert {"sentiment_analysis_agent", "data_analysis_agent", "market_research_agent", "strategy_agent",
-            "reporting_agent", "noop"} <= set(known_agents())
+    assert {
+        "sentiment_analysis_agent",
+        "data_analysis_agent",
+        "market_research_agent",
+        "strategy_agent",
+        "reporting_agent",
+        "noop",
+    } <= set(known_agents())
     with pytest.raises(UnknownAgent, match="'ghost'"):
         get_agent("ghost")
 
@@ -30,7 +47,9 @@ def test_registry_has_the_built_ins_and_rejects_unknown_names() -> None:
 def test_sentiment_uses_vader_thresholds_and_reports_progress() -> None:
     progress: list[Any] = []
     texts = ["I love this, it is wonderful!", "This is terrible and I hate it.", "The box is blue."]
-    out = get_agent("sentiment_analysis_agent").run(ctx(requirements={"texts": texts}, progress=progress))
+    out = get_agent("sentiment_analysis_agent").run(
+        ctx(requirements={"texts": texts}, progress=progress)
+    )
     assert out["counts"] == {"positive": 1, "negative": 1, "neutral": 1}
     assert out["sentiment"] == {"positive": 33.3, "negative": 33.3, "neutral": 33.3}
     assert out["most_negative"][0]["text"].startswith("This is terrible")
@@ -38,7 +57,9 @@ def test_sentiment_uses_vader_thresholds_and_reports_progress() -> None:
 
 
 def test_sentiment_over_support_tickets_groups_by_category() -> None:
-    out = get_agent("sentiment_analysis_agent").run(ctx(requirements={"data_source": "support_tickets"}))
+    out = get_agent("sentiment_analysis_agent").run(
+        ctx(requirements={"data_source": "support_tickets"})
+    )
     assert out["total_texts"] == 30
     assert sum(g["count"] for g in out["by_group"]["groups"].values()) == 30
 
@@ -49,9 +70,13 @@ def test_sentiment_without_texts_fails_clearly() -> None:
 
 
 def test_data_analysis_statistics_match_the_standard_library() -> None:
-    records = [{"region": "n", "day": f"2025-01-0{i}", "sales": v} for i, v in enumerate([3, 5, 8, 13], 1)]
+    records = [
+        {"region": "n", "day": f"2025-01-0{i}", "sales": v} for i, v in enumerate([3, 5, 8, 13], 1)
+    ]
     records += [{"region": "s", "day": "2025-01-05", "sales": 1}]
-    out = get_agent("data_analysis_agent").run(ctx(requirements={"records": records}, params={"time_field": "day"}))
+    out = get_agent("data_analysis_agent").run(
+        ctx(requirements={"records": records}, params={"time_field": "day"})
+    )
     values = [3, 5, 8, 13, 1]
     assert out["statistics"]["sales"]["mean"] == round(statistics.fmean(values), 4)
     assert out["statistics"]["sales"]["stdev"] == round(statistics.stdev(values), 4)
@@ -61,19 +86,33 @@ def test_data_analysis_statistics_match_the_standard_library() -> None:
 
 
 def test_market_research_shares_growth_and_hhi() -> None:
-    records = [{"segment": "a", "period": "p1", "revenue": 100}, {"segment": "a", "period": "p2", "revenue": 150},
-               {"segment": "b", "period": "p1", "revenue": 100}, {"segment": "b", "period": "p2", "revenue": 50}]
+    records = [
+        {"segment": "a", "period": "p1", "revenue": 100},
+        {"segment": "a", "period": "p2", "revenue": 150},
+        {"segment": "b", "period": "p1", "revenue": 100},
+        {"segment": "b", "period": "p2", "revenue": 50},
+    ]
     out = get_agent("market_research_agent").run(ctx(requirements={"records": records}))
     assert out["market_size"] == 200
-    assert out["segments"]["a"] == {"latest_value": 150, "share_pct": 75.0, "growth_pct": 50.0, "cagr_pct": 50.0}
+    assert out["segments"]["a"] == {
+        "latest_value": 150,
+        "share_pct": 75.0,
+        "growth_pct": 50.0,
+        "cagr_pct": 50.0,
+    }
     assert out["hhi"] == 75.0**2 + 25.0**2
     assert (out["leader"], out["fastest_growing"], out["concentration"]) == ("a", "a", "high")
 
 
 def test_strategy_rules_fire_with_rationale() -> None:
-    market = {"segments": {"up": {"cagr_pct": 9.0, "share_pct": 10.0, "growth_pct": 40.0},
-                           "big": {"cagr_pct": 0.2, "share_pct": 60.0, "growth_pct": 1.0},
-                           "down": {"cagr_pct": -2.0, "share_pct": 30.0, "growth_pct": -8.0}}, "hhi": 4600}
+    market = {
+        "segments": {
+            "up": {"cagr_pct": 9.0, "share_pct": 10.0, "growth_pct": 40.0},
+            "big": {"cagr_pct": 0.2, "share_pct": 60.0, "growth_pct": 1.0},
+            "down": {"cagr_pct": -2.0, "share_pct": 30.0, "growth_pct": -8.0},
+        },
+        "hhi": 4600,
+    }
     out = get_agent("strategy_agent").run(ctx(inputs={"m": market}))
     actions = {(r["rule"], r["target"]) for r in out["recommendations"]}
     assert {("R1", "up"), ("R2", "big"), ("R3", "down"), ("R4", "portfolio")} <= actions
@@ -87,10 +126,13 @@ def test_strategy_with_nothing_to_say_maintains_course() -> None:
 
 
 def test_report_assembles_upstream_outputs_into_json_and_markdown() -> None:
-    market = get_agent("market_research_agent").run(ctx(requirements={"data_source": "market_segments"}))
+    market = get_agent("market_research_agent").run(
+        ctx(requirements={"data_source": "market_segments"})
+    )
     strategy = get_agent("strategy_agent").run(ctx(inputs={"stage_1": market}))
-    out = get_agent("reporting_agent").run(ctx(inputs={"stage_1": market, "stage_3": strategy},
-                                               params={"title": "Q report"}))
+    out = get_agent("reporting_agent").run(
+        ctx(inputs={"stage_1": market, "stage_3": strategy}, params={"title": "Q report"})
+    )
     assert out["markdown"].startswith("# Q report")
     assert "## stage_1" in out["markdown"] and "## Recommendations" in out["markdown"]
     assert out["recommendations"] == strategy["recommendations"]

@@ -7,11 +7,19 @@ import pytest
 from aia_engine.settings import Settings
 from workers.safety import UnsafeWorkerConfig, check_worker, unsafe_settings
 
-SETTINGS = Settings(max_stage_timeout_s=100, stage_hard_limit_grace_s=10, visibility_timeout_s=200,
-                    max_workflow_duration_s=1000, result_expires_s=2000)
+SETTINGS = Settings(
+    max_stage_timeout_s=100,
+    stage_hard_limit_grace_s=10,
+    visibility_timeout_s=200,
+    max_workflow_duration_s=1000,
+    result_expires_s=2000,
+)
 SAFE: dict[str, Any] = {
-    "task_acks_late": True, "task_reject_on_worker_lost": True, "worker_prefetch_multiplier": 1,
-    "broker_transport_options": {"visibility_timeout": 200}, "result_expires": 2000,
+    "task_acks_late": True,
+    "task_reject_on_worker_lost": True,
+    "worker_prefetch_multiplier": 1,
+    "broker_transport_options": {"visibility_timeout": 200},
+    "result_expires": 2000,
 }
 
 
@@ -26,13 +34,16 @@ def test_safe_config_passes() -> None:
     check_worker(SAFE, SETTINGS)
 
 
-@pytest.mark.parametrize(("key", "value", "words"), [
-    ("task_acks_late", False, "task_acks_late"),
-    ("task_reject_on_worker_lost", False, "reject_on_worker_lost"),
-    ("worker_prefetch_multiplier", 4, "prefetch"),
-    ("broker_transport_options", {"visibility_timeout": 60}, "visibility_timeout"),
-    ("result_expires", 500, "result_expires"),
-])
+@pytest.mark.parametrize(
+    ("key", "value", "words"),
+    [
+        ("task_acks_late", False, "task_acks_late"),
+        ("task_reject_on_worker_lost", False, "reject_on_worker_lost"),
+        ("worker_prefetch_multiplier", 4, "prefetch"),
+        ("broker_transport_options", {"visibility_timeout": 60}, "visibility_timeout"),
+        ("result_expires", 500, "result_expires"),
+    ],
+)
 def test_each_unsafe_setting_is_refused(key: str, value: Any, words: str) -> None:
     with pytest.raises(UnsafeWorkerConfig, match=words):
         check_worker({**SAFE, key: value}, SETTINGS)
@@ -43,7 +54,9 @@ def test_settings_refuse_a_visibility_timeout_below_the_stage_limit() -> None:
         Settings(max_stage_timeout_s=100, visibility_timeout_s=50)
 
 
-def test_settings_accept_the_guides_names_and_normalise_the_driver(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_settings_accept_the_guides_names_and_normalise_the_driver(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("DATABASE_URL", "postgresql://u@h:5432/db")
     monkeypatch.setenv("JWT_EXPIRY_MINUTES", "15")
     s = Settings()

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workflows.compiler import CompileOptions, canvas_shape, compile_workflow, guaranteed_predecessors
+from workflows.compiler import (
+    CompileOptions,
+    canvas_shape,
+    compile_workflow,
+    guaranteed_predecessors,
+)
 from workflows.plan import critical_path, is_series_parallel, makespan, plan_workflow
 from workflows.spec import WorkflowSpec, parse_workflow
 
@@ -27,24 +33,29 @@ def test_single_stage_is_one_signature() -> None:
 
 def test_guides_four_stage_workflow_is_a_chain() -> None:
     assert shape({"s1": [], "s2": ["s1"], "s3": ["s1", "s2"], "s4": ["s1", "s2", "s3"]}) == {
-        "chain": ["s1", "s2", "s3", "s4"]}
+        "chain": ["s1", "s2", "s3", "s4"]
+    }
 
 
 def test_diamond_is_chain_into_chord() -> None:
     assert shape({"a": [], "b": ["a"], "c": ["a"], "d": ["b", "c"]}) == {
-        "chain": ["a", {"chord": {"header": ["b", "c"], "body": "d"}}]}
+        "chain": ["a", {"chord": {"header": ["b", "c"], "body": "d"}}]
+    }
 
 
 def test_independent_branches_are_a_group_of_chains() -> None:
     assert shape({"a": [], "b": ["a"], "x": [], "y": ["x"]}) == {
-        "group": [{"chain": ["a", "b"]}, {"chain": ["x", "y"]}]}
+        "group": [{"chain": ["a", "b"]}, {"chain": ["x", "y"]}]
+    }
 
 
 def test_fan_out_fan_in() -> None:
     deps: dict[str, list[str]] = {"src": []}
     deps |= {f"w{i}": ["src"] for i in range(5)}
     deps["sink"] = [f"w{i}" for i in range(5)]
-    assert shape(deps) == {"chain": ["src", {"chord": {"header": [f"w{i}" for i in range(5)], "body": "sink"}}]}
+    assert shape(deps) == {
+        "chain": ["src", {"chord": {"header": [f"w{i}" for i in range(5)], "body": "sink"}}]
+    }
 
 
 def test_non_series_parallel_n_shape_waits_only_where_it_must() -> None:
@@ -57,8 +68,11 @@ def test_non_series_parallel_n_shape_waits_only_where_it_must() -> None:
 
 
 def test_messages_carry_ids_and_limits_not_payloads() -> None:
-    sig = compile_workflow(wf({"a": []}), task_id="task_1",
-                           options=CompileOptions(default_timeout_s=30, hard_limit_grace_s=5, priority="high"))
+    sig = compile_workflow(
+        wf({"a": []}),
+        task_id="task_1",
+        options=CompileOptions(default_timeout_s=30, hard_limit_grace_s=5, priority="high"),
+    )
     assert sig["task"] == "aia.run_stage"
     assert sig["kwargs"] == {"task_id": "task_1", "stage": "a"}
     assert sig["immutable"] is True
@@ -68,7 +82,9 @@ def test_messages_carry_ids_and_limits_not_payloads() -> None:
 
 def test_stage_timeout_overrides_the_default() -> None:
     spec = parse_workflow({"a": {"agent": "noop", "timeout_s": 7}})
-    sig = compile_workflow(spec, task_id="t", options=CompileOptions(default_timeout_s=30, hard_limit_grace_s=5))
+    sig = compile_workflow(
+        spec, task_id="t", options=CompileOptions(default_timeout_s=30, hard_limit_grace_s=5)
+    )
     assert (sig["options"]["soft_time_limit"], sig["options"]["time_limit"]) == (7, 12)
 
 
@@ -86,7 +102,9 @@ def test_only_chord_members_keep_results() -> None:
 def test_canvas_round_trips_through_json() -> None:
     from celery import signature
 
-    sig = compile_workflow(wf({"a": [], "b": ["a"], "c": ["a"], "d": ["b", "c"], "e": []}), task_id="t")
+    sig = compile_workflow(
+        wf({"a": [], "b": ["a"], "c": ["a"], "d": ["b", "c"], "e": []}), task_id="t"
+    )
     again = signature(json.loads(json.dumps(sig)))
     assert canvas_shape(again) == canvas_shape(sig)
 
@@ -102,6 +120,7 @@ def test_message_size_of_a_long_chain_of_chords_stays_small() -> None:
 
 # -- property tests --------------------------------------------------------------------------
 
+
 @st.composite
 def random_dags(draw: st.DrawFn, max_stages: int = 30) -> dict[str, list[str]]:
     n = draw(st.integers(min_value=1, max_value=max_stages))
@@ -116,7 +135,9 @@ def sp_expressions() -> st.SearchStrategy[Any]:
     leaf = st.just("leaf")
     return st.recursive(
         leaf,
-        lambda children: st.tuples(st.sampled_from(["seq", "par"]), st.lists(children, min_size=2, max_size=4)),
+        lambda children: st.tuples(
+            st.sampled_from(["seq", "par"]), st.lists(children, min_size=2, max_size=4)
+        ),
         max_leaves=30,
     )
 
@@ -134,7 +155,7 @@ def dag_of(expr: Any) -> dict[str, list[str]]:
         built = [build(p) for p in parts]
         if kind == "par":
             return [s for b in built for s in b[0]], [s for b in built for s in b[1]]
-        for (_, sinks), (sources, _) in zip(built, built[1:], strict=False):
+        for (_, sinks), (sources, _) in itertools.pairwise(built):
             for src in sources:
                 deps[src] = sorted(set(deps[src]) | set(sinks))
         return built[0][0], built[-1][1]
@@ -151,7 +172,9 @@ def test_no_stage_can_start_before_its_dependencies_finish(deps: dict[str, list[
     before = guaranteed_predecessors(sig)
     assert sorted(before) == sorted(spec.stages), "every stage appears exactly once"
     for name in spec.stages:
-        assert spec.ancestors(name) <= before[name], f"{name} could start before {spec.ancestors(name) - before[name]}"
+        assert spec.ancestors(name) <= before[name], (
+            f"{name} could start before {spec.ancestors(name) - before[name]}"
+        )
         assert name not in before[name]
     assert makespan(plan_workflow(spec)) >= critical_path(spec)
     json.dumps(sig)

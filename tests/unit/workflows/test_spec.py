@@ -23,11 +23,15 @@ def reject(raw: Any, **kwargs: Any) -> InvalidWorkflow:
 
 
 def test_the_guides_four_stage_workflow_is_valid() -> None:
-    spec = parse_workflow({
-        "stage_1": stage(), "stage_2": stage("a2", ["stage_1"]),
-        "stage_3": stage("a1", ["stage_1", "stage_2"]),
-        "stage_4": stage("a2", ["stage_1", "stage_2", "stage_3"]),
-    }, known_agents=AGENTS)
+    spec = parse_workflow(
+        {
+            "stage_1": stage(),
+            "stage_2": stage("a2", ["stage_1"]),
+            "stage_3": stage("a1", ["stage_1", "stage_2"]),
+            "stage_4": stage("a2", ["stage_1", "stage_2", "stage_3"]),
+        },
+        known_agents=AGENTS,
+    )
     assert list(spec.stages) == ["stage_1", "stage_2", "stage_3", "stage_4"]
     assert spec.agents == ["a1", "a2"]
     assert spec.stages["stage_4"].on_failure == "fail_workflow"
@@ -51,7 +55,9 @@ def test_self_dependency_is_rejected() -> None:
 
 
 def test_cycle_is_rejected_with_the_cycle_in_the_message() -> None:
-    err = reject({"a": stage(deps=["c"]), "b": stage(deps=["a"]), "c": stage(deps=["b"]), "d": stage()})
+    err = reject(
+        {"a": stage(deps=["c"]), "b": stage(deps=["a"]), "c": stage(deps=["b"]), "d": stage()}
+    )
     assert err.details["issue"] == "dependency cycle"
     cycle = err.details["cycle"]
     assert cycle[0] == cycle[-1] and set(cycle) == {"a", "b", "c"}
@@ -101,31 +107,51 @@ def test_misspelt_field_is_rejected_naming_it() -> None:
 
 
 def test_dependencies_must_be_a_list_of_names() -> None:
-    assert reject({"s1": stage(), "s2": {"agent": "a1", "dependencies": "s1"}}).details["issue"] == (
-        "is not a list of stage names"
-    )
+    assert reject({"s1": stage(), "s2": {"agent": "a1", "dependencies": "s1"}}).details[
+        "issue"
+    ] == ("is not a list of stage names")
 
 
 def test_invalid_stage_name_is_rejected() -> None:
     assert reject({"bad name!": stage()}).details["issue"] == "invalid stage name"
 
 
-@pytest.mark.parametrize(("key", "value"), [
-    ("retries", -1), ("retries", 11), ("retries", "3"), ("retries", True),
-    ("retry_backoff", -0.5), ("timeout_s", 0), ("timeout_s", 10_000), ("on_failure", "explode"),
-    ("params", [1, 2]),
-])
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("retries", -1),
+        ("retries", 11),
+        ("retries", "3"),
+        ("retries", True),
+        ("retry_backoff", -0.5),
+        ("timeout_s", 0),
+        ("timeout_s", 10_000),
+        ("on_failure", "explode"),
+        ("params", [1, 2]),
+    ],
+)
 def test_stage_options_are_range_checked(key: str, value: Any) -> None:
     err = reject({"s1": stage(**{key: value})})
     assert err.details["field"] == f"workflow.s1.{key}" and "'s1'" in err.message
 
 
 def test_stage_options_are_parsed() -> None:
-    spec = parse_workflow({"s1": stage(params={"x": 1}, retries=2, retry_backoff=0.5, timeout_s=9,
-                                       on_failure="continue")}, known_agents=AGENTS)
+    spec = parse_workflow(
+        {
+            "s1": stage(
+                params={"x": 1}, retries=2, retry_backoff=0.5, timeout_s=9, on_failure="continue"
+            )
+        },
+        known_agents=AGENTS,
+    )
     s1 = spec.stages["s1"]
     assert (s1.params, s1.retries, s1.retry_backoff, s1.timeout_s, s1.on_failure) == (
-        {"x": 1}, 2, 0.5, 9.0, "continue")
+        {"x": 1},
+        2,
+        0.5,
+        9.0,
+        "continue",
+    )
 
 
 def test_spec_round_trips_through_its_dict() -> None:

@@ -8,7 +8,9 @@ from workflows.spec import parse_workflow
 from workflows.templates import all_templates, template_workflow
 
 
-@pytest.mark.parametrize("task_type", ["data_analysis", "sentiment_analysis", "complex_analysis", "report"])
+@pytest.mark.parametrize(
+    "task_type", ["data_analysis", "sentiment_analysis", "complex_analysis", "report"]
+)
 def test_required_templates_exist_and_validate(task_type: str) -> None:
     spec = parse_workflow(template_workflow(task_type), known_agents=known_agents())
     assert spec.stages

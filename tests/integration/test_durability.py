@@ -1,0 +1,267 @@
+"""Nothing accepted is lost: a worker killed mid-stage, Redis flushed, Redis down at submission.
+
+These tests run their own workers, beat and (where Redis is stopped) their own Redis server on a
+free loopback port, so nothing else on the machine is disturbed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from aia_engine.db.models import StageRun, Task, TaskEvent
+from aia_engine.embedded import free_port, start_redis
+from aia_engine.publishing import PublishGate
+from tests.integration.conftest import ROOT, Engine, Services, WorkerFactory, _stop, noop, workflow
+
+
+def start_beat(services: Services, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    schedule = services.tmp / f"beat-{time.monotonic_ns()}"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "workers.app",
+            "beat",
+            "-l",
+            "INFO",
+            "-s",
+            str(schedule),
+            "-f",
+            str(services.tmp / "beat.log"),
+        ],
+        env={**services.env, **(env or {})},
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    services.workers.append(proc)
+    return proc
+
+
+def wait_all(engine: Engine, ids: list[str], timeout: float) -> dict[str, int]:
+    deadline = time.monotonic() + timeout
+    while True:
+        with engine.sessions.begin() as session:
+            counts = dict(
+                session.execute(
+                    select(Task.status, func.count()).where(Task.id.in_(ids)).group_by(Task.status)
+                ).all()
+            )
+        if counts.get("completed", 0) == len(ids) or time.monotonic() > deadline:
+            return counts
+        time.sleep(0.5)
+
+
+def assert_each_output_written_once(engine: Engine, ids: list[str], stages_per_task: int) -> None:
+    with engine.sessions.begin() as session:
+        completed = session.scalar(
+            select(func.count())
+            .select_from(TaskEvent)
+            .where(TaskEvent.task_id.in_(ids), TaskEvent.type == "stage.completed")
+        )
+        rows = session.scalar(
+            select(func.count())
+            .select_from(StageRun)
+            .where(
+                StageRun.task_id.in_(ids),
+                StageRun.status == "completed",
+                StageRun.output.is_not(None),
+            )
+        )
+    assert rows == completed == len(ids) * stages_per_task
+
+
+def test_worker_killed_with_200_stages_in_flight_loses_nothing(
+    engine: Engine, start_worker: WorkerFactory, services: Services
+) -> None:
+    # Given a worker busy with 100 two-stage workflows (stage time limit 3 s, so leases run out fast)
+    victim = start_worker("victim", concurrency=2)
+    ids = [
+        engine.submit(
+            workflow(
+                {"a": noop(sleep_s=0.05, timeout_s=3), "b": noop("a", sleep_s=0.05, timeout_s=3)}
+            )
+        )
+        for _ in range(100)
+    ]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with engine.sessions.begin() as session:
+            done = session.scalar(
+                select(func.count())
+                .select_from(StageRun)
+                .where(StageRun.task_id.in_(ids), StageRun.status == "completed")
+            )
+        if done and done >= 10:
+            break
+        time.sleep(0.05)
+    # When it is killed with SIGKILL mid-run (main process and its pool children)
+    os.killpg(victim.pid, signal.SIGKILL)
+    victim.wait(10)
+    with engine.sessions.begin() as session:
+        unfinished = session.scalar(
+            select(func.count())
+            .select_from(StageRun)
+            .where(StageRun.task_id.in_(ids), StageRun.status != "completed")
+        )
+    assert unfinished and unfinished > 0, "the kill came too late to test anything"
+    # And a new worker and beat take over
+    rescuer = start_worker("rescuer", concurrency=2)
+    beat = start_beat(services)
+    try:
+        counts = wait_all(engine, ids, timeout=150)
+    finally:
+        _stop(beat)
+        _stop(rescuer)
+    # Then every task completed and every stage output was written exactly once
+    assert counts == {"completed": 100}, counts
+    assert_each_output_written_once(engine, ids, 2)
+
+
+@pytest.fixture
+def private_redis(services: Services) -> Iterator[dict[str, object]]:
+    """A Redis server of this test's own, so it can be stopped and flushed."""
+    port = free_port()
+    url, proc = start_redis(services.tmp / f"redis-{port}", port=port)
+    state: dict[str, object] = {"url": url, "proc": proc, "port": port}
+    yield state
+    current = state["proc"]
+    assert isinstance(current, subprocess.Popen)
+    _stop(current)
+
+
+def private_engine(engine: Engine, url: str) -> Engine:
+    from celery import Celery
+
+    from workers.dispatch import CeleryPublisher
+
+    app = Celery("aia_private", set_as_current=False)
+    app.config_from_object("celeryconfig")
+    app.conf.broker_url = url
+    app.conf.result_backend = f"workers.results:EngineRedisBackend+{url}"
+    return Engine(
+        engine.services,
+        CeleryPublisher.from_settings(engine.services.settings, app),
+        PublishGate(0.5),
+    )
+
+
+def restart_redis_empty(services: Services, state: dict[str, object]) -> None:
+    proc = state["proc"]
+    assert isinstance(proc, subprocess.Popen)
+    _stop(proc)
+    port = int(str(state["port"]))
+    _, state["proc"] = start_redis(
+        services.tmp / f"redis-{port}-fresh-{time.monotonic_ns()}", port=port
+    )
+
+
+def test_redis_flushed_after_500_accepted_submissions_loses_nothing(
+    engine: Engine,
+    start_worker: WorkerFactory,
+    services: Services,
+    private_redis: dict[str, object],
+) -> None:
+    url = str(private_redis["url"])
+    mine = private_engine(engine, url)
+    # Given 500 accepted tasks whose messages sit in Redis (no worker is consuming yet)
+    ids = [mine.submit(workflow({"a": noop(), "b": noop("a")})) for _ in range(500)]
+    with engine.sessions.begin() as session:
+        assert (
+            session.scalar(
+                select(func.count())
+                .select_from(Task)
+                .where(Task.id.in_(ids), Task.status == "queued")
+            )
+            == 500
+        )
+    # When Redis stops and comes back empty
+    restart_redis_empty(services, private_redis)
+    # Then a worker and beat (relay + reconciler) finish every task
+    env = {"REDIS_URL": url}
+    w = start_worker("after-flush", concurrency=2, env=env)
+    beat = start_beat(services, env)
+    try:
+        counts = wait_all(engine, ids, timeout=180)
+    finally:
+        _stop(beat)
+        _stop(w)
+    assert counts == {"completed": 500}, counts
+    assert_each_output_written_once(engine, ids, 2)
+
+
+def test_submission_while_redis_is_down_is_accepted_promptly_and_runs_later(
+    engine: Engine,
+    start_worker: WorkerFactory,
+    services: Services,
+    private_redis: dict[str, object],
+) -> None:
+    url = str(private_redis["url"])
+    mine = private_engine(engine, url)
+    proc = private_redis["proc"]
+    assert isinstance(proc, subprocess.Popen)
+    _stop(proc)
+    # Given Redis is down, when 20 tasks are submitted
+    latencies = []
+    ids = []
+    for _ in range(20):
+        started = time.monotonic()
+        ids.append(mine.submit(workflow({"a": noop()})))
+        latencies.append(time.monotonic() - started)
+    # Then each is accepted at once (the first pays the 1 s connect timeout at most)
+    assert max(latencies) < 2.5, latencies
+    assert sorted(latencies)[len(latencies) // 2] < 0.2, latencies
+    with engine.sessions.begin() as session:
+        assert (
+            session.scalar(
+                select(func.count())
+                .select_from(Task)
+                .where(Task.id.in_(ids), Task.status == "accepted")
+            )
+            == 20
+        )
+    # And once Redis is back, the outbox relay publishes them and they complete
+    restart_redis_empty(services, private_redis)
+    env = {"REDIS_URL": url}
+    w = start_worker("after-outage", concurrency=2, env=env)
+    beat = start_beat(services, env)
+    try:
+        counts = wait_all(engine, ids, timeout=90)
+    finally:
+        _stop(beat)
+        _stop(w)
+    assert counts == {"completed": 20}, counts
+
+
+def test_worker_refuses_to_start_with_an_unsafe_configuration(services: Services) -> None:
+    env = {**services.env, "AIA_RESULT_EXPIRES_S": "100", "AIA_MAX_WORKFLOW_DURATION_S": "50"}
+    # Settings themselves allow this pair; the worker's own check compares Celery's conf.
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import celeryconfig; celeryconfig.task_acks_late = False; "
+            "from workers.app import app; app.worker_main(['worker', '--pool', 'solo', '-Q', 'none'])",
+        ],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "refusing to start the worker" in result.stderr and "task_acks_late" in result.stderr
+
+
+_ = Path
