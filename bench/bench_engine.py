@@ -1,0 +1,299 @@
+"""Engine vs raw Celery, measured in one run on one private Redis and one worker.
+
+Run by hand (not in CI):  python -m bench.bench_engine [--tasks 2000] [--concurrency 2]
+Needs DATABASE_URL pointing at a PostgreSQL server (a fresh `aia_bench_*` database is created);
+a private redis-server is started on a free loopback port.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import redis
+from celery import chain, chord, group
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def setup(args: argparse.Namespace) -> dict[str, Any]:
+    from aia_engine.embedded import free_port, start_redis
+
+    tmp = Path(f"/tmp/aia-bench-{os.getpid()}")
+    port = free_port()
+    redis_url, redis_proc = start_redis(tmp / "redis", port=port)
+    base = make_url(os.environ["DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://", 1))
+    name = f"aia_bench_{os.getpid()}"
+    admin = base.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    db_url = base.set(database=name).render_as_string(hide_password=False)
+    os.environ.update(
+        {
+            "DATABASE_URL": db_url,
+            "REDIS_URL": redis_url,
+            "AIA_WORKER_CONCURRENCY": str(args.concurrency),
+        }
+    )
+    from aia_engine.db.migrate import upgrade
+    from aia_engine.settings import get_settings
+
+    get_settings.cache_clear()
+    upgrade(get_settings())
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "bench.raw_app",
+            "worker",
+            "-Q",
+            "aia.high,aia.default,aia.low,celery",
+            "-c",
+            str(args.concurrency),
+            "--without-mingle",
+            "--without-gossip",
+            "-l",
+            "WARNING",
+            "-f",
+            str(tmp / "worker.log"),
+        ],
+        env=env,
+        cwd=ROOT,
+    )
+    time.sleep(4)
+    return {
+        "tmp": tmp,
+        "redis_url": redis_url,
+        "redis_proc": redis_proc,
+        "worker": worker,
+        "admin": admin,
+        "db": name,
+    }
+
+
+def teardown(ctx: dict[str, Any]) -> None:
+    ctx["worker"].terminate()
+    ctx["worker"].wait(30)
+    ctx["redis_proc"].terminate()
+    with psycopg.connect(ctx["admin"], autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{ctx["db"]}" WITH (FORCE)')
+
+
+def redis_calls(r: redis.Redis) -> int:
+    return sum(int(v["calls"]) for v in r.info("commandstats").values())
+
+
+def engine_handles() -> tuple[Any, Any, Any, Any]:
+    from aia_engine.db.session import make_engine, make_sessions
+    from aia_engine.publishing import PublishGate
+    from aia_engine.settings import get_settings
+    from bench.raw_app import app
+    from workers.app import use_redis
+    from workers.dispatch import CeleryPublisher
+
+    settings = get_settings()
+    use_redis(settings.require_redis_url())
+    return (
+        settings,
+        make_sessions(make_engine(settings)),
+        CeleryPublisher.from_settings(settings, app),
+        PublishGate(1.0),
+    )
+
+
+def wait_completed(sessions: Any, ids: list[str], timeout: float = 600) -> None:
+    from aia_engine.db.models import Task
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with sessions.begin() as s:
+            done = s.scalar(
+                select(func.count())
+                .select_from(Task)
+                .where(Task.id.in_(ids), Task.status == "completed")
+            )
+        if done == len(ids):
+            return
+        time.sleep(0.02 if len(ids) < 5 else 0.2)
+    raise TimeoutError(f"only {done}/{len(ids)} completed")
+
+
+def bench_throughput(n: int, r: redis.Redis) -> dict[str, float]:
+    from aia_engine.tasks.models import TaskRequest
+    from aia_engine.tasks.submit import submit_task
+    from bench.raw_app import noop
+
+    # raw Celery
+    r.delete("bench:done")
+    calls0 = redis_calls(r)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        noop.apply_async(args=("bench:done",))
+    while int(r.get("bench:done") or 0) < n:
+        time.sleep(0.005)
+    raw_s = time.perf_counter() - t0
+    raw_calls = (redis_calls(r) - calls0) / n - 1  # minus the INCR that only counts
+    # engine
+    settings, sessions, publisher, gate = engine_handles()
+    request = TaskRequest.model_validate({"task_type": "noop"})
+    calls0 = redis_calls(r)
+    t0 = time.perf_counter()
+    ids = [
+        submit_task(sessions, request, settings=settings, publisher=publisher, gate=gate).task_id
+        for _ in range(n)
+    ]
+    submit_s = time.perf_counter() - t0
+    wait_completed(sessions, ids)
+    eng_s = time.perf_counter() - t0
+    eng_calls = (redis_calls(r) - calls0) / n
+    return {
+        "raw_tps": n / raw_s,
+        "engine_tps": n / eng_s,
+        "engine_submit_tps": n / submit_s,
+        "raw_redis_calls": raw_calls,
+        "engine_redis_calls": eng_calls,
+    }
+
+
+def bench_latency(kind: str, runs: int) -> dict[str, float]:
+    from aia_engine.tasks.models import TaskRequest
+    from aia_engine.tasks.submit import submit_task
+    from bench.raw_app import noop_result
+
+    settings, sessions, publisher, gate = engine_handles()
+    raw, eng = [], []
+    s = noop_result.si
+    for i in range(runs):
+        canvas = (
+            chain(s(), chord([s(), s()], s()))
+            if kind == "diamond"
+            else chord(group([s() for _ in range(100)]), s())
+        )
+        t0 = time.perf_counter()
+        canvas.apply_async().get(timeout=60, interval=0.001)
+        raw.append(time.perf_counter() - t0)
+        if kind == "diamond":
+            wf = {
+                "A": {"agent": "noop"},
+                "B": {"agent": "noop", "dependencies": ["A"]},
+                "C": {"agent": "noop", "dependencies": ["A"]},
+                "D": {"agent": "noop", "dependencies": ["B", "C"]},
+            }
+        else:
+            wf = {f"w{j}": {"agent": "noop"} for j in range(100)}
+            wf["join"] = {"agent": "noop", "dependencies": [f"w{j}" for j in range(100)]}
+        request = TaskRequest.model_validate({"task_type": "bench", "workflow": wf})
+        t0 = time.perf_counter()
+        task_id = submit_task(
+            sessions, request, settings=settings, publisher=publisher, gate=gate
+        ).task_id
+        wait_completed(sessions, [task_id])
+        eng.append(time.perf_counter() - t0)
+        if i == 0:
+            raw.clear()
+            eng.clear()  # warm-up
+    return {
+        "raw_p50_ms": 1000 * pct(raw, 0.5),
+        "raw_p95_ms": 1000 * pct(raw, 0.95),
+        "engine_p50_ms": 1000 * pct(eng, 0.5),
+        "engine_p95_ms": 1000 * pct(eng, 0.95),
+    }
+
+
+def bench_plan_ratio(samples: int = 2000, seed: int = 7) -> dict[str, float]:
+    from workflows.plan import critical_path, is_series_parallel, makespan, plan_workflow
+    from workflows.spec import parse_workflow
+
+    rng = random.Random(seed)
+    unit, weighted, blind, sp = [], [], [], 0
+    for _ in range(samples):
+        n = rng.randint(4, 40)
+        density = rng.uniform(0.05, 0.4)
+        deps = {f"s{j}": [f"s{i}" for i in range(j) if rng.random() < density] for j in range(n)}
+        spec = parse_workflow({k: {"agent": "noop", "dependencies": v} for k, v in deps.items()})
+        weights = {k: rng.uniform(1, 10) for k in deps}
+        sp += is_series_parallel(spec)
+        unit.append(makespan(plan_workflow(spec)) / critical_path(spec))
+        weighted.append(
+            makespan(plan_workflow(spec, weights=weights), weights) / critical_path(spec, weights)
+        )
+        # what dispatch does today: compiled with unit weights, run with the real durations
+        blind.append(makespan(plan_workflow(spec), weights) / critical_path(spec, weights))
+    return {
+        "samples": samples,
+        "series_parallel_share": sp / samples,
+        "unit_mean": statistics.fmean(unit),
+        "unit_p95": pct(unit, 0.95),
+        "unit_max": max(unit),
+        "weighted_mean": statistics.fmean(weighted),
+        "weighted_p95": pct(weighted, 0.95),
+        "weighted_max": max(weighted),
+        "blind_mean": statistics.fmean(blind),
+        "blind_p95": pct(blind, 0.95),
+        "blind_max": max(blind),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--tasks", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=40)
+    args = parser.parse_args()
+    plan = bench_plan_ratio()
+    print(
+        f"plan/critical-path on {plan['samples']} random DAGs (4-40 stages; {plan['series_parallel_share']:.0%} series-parallel):"
+    )
+    print(
+        f"  unit weights:   mean {plan['unit_mean']:.3f}  p95 {plan['unit_p95']:.3f}  max {plan['unit_max']:.3f}"
+    )
+    print(
+        f"  random weights, cut with them:  mean {plan['weighted_mean']:.3f}  p95 {plan['weighted_p95']:.3f}  max {plan['weighted_max']:.3f}"
+    )
+    print(
+        f"  random weights, cut with unit weights (as dispatched): mean {plan['blind_mean']:.3f}  p95 {plan['blind_p95']:.3f}  max {plan['blind_max']:.3f}"
+    )
+    ctx = setup(args)
+    try:
+        r = redis.Redis.from_url(ctx["redis_url"])
+        tp = bench_throughput(args.tasks, r)
+        print(f"throughput, {args.tasks} no-op tasks, prefork -c {args.concurrency}:")
+        print(
+            f"  raw Celery {tp['raw_tps']:.0f}/s   engine {tp['engine_tps']:.0f}/s   ratio {tp['engine_tps'] / tp['raw_tps']:.2f}"
+            f"   (engine submit alone {tp['engine_submit_tps']:.0f}/s)"
+        )
+        print(
+            f"  Redis commands per task: raw {tp['raw_redis_calls']:.1f}   engine {tp['engine_redis_calls']:.1f}"
+            f"   (+{tp['engine_redis_calls'] - tp['raw_redis_calls']:.1f})"
+        )
+        for kind, runs in (("diamond", args.runs), ("fan-out 100", max(5, args.runs // 4))):
+            lat = bench_latency("diamond" if kind == "diamond" else "fanout", runs)
+            print(
+                f"{kind} latency over {runs - 1} runs: raw p50 {lat['raw_p50_ms']:.1f} ms p95 {lat['raw_p95_ms']:.1f} ms"
+                f" | engine p50 {lat['engine_p50_ms']:.1f} ms p95 {lat['engine_p95_ms']:.1f} ms"
+                f" | p50 ratio {lat['engine_p50_ms'] / lat['raw_p50_ms']:.2f}, +{lat['engine_p50_ms'] - lat['raw_p50_ms']:.1f} ms"
+            )
+    finally:
+        teardown(ctx)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""The README's main command: `aia-engine dev` on embedded services, then `aia-engine run --wait`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+CLI = [sys.executable, "-m", "aia_engine.cli"]
+
+
+def test_dev_runs_the_guides_workflow_on_embedded_services(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "CI")}
+    env |= {"AIA_DATA_DIR": str(tmp_path / "data"), "PYTHONPATH": str(ROOT)}
+    log = (tmp_path / "dev.log").open("wb")
+    dev = subprocess.Popen(
+        [*CLI, "dev", "-c", "1"], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        services = tmp_path / "data" / "services.json"
+        deadline = time.monotonic() + 120
+        while not services.exists():
+            assert dev.poll() is None, (tmp_path / "dev.log").read_text()
+            assert time.monotonic() < deadline, "dev did not start"
+            time.sleep(0.2)
+        run = subprocess.run(
+            [*CLI, "run", "examples/complex_analysis.json", "--wait", "--timeout", "120"],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert "stage_4" in run.stdout and "completed" in run.stdout
+        task_id = json.loads(run.stdout[: run.stdout.index("}") + 1])["task_id"]
+        status = subprocess.run(
+            [*CLI, "status", task_id], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+        )
+        assert json.loads(status.stdout)["status"] == "completed"
+    finally:
+        dev.send_signal(signal.SIGINT)
+        try:
+            dev.wait(60)
+        except subprocess.TimeoutExpired:
+            dev.kill()
+    assert dev.returncode == 0, (tmp_path / "dev.log").read_text()
+
+
+def test_cli_explains_itself() -> None:
+    out = subprocess.run([*CLI, "--help"], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert out.returncode == 0 and "dev" in out.stdout and "reconcile" in out.stdout
+
+
+def test_run_reports_an_invalid_workflow_clearly(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(
+        json.dumps(
+            {
+                "task_type": "x",
+                "workflow": {
+                    "a": {"agent": "noop", "dependencies": ["b"]},
+                    "b": {"agent": "noop", "dependencies": ["a"]},
+                },
+            }
+        )
+    )
+    env = {
+        **os.environ,
+        "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
+        "REDIS_URL": "redis://127.0.0.1:1/0",
+    }
+    out = subprocess.run(
+        [*CLI, "run", str(bad)], env=env, capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert out.returncode == 2 and "cycle" in out.stderr
