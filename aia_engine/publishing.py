@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from aia_engine.db.models import TERMINAL_STAGE, TERMINAL_TASK, OutboxMessage, Task, TaskStatus
 from aia_engine.db.session import Sessions
 from aia_engine.settings import Settings
-from aia_engine.tasks.events import append_event, lock_task, stage_rows
+from aia_engine.tasks.events import append_event, lock_task, relax_commit, stage_rows
 from workflows.spec import WorkflowSpec, spec_from_dict
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,7 @@ def publish_now(
 
 
 def mark_published(session: Session, *, task_id: str, outbox_id: int, now: datetime) -> None:
+    relax_commit(session)
     session.execute(
         update(OutboxMessage).where(OutboxMessage.id == outbox_id).values(published_at=now)
     )

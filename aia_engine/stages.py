@@ -25,7 +25,7 @@ from aia_engine.db.session import Sessions
 from aia_engine.errors import EngineError, StageTimedOut
 from aia_engine.publishing import utcnow
 from aia_engine.settings import Settings
-from aia_engine.tasks.events import append_event, lock_task, stage_rows
+from aia_engine.tasks.events import append_event, lock_task, relax_commit, stage_rows
 from aia_engine.tasks.settle import merged_partials, settle_if_done, skip_unreachable, task_progress
 from workflows.spec import StageSpec, spec_from_dict
 
@@ -117,6 +117,7 @@ def _claim(
 ) -> _Claim | Outcome:
     now = utcnow()
     with sessions.begin() as session:
+        relax_commit(session)
         task = lock_task(session, task_id)
         if task is None:
             log.error("stage %s of unknown task %s dropped", stage, task_id)
@@ -259,6 +260,7 @@ def _record(
 ) -> Outcome:
     now = utcnow()
     with sessions.begin() as session:
+        relax_commit(session)
         task = lock_task(session, task_id)
         if task is None:
             return Outcome("missing")
@@ -349,6 +351,7 @@ class _ProgressReporter:
         self.last = time.monotonic()
         now = utcnow()
         with self.sessions.begin() as session:
+            relax_commit(session)
             task = lock_task(session, self.task_id)
             if task is None:
                 return

@@ -48,6 +48,7 @@ def setup(args: argparse.Namespace) -> dict[str, Any]:
             "DATABASE_URL": db_url,
             "REDIS_URL": redis_url,
             "AIA_WORKER_CONCURRENCY": str(args.concurrency),
+            "AIA_MAX_STAGES": "200",
         }
     )
     from aia_engine.db.migrate import upgrade

@@ -9,10 +9,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from aia_engine.db.models import StageRun, Task, TaskEvent
+
+
+def relax_commit(session: Session) -> None:
+    """Let this transaction's COMMIT return before its WAL reaches disk.
+
+    Only for writes whose loss in a database crash the engine repairs by itself: a lost
+    "published" mark makes the relay publish again; a lost stage claim or result makes the
+    stage run again (at least once, and its output is still written once). Accepting a task
+    never uses this: "accepted" is durable.
+    """
+    session.execute(text("SET LOCAL synchronous_commit TO OFF"))
 
 
 def lock_task(session: Session, task_id: str, *, skip_locked: bool = False) -> Task | None:
