@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -262,6 +261,3 @@ def test_worker_refuses_to_start_with_an_unsafe_configuration(services: Services
     )
     assert result.returncode != 0
     assert "refusing to start the worker" in result.stderr and "task_acks_late" in result.stderr
-
-
-_ = Path
