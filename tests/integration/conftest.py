@@ -159,6 +159,22 @@ def _stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: flo
 WorkerFactory = Callable[..., subprocess.Popen[bytes]]
 
 
+def spawn_celery(
+    services: Services, *args: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start `celery -A workers.app ARGS` as its own process group, tracked for clean-up."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "workers.app", *args],
+        env={**services.env, **(env or {})},
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    services.workers.append(proc)
+    return proc
+
+
 @pytest.fixture(scope="session")
 def start_worker(services: Services) -> WorkerFactory:
     """Start a real `celery worker` process and wait until it is ready."""
@@ -174,37 +190,14 @@ def start_worker(services: Services) -> WorkerFactory:
     ) -> subprocess.Popen[bytes]:
         name = name or f"w{next(counter)}"
         log = services.tmp / f"{name}-{secrets.token_hex(3)}.log"
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "workers.app",
-                "worker",
-                "-Q",
-                "aia.high,aia.default,aia.low",
-                "-c",
-                str(concurrency),
-                "-n",
-                f"{name}@%h",
-                "-P",
-                pool,
-                "--without-mingle",
-                "--without-gossip",
-                "-l",
-                "INFO",
-                "-f",
-                str(log),
-            ],
-            env={**services.env, **(env or {})},
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        proc = spawn_celery(
+            services,
+            "worker", "-Q", "aia.high,aia.default,aia.low", "-c", str(concurrency),
+            "-n", f"{name}@%h", "-P", pool, "--without-mingle", "--without-gossip",
+            "-l", "INFO", "-f", str(log),
+            env=env,
+        )  # fmt: skip
         proc.log_path = log  # type: ignore[attr-defined]
-        services.workers.append(proc)
         if wait:
             _wait_ready(proc, log)
         return proc

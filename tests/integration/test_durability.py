@@ -19,33 +19,56 @@ from sqlalchemy import func, select
 from aia_engine.db.models import StageRun, Task, TaskEvent
 from aia_engine.embedded import free_port, start_redis
 from aia_engine.publishing import PublishGate
-from tests.integration.conftest import ROOT, Engine, Services, WorkerFactory, _stop, noop, workflow
+from tests.integration.conftest import (
+    ROOT,
+    Engine,
+    Services,
+    WorkerFactory,
+    _stop,
+    noop,
+    spawn_celery,
+    workflow,
+)
 
 
 def start_beat(services: Services, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     schedule = services.tmp / f"beat-{time.monotonic_ns()}"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "workers.app",
-            "beat",
-            "-l",
-            "INFO",
-            "-s",
-            str(schedule),
-            "-f",
-            str(services.tmp / "beat.log"),
-        ],
-        env={**services.env, **(env or {})},
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
+    log = services.tmp / "beat.log"
+    return spawn_celery(
+        services, "beat", "-l", "INFO", "-s", str(schedule), "-f", str(log), env=env
     )
-    services.workers.append(proc)
-    return proc
+
+
+def count_status(engine: Engine, ids: list[str], status: str) -> int:
+    with engine.sessions.begin() as session:
+        return int(
+            session.scalar(
+                select(func.count())
+                .select_from(Task)
+                .where(Task.id.in_(ids), Task.status == status)
+            )
+            or 0
+        )
+
+
+def finish_with_fresh_processes(
+    engine: Engine,
+    start_worker: WorkerFactory,
+    services: Services,
+    ids: list[str],
+    *,
+    name: str,
+    env: dict[str, str] | None = None,
+    timeout: float,
+) -> dict[str, int]:
+    """Start a worker and beat (relay + reconciler), wait for `ids`, stop both."""
+    w = start_worker(name, concurrency=2, env=env)
+    beat = start_beat(services, env)
+    try:
+        return wait_all(engine, ids, timeout=timeout)
+    finally:
+        _stop(beat)
+        _stop(w)
 
 
 def wait_all(engine: Engine, ids: list[str], timeout: float) -> dict[str, int]:
@@ -116,13 +139,9 @@ def test_worker_killed_with_200_stages_in_flight_loses_nothing(
         )
     assert unfinished and unfinished > 0, "the kill came too late to test anything"
     # And a new worker and beat take over
-    rescuer = start_worker("rescuer", concurrency=2)
-    beat = start_beat(services)
-    try:
-        counts = wait_all(engine, ids, timeout=150)
-    finally:
-        _stop(beat)
-        _stop(rescuer)
+    counts = finish_with_fresh_processes(
+        engine, start_worker, services, ids, name="rescuer", timeout=150
+    )
     # Then every task completed and every stage output was written exactly once
     assert counts == {"completed": 100}, counts
     assert_each_output_written_once(engine, ids, 2)
@@ -176,26 +195,13 @@ def test_redis_flushed_after_500_accepted_submissions_loses_nothing(
     mine = private_engine(engine, url)
     # Given 500 accepted tasks whose messages sit in Redis (no worker is consuming yet)
     ids = [mine.submit(workflow({"a": noop(), "b": noop("a")})) for _ in range(500)]
-    with engine.sessions.begin() as session:
-        assert (
-            session.scalar(
-                select(func.count())
-                .select_from(Task)
-                .where(Task.id.in_(ids), Task.status == "queued")
-            )
-            == 500
-        )
+    assert count_status(engine, ids, "queued") == 500
     # When Redis stops and comes back empty
     restart_redis_empty(services, private_redis)
     # Then a worker and beat (relay + reconciler) finish every task
-    env = {"REDIS_URL": url}
-    w = start_worker("after-flush", concurrency=2, env=env)
-    beat = start_beat(services, env)
-    try:
-        counts = wait_all(engine, ids, timeout=180)
-    finally:
-        _stop(beat)
-        _stop(w)
+    counts = finish_with_fresh_processes(
+        engine, start_worker, services, ids, name="after-flush", env={"REDIS_URL": url}, timeout=180
+    )
     assert counts == {"completed": 500}, counts
     assert_each_output_written_once(engine, ids, 2)
 
@@ -221,25 +227,12 @@ def test_submission_while_redis_is_down_is_accepted_promptly_and_runs_later(
     # Then each is accepted at once (the first pays the 1 s connect timeout at most)
     assert max(latencies) < 2.5, latencies
     assert sorted(latencies)[len(latencies) // 2] < 0.2, latencies
-    with engine.sessions.begin() as session:
-        assert (
-            session.scalar(
-                select(func.count())
-                .select_from(Task)
-                .where(Task.id.in_(ids), Task.status == "accepted")
-            )
-            == 20
-        )
+    assert count_status(engine, ids, "accepted") == 20
     # And once Redis is back, the outbox relay publishes them and they complete
     restart_redis_empty(services, private_redis)
-    env = {"REDIS_URL": url}
-    w = start_worker("after-outage", concurrency=2, env=env)
-    beat = start_beat(services, env)
-    try:
-        counts = wait_all(engine, ids, timeout=90)
-    finally:
-        _stop(beat)
-        _stop(w)
+    counts = finish_with_fresh_processes(
+        engine, start_worker, services, ids, name="after-outage", env={"REDIS_URL": url}, timeout=90
+    )
     assert counts == {"completed": 20}, counts
 
 
