@@ -12,8 +12,9 @@ taking the context, whose docstring becomes the description).
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 from aia_engine.agents.base import Agent, AgentContext, FunctionAgent
@@ -24,6 +25,7 @@ ENTRY_POINT_GROUP = "aia_engine.agents"
 
 _registry: dict[str, Agent] = {}
 _discovered = False
+_discover_lock = threading.Lock()
 
 
 class UnknownAgent(InvalidRequest):
@@ -82,20 +84,26 @@ def _discover() -> None:
     global _discovered
     if _discovered:
         return
-    _discovered = True
-    from aia_engine.agents import builtin  # noqa: F401  (registers the built-ins)
+    with _discover_lock:
+        if _discovered:
+            return
+        from aia_engine.agents import builtin  # noqa: F401  (registers the built-ins)
 
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            loaded = ep.load()
-        except Exception:
-            log.exception("could not load agent entry point %s", ep.value)
-            continue
-        if callable(loaded) and not isinstance(loaded, Agent):
-            loaded = FunctionAgent(
-                name=ep.name, description=(loaded.__doc__ or "").strip(), fn=loaded
-            )
-        try:
-            register(loaded)
-        except (TypeError, ValueError) as exc:
-            log.error("agent entry point %s refused: %s", ep.value, exc)
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            _register_entry_point(ep)
+        # Set last: another thread must never see a half-filled registry.
+        _discovered = True
+
+
+def _register_entry_point(ep: EntryPoint) -> None:
+    try:
+        loaded = ep.load()
+    except Exception:
+        log.exception("could not load agent entry point %s", ep.value)
+        return
+    if callable(loaded) and not isinstance(loaded, Agent):
+        loaded = FunctionAgent(name=ep.name, description=(loaded.__doc__ or "").strip(), fn=loaded)
+    try:
+        register(loaded)
+    except (TypeError, ValueError) as exc:
+        log.error("agent entry point %s refused: %s", ep.value, exc)

@@ -151,3 +151,21 @@ def test_noop_fails_for_the_first_attempts_then_succeeds() -> None:
 def test_unknown_dataset_lists_the_known_ones() -> None:
     with pytest.raises(AgentError, match="support_tickets"):
         load_dataset("nope")
+
+
+def test_first_lookups_from_many_threads_all_see_the_built_ins() -> None:
+    # A fresh interpreter, so discovery really happens under contention.
+    import subprocess
+    import sys
+
+    code = (
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "from aia_engine.agents import known_agents\n"
+        "with ThreadPoolExecutor(16) as pool:\n"
+        "    seen = list(pool.map(lambda _: 'noop' in known_agents(), range(64)))\n"
+        "assert all(seen), seen\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
