@@ -58,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
         "--data-dir", type=Path, help="where embedded data lives (default AIA_DATA_DIR or .aia)"
     )
     dev.add_argument("--concurrency", "-c", type=int, default=None, help="worker processes")
+    dev.add_argument("--port", type=int, default=None, help="API port (default API_PORT, 8000)")
     dev.set_defaults(func=cmd_dev)
 
     worker = sub.add_parser("worker", help="run a Celery worker for workflow stages")
@@ -94,6 +95,38 @@ def _parser() -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, help=helptext)
         cmd.add_argument("task_id")
         cmd.set_defaults(func=func)
+
+    serve = sub.add_parser("serve", help="run the HTTP API (uvicorn)")
+    serve.add_argument("--host", default=None, help="default API_HOST")
+    serve.add_argument("--port", type=int, default=None, help="default API_PORT")
+    serve.add_argument(
+        "--workers", type=int, default=None, help="uvicorn processes (default AIA_API_WORKERS)"
+    )
+    serve.set_defaults(func=cmd_serve)
+
+    clients = sub.add_parser("clients", help="manage API clients (OAuth2 client credentials)")
+    csub = clients.add_subparsers(dest="clients_command", metavar="ACTION", required=True)
+    create = csub.add_parser("create", help="create a client; prints its id and secret once")
+    create.add_argument("--name", required=True)
+    create.add_argument(
+        "--tier", default="developer", choices=["free", "developer", "business", "enterprise"]
+    )
+    create.add_argument(
+        "--scopes", default="read write", help='space-separated: "read write admin"'
+    )
+    create.add_argument("--json", action="store_true", help="print JSON (for scripts)")
+    create.set_defaults(func=cmd_clients_create)
+    csub.add_parser("list", help="list clients (never their secrets)").set_defaults(
+        func=cmd_clients_list
+    )
+    for name, helptext, func in (
+        ("disable", "disable a client: its tokens stop working", cmd_clients_disable),
+        ("enable", "enable a disabled client", cmd_clients_enable),
+        ("rotate-secret", "issue a new secret; the old one stops working", cmd_clients_rotate),
+    ):
+        c = csub.add_parser(name, help=helptext)
+        c.add_argument("client_id")
+        c.set_defaults(func=func)
 
     rec = sub.add_parser("reconcile", help="relay the outbox and re-dispatch stuck workflows once")
     rec.set_defaults(func=cmd_reconcile)
@@ -159,29 +192,22 @@ def cmd_dev(args: argparse.Namespace) -> int:
     print("applying migrations ...", flush=True)
     upgrade(settings)
     env = _child_env(settings)
+    # One signing key for every process of this dev run (a random one unless JWT_SECRET_KEY is set).
+    env["JWT_SECRET_KEY"] = settings.jwt_secret_key.get_secret_value()
     concurrency = str(args.concurrency or settings.worker_concurrency)
+    port = args.port or settings.api_port
     children = [
-        subprocess.Popen(
-            _celery(
-                "worker",
-                "-Q",
-                WORKER_QUEUES,
-                "-c",
-                concurrency,
-                "-l",
-                "INFO",
-                "-n",
-                "dev-worker@%h",
-            ),
-            env=env,
-        ),
-        subprocess.Popen(
-            _celery("beat", "-l", "INFO", "-s", str(data_dir / "celerybeat-schedule")), env=env
-        ),
-    ]
+        subprocess.Popen(_celery("worker", "-Q", WORKER_QUEUES, "-c", concurrency, "-l", "INFO",
+                                 "-n", "dev-worker@%h"), env=env),
+        subprocess.Popen(_celery("beat", "-l", "INFO", "-s", str(data_dir / "celerybeat-schedule")), env=env),
+        subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "api.app:app_from_env",
+                          "--host", settings.api_host, "--port", str(port)], env=env),
+    ]  # fmt: skip
     print(
         f"AIA Engine dev is up: database {settings.database_url}, broker {settings.redis_url}\n"
-        "  submit work with: aia-engine run examples/complex_analysis.json --wait\n"
+        f"  API: http://{settings.api_host}:{port} (human docs at /docs)\n"
+        "  API credentials: aia-engine clients create --name me\n"
+        "  submit from a file: aia-engine run examples/complex_analysis.json --wait\n"
         "  stop with Ctrl-C",
         flush=True,
     )
@@ -355,6 +381,92 @@ def cmd_reconcile(_args: argparse.Namespace) -> int:
         print(f"  re-dispatched {task_id}: {', '.join(stages)}")
     for task_id in report.settled:
         print(f"  settled {task_id}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = resolved_settings()
+    argv = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "api.app:app_from_env",
+        "--host",
+        args.host or settings.api_host,
+        "--port",
+        str(args.port or settings.api_port),
+        "--workers",
+        str(args.workers or settings.api_workers),
+        "--timeout-graceful-shutdown",
+        "30",
+    ]
+    return subprocess.call(argv, env=_child_env(settings))
+
+
+def _sessions() -> Any:
+    from aia_engine.db.session import make_engine, make_sessions
+
+    return make_sessions(make_engine(resolved_settings(), pool_size=1))
+
+
+def cmd_clients_create(args: argparse.Namespace) -> int:
+    from aia_engine.auth.clients import create_client
+
+    client = create_client(_sessions(), name=args.name, tier=args.tier, scopes=args.scopes)
+    record = {
+        "client_id": client.client_id,
+        "client_secret": client.client_secret,
+        "name": client.name,
+        "tier": client.tier,
+        "scopes": " ".join(client.scopes),
+    }
+    if args.json:
+        print(json.dumps(record))
+    else:
+        for key, value in record.items():
+            print(f"{key:<14} {value}")
+        print(
+            "\nStore the secret now: it is shown only once (rotate it with `clients rotate-secret`)."
+        )
+    return 0
+
+
+def cmd_clients_list(_args: argparse.Namespace) -> int:
+    from aia_engine.auth.clients import list_clients
+
+    rows = list_clients(_sessions())
+    if not rows:
+        print("no clients yet; create one with: aia-engine clients create --name NAME")
+    for row in rows:
+        state = "active" if row["active"] else "DISABLED"
+        print(
+            f"{row['client_id']:<26} {state:<9} {row['tier']:<11} {row['scopes']:<18} {row['name']}"
+        )
+    return 0
+
+
+def cmd_clients_disable(args: argparse.Namespace) -> int:
+    from aia_engine.auth.clients import set_active
+
+    set_active(_sessions(), args.client_id, False)
+    print(f"client {args.client_id} disabled")
+    return 0
+
+
+def cmd_clients_enable(args: argparse.Namespace) -> int:
+    from aia_engine.auth.clients import set_active
+
+    set_active(_sessions(), args.client_id, True)
+    print(f"client {args.client_id} enabled")
+    return 0
+
+
+def cmd_clients_rotate(args: argparse.Namespace) -> int:
+    from aia_engine.auth.clients import rotate_secret
+
+    print(f"client_secret  {rotate_secret(_sessions(), args.client_id)}")
+    print("The old secret no longer works. Store this one now: it is shown only once.")
     return 0
 
 

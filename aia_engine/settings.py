@@ -6,6 +6,7 @@ every setting of our own takes the `AIA_` prefix. Nothing else in the project re
 
 from __future__ import annotations
 
+import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -41,8 +42,10 @@ class Settings(BaseSettings):
     )
     debug: bool = Field(default=False, validation_alias=_env("DEBUG"))
     jwt_secret_key: SecretStr = Field(
-        default=SecretStr("change-me"), validation_alias=_env("JWT_SECRET_KEY")
+        default=SecretStr(""), validation_alias=_env("JWT_SECRET_KEY")
     )
+    """HMAC key for access tokens, at least 32 bytes. Unset in development: a random key per
+    process (`aia-engine dev` shares one with its children); required in staging/production."""
     jwt_algorithm: Literal["HS256", "HS384", "HS512"] = Field(
         default="HS256", validation_alias=_env("JWT_ALGORITHM")
     )
@@ -51,6 +54,27 @@ class Settings(BaseSettings):
     )
     api_host: str = Field(default="127.0.0.1", validation_alias=_env("API_HOST"))
     api_port: int = Field(default=8000, ge=1, le=65535, validation_alias=_env("API_PORT"))
+
+    jwt_key_id: str = "k1"
+    """`kid` of JWT_SECRET_KEY; tokens are signed with it."""
+    jwt_previous_keys: dict[str, SecretStr] = Field(default_factory=dict)
+    """Older signing keys still accepted, as JSON {"kid": "secret"} (key rotation)."""
+    jwt_issuer: str = "aia-engine"
+    jwt_audience: str = "aia-api"
+    refresh_token_days: int = Field(default=30, ge=1, le=365)
+    token_rate_per_client: int = Field(default=30, ge=1)
+    """Token requests a client may make per minute (checked before any hashing)."""
+    token_rate_per_ip: int = Field(default=60, ge=1)
+    """Token requests one IP address may make per minute (checked before any hashing)."""
+
+    # -- HTTP API ---------------------------------------------------------------------------
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    max_json_depth: int = Field(default=32, ge=2)
+    request_timeout_s: float = Field(default=30.0, gt=0)
+    """The guide's per-request timeout; a slower request answers 504."""
+    batch_max_tasks: int = Field(default=100, ge=1, le=10_000)
+    api_workers: int = Field(default=1, ge=1)
+    """uvicorn worker processes for `aia-engine serve`."""
 
     # -- engine -----------------------------------------------------------------------------
     data_dir: Path = Path(".aia")
@@ -114,12 +138,23 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _enforce_real_secrets(self) -> Settings:
-        if self.environment in ("staging", "production") and (
-            self.jwt_secret_key.get_secret_value() in _PLACEHOLDER_SECRETS
-        ):
+        secret = self.jwt_secret_key.get_secret_value()
+        if self.environment in ("staging", "production") and secret in _PLACEHOLDER_SECRETS:
             raise ValueError(
                 f"JWT_SECRET_KEY must be set to a real secret when ENVIRONMENT={self.environment}"
             )
+        minimum = {"HS256": 32, "HS384": 48, "HS512": 64}[self.jwt_algorithm]
+        if not secret:
+            # Development without a key: a random one for this process (`aia-engine dev` hands
+            # its children the same one).
+            object.__setattr__(self, "jwt_secret_key", SecretStr(secrets.token_urlsafe(64)))
+        elif len(secret.encode()) < minimum:
+            raise ValueError(
+                f"JWT_SECRET_KEY must be at least {minimum} bytes for {self.jwt_algorithm} (RFC 7518 §3.2)"
+            )
+        for kid, key in self.jwt_previous_keys.items():
+            if len(key.get_secret_value().encode()) < minimum:
+                raise ValueError(f"AIA_JWT_PREVIOUS_KEYS[{kid!r}] must be at least {minimum} bytes")
         if self.visibility_timeout_s <= self.max_stage_timeout_s + self.stage_hard_limit_grace_s:
             raise ValueError(
                 "AIA_VISIBILITY_TIMEOUT_S must exceed AIA_MAX_STAGE_TIMEOUT_S plus "

@@ -73,6 +73,7 @@ class Task(Base):
     results: Mapped[dict[str, Any] | None]
     error: Mapped[dict[str, Any] | None]
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    request_hash: Mapped[str | None] = mapped_column(String(64))
     event_seq: Mapped[int] = mapped_column(Integer, default=0)
     dispatch_count: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
@@ -151,3 +152,31 @@ class OutboxMessage(Base):
     __table_args__ = (
         Index("ix_outbox_unpublished", "created_at", postgresql_where=text("published_at IS NULL")),
     )
+
+
+class ApiClient(Base):
+    __tablename__ = "api_clients"
+
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    secret_hash: Mapped[str] = mapped_column(Text)
+    name: Mapped[str] = mapped_column(String(200))
+    tier: Mapped[str] = mapped_column(String(20), default="developer")
+    scopes: Mapped[list[Any]]
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    secret_rotated_at: Mapped[datetime | None]
+
+
+class RefreshToken(Base):
+    __tablename__ = "refresh_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(
+        ForeignKey("api_clients.client_id", ondelete="CASCADE"), index=True
+    )
+    family_id: Mapped[str] = mapped_column(String(64), index=True)
+    scope: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    expires_at: Mapped[datetime]
+    rotated_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]

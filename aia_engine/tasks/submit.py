@@ -3,6 +3,8 @@ its outbox row; publish only after commit (DESIGN.md §2.1)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -47,6 +49,12 @@ class Accepted:
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def request_hash(request: TaskRequest) -> str:
+    """A stable digest of what was asked, to tell a repeated request from a different one."""
+    canonical = json.dumps(request.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def new_task_id() -> str:
@@ -142,6 +150,7 @@ def _insert(
         progress=0.0,
         partial_results={},
         idempotency_key=idempotency_key,
+        request_hash=request_hash(request),
         event_seq=1,
         dispatch_count=0,
         created_at=now,
@@ -187,11 +196,7 @@ def _existing(
         task = session.scalars(
             select(Task).where(Task.client_id == client_id, Task.idempotency_key == idempotency_key)
         ).one()
-        if (task.task_type, task.requirements, task.context) != (
-            request.task_type,
-            request.requirements,
-            request.context,
-        ):
+        if task.request_hash != request_hash(request):
             raise Conflict(
                 f"idempotency key {idempotency_key!r} was used for a different request",
                 field="Idempotency-Key",

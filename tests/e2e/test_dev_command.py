@@ -18,8 +18,15 @@ def test_dev_runs_the_guides_workflow_on_embedded_services(tmp_path: Path) -> No
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "CI")}
     env |= {"AIA_DATA_DIR": str(tmp_path / "data"), "PYTHONPATH": str(ROOT)}
     log = (tmp_path / "dev.log").open("wb")
+    from aia_engine.embedded import free_port
+
+    port = free_port()
     dev = subprocess.Popen(
-        [*CLI, "dev", "-c", "1"], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+        [*CLI, "dev", "-c", "1", "--port", str(port)],
+        env=env,
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         services = tmp_path / "data" / "services.json"
@@ -43,6 +50,11 @@ def test_dev_runs_the_guides_workflow_on_embedded_services(tmp_path: Path) -> No
             [*CLI, "status", task_id], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
         )
         assert json.loads(status.stdout)["status"] == "completed"
+        # the API is up too, and its health check sees the worker
+        import httpx
+
+        health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=10)
+        assert health.json()["services"]["database"] == "healthy", health.text
     finally:
         dev.send_signal(signal.SIGINT)
         try:

@@ -47,6 +47,10 @@ TEST_TIMINGS = {
     "AIA_DEPENDENCY_WAIT_S": "0.2",
     "AIA_PROGRESS_THROTTLE_S": "0.1",
     "AIA_PUBLISH_BACKOFF_S": "0.5",
+    # Tests ask for many tokens from one address; the limiter has its own test.
+    "AIA_TOKEN_RATE_PER_IP": "100000",
+    "JWT_SECRET_KEY": "test-signing-key-" + "0123456789abcdef" * 4,
+    "AIA_TOKEN_RATE_PER_CLIENT": "100000",
 }
 
 

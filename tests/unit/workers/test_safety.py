@@ -73,3 +73,17 @@ def test_production_refuses_placeholder_secret(monkeypatch: pytest.MonkeyPatch) 
 def test_non_postgres_database_is_refused() -> None:
     with pytest.raises(ValueError, match="PostgreSQL is the only database"):
         Settings(database_url="sqlite:///x.db")
+
+
+def test_short_jwt_secret_is_refused_and_sized_per_algorithm() -> None:
+    with pytest.raises(ValueError, match="at least 32 bytes"):
+        Settings(jwt_secret_key="short")
+    with pytest.raises(ValueError, match="at least 64 bytes for HS512"):
+        Settings(jwt_secret_key="x" * 40, jwt_algorithm="HS512")
+    Settings(jwt_secret_key="x" * 64, jwt_algorithm="HS512")
+
+
+def test_unset_jwt_secret_in_development_is_random_and_long() -> None:
+    a, b = Settings(), Settings()
+    assert len(a.jwt_secret_key.get_secret_value()) >= 64
+    assert a.jwt_secret_key.get_secret_value() != b.jwt_secret_key.get_secret_value()

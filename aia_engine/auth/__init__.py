@@ -1,0 +1,1 @@
+"""API clients, secret hashing, JWT access tokens, refresh tokens and scopes."""

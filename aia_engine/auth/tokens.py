@@ -1,0 +1,98 @@
+"""JWT access tokens: issue and decode. Pure: settings and clock are arguments.
+
+Pinned algorithm; `iss`, `aud`, `exp`, `iat`, `nbf`, `jti` required; `kid` selects one of the
+configured keys (the current one signs, previous ones still verify during rotation); the header
+`typ` must be `at+jwt` (RFC 9068), so no other JWT signed with the same key is accepted.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import jwt
+
+from aia_engine.errors import Unauthenticated
+from aia_engine.settings import Settings
+
+TOKEN_TYPE = "at+jwt"
+
+
+@dataclass(frozen=True)
+class AccessClaims:
+    client_id: str
+    scopes: list[str]
+    jti: str
+    expires_at: datetime
+
+
+def signing_keys(settings: Settings) -> dict[str, str]:
+    keys = {kid: key.get_secret_value() for kid, key in settings.jwt_previous_keys.items()}
+    keys[settings.jwt_key_id] = settings.jwt_secret_key.get_secret_value()
+    return keys
+
+
+def issue_access_token(
+    client_id: str, scopes: list[str], *, settings: Settings, now: datetime
+) -> tuple[str, int]:
+    """A signed access token and its lifetime in seconds."""
+    lifetime = settings.jwt_expiry_minutes * 60
+    claims = {
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+        "sub": client_id,
+        "scope": " ".join(scopes),
+        "iat": int(now.timestamp()),
+        "nbf": int(now.timestamp()),
+        "exp": int((now + timedelta(seconds=lifetime)).timestamp()),
+        "jti": secrets.token_hex(16),
+    }
+    token = jwt.encode(
+        claims,
+        signing_keys(settings)[settings.jwt_key_id],
+        algorithm=settings.jwt_algorithm,
+        headers={"kid": settings.jwt_key_id, "typ": TOKEN_TYPE},
+    )
+    return token, lifetime
+
+
+def decode_access_token(token: str, *, settings: Settings) -> AccessClaims:
+    """Verify `token`; any problem is `Unauthenticated` with a reason fit for the client."""
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError as exc:
+        raise Unauthenticated("access token is malformed", reason="malformed") from exc
+    if header.get("alg") != settings.jwt_algorithm:
+        raise Unauthenticated(
+            "access token uses an algorithm this API does not accept", reason="alg"
+        )
+    if header.get("typ") != TOKEN_TYPE:
+        raise Unauthenticated("token is not an access token", reason="typ")
+    key = signing_keys(settings).get(str(header.get("kid")))
+    if key is None:
+        raise Unauthenticated("access token was signed with an unknown key", reason="kid")
+    try:
+        claims = jwt.decode(
+            token,
+            key,
+            algorithms=[settings.jwt_algorithm],
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+            options={"require": ["exp", "iat", "nbf", "iss", "aud", "sub", "jti"]},
+            leeway=0,
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise Unauthenticated(
+            "access token has expired; request a new one", reason="expired"
+        ) from exc
+    except jwt.ImmatureSignatureError as exc:
+        raise Unauthenticated("access token is not valid yet", reason="nbf") from exc
+    except jwt.PyJWTError as exc:
+        raise Unauthenticated(f"access token is invalid: {exc}", reason="invalid") from exc
+    return AccessClaims(
+        client_id=str(claims["sub"]),
+        scopes=str(claims.get("scope", "")).split(),
+        jti=str(claims["jti"]),
+        expires_at=datetime.fromtimestamp(int(claims["exp"])).astimezone(),
+    )

@@ -1,0 +1,165 @@
+"""Batch submission: every valid item accepted in one transaction, invalid ones reported by index.
+
+With an Idempotency-Key K, item i is keyed `K:i`, so a script that retries a batch gets the
+same tasks back and no duplicates.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from aia_engine.db.models import Task
+from aia_engine.db.session import Sessions
+from aia_engine.errors import Conflict, EngineError
+from aia_engine.estimates import agent_durations, estimate_completion
+from aia_engine.publishing import Publisher, PublishGate, mark_published, utcnow
+from aia_engine.settings import Settings
+from aia_engine.tasks.models import TaskRequest
+from aia_engine.tasks.submit import Accepted, _insert, build_spec, new_task_id, request_hash
+from aia_engine.validation import validate_model
+from workflows.spec import WorkflowSpec
+
+
+def rejected(index: int, exc: EngineError) -> dict[str, Any]:
+    return {"index": index, "status": "rejected", "error": {**exc.to_dict()}}
+
+
+def accepted_item(index: int, acc: Accepted) -> dict[str, Any]:
+    return {"index": index, **acc.to_dict(), "created": acc.created}
+
+
+def submit_batch(
+    sessions: Sessions,
+    items: list[Any],
+    *,
+    settings: Settings,
+    publisher: Publisher,
+    gate: PublishGate,
+    client_id: str,
+    idempotency_key: str | None = None,
+) -> list[dict[str, Any]]:
+    results: dict[int, dict[str, Any]] = {}
+    valid: list[tuple[int, TaskRequest, WorkflowSpec]] = []
+    for index, raw in enumerate(items):
+        try:
+            request = validate_model(TaskRequest, raw, where=f"tasks[{index}]")
+            valid.append((index, request, build_spec(request, settings)))
+        except EngineError as exc:
+            results[index] = rejected(index, exc)
+    try:
+        fresh = _accept(
+            sessions,
+            valid,
+            settings=settings,
+            client_id=client_id,
+            key=idempotency_key,
+            results=results,
+        )
+    except IntegrityError:  # a concurrent retry of the same batch won the race: read its tasks
+        fresh = _accept(
+            sessions,
+            valid,
+            settings=settings,
+            client_id=client_id,
+            key=idempotency_key,
+            results=results,
+        )
+    _publish(sessions, publisher, gate, fresh)
+    return [results[i] for i in range(len(items))]
+
+
+def _accept(
+    sessions: Sessions,
+    valid: list[tuple[int, TaskRequest, WorkflowSpec]],
+    *,
+    settings: Settings,
+    client_id: str,
+    key: str | None,
+    results: dict[int, dict[str, Any]],
+) -> list[tuple[str, int, WorkflowSpec, str]]:
+    now = utcnow()
+    fresh: list[tuple[str, int, WorkflowSpec, str]] = []
+    with sessions.begin() as session:
+        existing: dict[str, Task] = {}
+        if key is not None:
+            keys = [f"{key}:{i}" for i, _, _ in valid]
+            existing = {
+                t.idempotency_key or "": t
+                for t in session.scalars(
+                    select(Task).where(Task.client_id == client_id, Task.idempotency_key.in_(keys))
+                )
+            }
+        durations = agent_durations(session, now=now)
+        for index, request, spec in valid:
+            item_key = f"{key}:{index}" if key is not None else None
+            if item_key in existing:
+                results[index] = _repeat(index, existing[item_key], request, item_key)
+                continue
+            task_id = new_task_id()
+            eta = estimate_completion(spec, durations, start=now)
+            outbox_id = _insert(
+                session,
+                request,
+                spec,
+                task_id=task_id,
+                client_id=client_id,
+                idempotency_key=item_key,
+                now=now,
+                eta=eta,
+            )
+            fresh.append((task_id, outbox_id, spec, request.priority))
+            results[index] = accepted_item(
+                index, Accepted(task_id, "accepted", eta, spec.agents, False)
+            )
+    return fresh
+
+
+def _repeat(index: int, task: Task, request: TaskRequest, key: str) -> dict[str, Any]:
+    if task.request_hash != request_hash(request):
+        return rejected(
+            index,
+            Conflict(
+                f"idempotency key {key!r} was used for a different request",
+                field="Idempotency-Key",
+                provided_value=key,
+                task_id=task.id,
+            ),
+        )
+    acc = Accepted(
+        task.id,
+        task.status,
+        task.estimated_completion,
+        list(task.assigned_agents),
+        True,
+        created=False,
+    )
+    return accepted_item(index, acc)
+
+
+def _publish(
+    sessions: Sessions,
+    publisher: Publisher,
+    gate: PublishGate,
+    fresh: list[tuple[str, int, WorkflowSpec, str]],
+) -> None:
+    """Publish after commit; whatever the broker refuses is left to the outbox relay."""
+    done: list[tuple[str, int]] = []
+    for task_id, outbox_id, spec, priority in fresh:
+        if not gate.is_open():
+            break
+        try:
+            publisher.publish(task_id, spec, priority=priority)
+        except Exception:
+            gate.failed()
+            break
+        done.append((task_id, outbox_id))
+    if done:
+        gate.succeeded()
+        now: datetime = utcnow()
+        with sessions.begin() as session:
+            for task_id, outbox_id in done:
+                mark_published(session, task_id=task_id, outbox_id=outbox_id, now=now)

@@ -1,0 +1,89 @@
+"""create_app(settings) -> Starlette; app_from_env() for uvicorn."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import redis
+from sqlalchemy.exc import OperationalError
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+
+from aia_engine.db.session import Sessions, make_engine, make_sessions
+from aia_engine.publishing import Publisher, PublishGate
+from aia_engine.settings import Settings, get_settings
+from api.deps import Resources
+from api.errors import EXCEPTION_HANDLERS, unavailable
+from api.middleware import RequestContext
+from api.routes import auth, docs, health, tasks
+
+
+def _celery_defaults(settings: Settings) -> tuple[Publisher, Callable[[], int]]:
+    # The only place the API touches the workers package: the default publisher.
+    from workers.app import use_redis
+    from workers.dispatch import CeleryPublisher
+
+    app = use_redis(settings.require_redis_url())
+
+    def count_workers() -> int:
+        return len(app.control.ping(timeout=0.5) or [])
+
+    return CeleryPublisher.from_settings(settings, app), count_workers
+
+
+def create_app(
+    settings: Settings,
+    *,
+    sessions: Sessions | None = None,
+    publisher: Publisher | None = None,
+    redis_client: redis.Redis | None = None,
+    count_workers: Callable[[], int] | None = None,
+) -> Starlette:
+    if publisher is None or count_workers is None:
+        default_publisher, default_count = _celery_defaults(settings)
+        publisher = publisher or default_publisher
+        count_workers = count_workers or default_count
+    own_sessions = sessions is None
+    sessions = sessions or make_sessions(make_engine(settings))
+    counter: dict[str, int] = {}
+    res = Resources(
+        settings=settings,
+        sessions=sessions,
+        publisher=publisher,
+        gate=PublishGate(settings.publish_backoff_s),
+        redis=redis_client
+        or redis.Redis.from_url(
+            settings.require_redis_url(), socket_connect_timeout=1, socket_timeout=2
+        ),
+        started_at=time.monotonic(),
+        counter=counter,
+        count_workers=count_workers,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        yield
+        if own_sessions:
+            sessions.kw["bind"].dispose()
+
+    app = Starlette(
+        routes=[*health.routes, *auth.routes, *tasks.routes, *docs.routes],
+        middleware=[
+            Middleware(RequestContext, timeout_s=settings.request_timeout_s, counter=counter)
+        ],
+        exception_handlers={
+            **EXCEPTION_HANDLERS,
+            OperationalError: unavailable,
+            redis.RedisError: unavailable,
+        },
+        lifespan=lifespan,
+    )
+    app.state.resources = res
+    return app
+
+
+def app_from_env() -> Starlette:
+    """The zero-argument factory uvicorn calls (`uvicorn --factory api.app:app_from_env`)."""
+    return create_app(get_settings())

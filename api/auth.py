@@ -1,0 +1,48 @@
+"""Bearer-token authentication and scope checks for API routes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.requests import Request
+
+from aia_engine.auth.clients import active_client
+from aia_engine.auth.tokens import decode_access_token
+from aia_engine.errors import PermissionDenied, Unauthenticated
+from api.deps import in_thread, resources
+
+
+@dataclass(frozen=True)
+class Principal:
+    client_id: str
+    scopes: list[str]
+    tier: str
+
+
+async def authenticate(request: Request) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if not header:
+        raise Unauthenticated(
+            "missing Authorization header; send 'Authorization: Bearer <token>'", reason="missing"
+        )
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("Authorization header must be 'Bearer <token>'", reason="scheme")
+    res = resources(request)
+    claims = decode_access_token(token.strip(), settings=res.settings)
+    client = await in_thread(active_client, res.sessions, claims.client_id)
+    if client is None:
+        raise Unauthenticated("the token's client is unknown or disabled", reason="client")
+    return Principal(claims.client_id, claims.scopes, client.tier)
+
+
+async def require(request: Request, scope: str) -> Principal:
+    """The caller, who must hold `scope` (read for GETs, write for changes, admin for operators)."""
+    principal = await authenticate(request)
+    request.state.client_id = principal.client_id
+    if scope not in principal.scopes:
+        raise PermissionDenied(
+            f"this operation needs the {scope!r} scope; the token has {' '.join(principal.scopes) or 'none'}",
+            scope=scope,
+        )
+    return principal

@@ -1,0 +1,40 @@
+"""What handlers share: the app's resources and running synchronous use cases off the loop."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import redis
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+from aia_engine.db.session import Sessions
+from aia_engine.publishing import Publisher, PublishGate
+from aia_engine.settings import Settings
+
+T = TypeVar("T")
+
+
+@dataclass
+class Resources:
+    settings: Settings
+    sessions: Sessions
+    publisher: Publisher
+    gate: PublishGate
+    redis: redis.Redis
+    started_at: float
+    counter: dict[str, int]
+    count_workers: Callable[[], int]
+    """Live Celery workers answering a ping (raises when the broker is unreachable)."""
+
+
+def resources(request: Request) -> Resources:
+    res: Resources = request.app.state.resources
+    return res
+
+
+async def in_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a synchronous use case (database, broker) in the thread pool."""
+    return await run_in_threadpool(fn, *args, **kwargs)

@@ -1,0 +1,61 @@
+"""Request ids, request counting and the per-request timeout (pure ASGI, no BaseHTTPMiddleware)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.errors import envelope
+
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class RequestContext:
+    """Sets `request.state.request_id` (from X-Request-ID or new), echoes it, counts requests,
+    and answers 504 in the envelope when a request runs past `timeout_s`."""
+
+    def __init__(self, app: ASGIApp, *, timeout_s: float, counter: dict[str, int]) -> None:
+        self.app = app
+        self.timeout_s = timeout_s
+        self.counter = counter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming if _SAFE_ID.match(incoming) else f"req_{secrets.token_hex(8)}"
+        scope.setdefault("state", {})["request_id"] = request_id
+        self.counter["requests"] = self.counter.get("requests", 0) + 1
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode()),
+                ]
+            await send(message)
+
+        try:
+            await asyncio.wait_for(self.app(scope, receive, send_with_id), self.timeout_s)
+        except TimeoutError:
+            if started:
+                raise
+            response = envelope(
+                Request(scope),
+                "E504",
+                f"request took longer than {self.timeout_s:g}s",
+                {"timeout_s": self.timeout_s},
+            )
+            await response(scope, receive, send_with_id)
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"

@@ -1,0 +1,331 @@
+"""The OpenAPI 3.1 document of the API, built from the request and response models."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from pydantic import BaseModel
+
+import aia_engine
+from aia_engine.tasks.models import TaskRequest
+from api import schemas
+
+REF = "#/components/schemas/{model}"
+ERROR_STATUSES = {
+    "400": "Malformed JSON or JSON nested too deeply",
+    "401": "Missing, invalid or expired bearer token",
+    "403": "The token lacks the required scope",
+    "404": "Not found (also for other clients' objects)",
+    "409": "Conflict with the current state, or an Idempotency-Key reused with another body",
+    "413": "Request body too large",
+    "415": "Content-Type is not application/json",
+    "422": "Validation failed",
+    "429": "Rate limit exceeded",
+    "500": "Unexpected server error",
+    "503": "A dependency is unavailable",
+    "504": "Request timed out",
+}
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": REF.format(model=model.__name__)}
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*codes: str) -> dict[str, Any]:
+    return {
+        c: {"description": ERROR_STATUSES[c], **_json(_ref(schemas.ErrorEnvelope))} for c in codes
+    }
+
+
+def _op(
+    summary: str,
+    ok: str,
+    model: type[BaseModel],
+    *,
+    scope: str | None,
+    body: dict[str, Any] | None = None,
+    params: list[dict[str, Any]] | None = None,
+    errors: tuple[str, ...] = (),
+    tag: str = "tasks",
+    extra_ok: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "summary": summary,
+        "tags": [tag],
+        "operationId": summary.lower().replace(" ", "_"),
+        "responses": {ok: {"description": "Success", **_json(_ref(model))}, **(extra_ok or {})},
+    }
+    common = ("500", "503", "504")
+    if scope:
+        op["security"] = [{"bearerAuth": [scope]}]
+        errors = ("401", "403", *errors)
+    op["responses"].update(_errors(*errors, *common))
+    if body is not None:
+        op["requestBody"] = {"required": True, **_json(body)}
+        op["responses"].update(_errors("400", "413", "415", "422"))
+    if params:
+        op["parameters"] = params
+    return op
+
+
+IDEMPOTENCY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[!-~]+$"},
+    "description": "Repeat a POST safely: the same key returns the original response.",
+}
+TASK_ID = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    task_request = _ref(TaskRequest)
+    form_token = {
+        "type": "object",
+        "required": ["grant_type"],
+        "properties": {
+            "grant_type": {"type": "string", "enum": ["client_credentials", "refresh_token"]},
+            "client_id": {"type": "string"},
+            "client_secret": {"type": "string"},
+            "scope": {"type": "string"},
+            "refresh_token": {"type": "string"},
+        },
+    }
+    oauth_errors = {
+        c: {
+            "description": d,
+            "content": {"application/json": {"schema": _ref(schemas.OAuthErrorBody)}},
+        }
+        for c, d in {
+            "400": "invalid_request, invalid_grant, invalid_scope, unsupported_grant_type",
+            "401": "invalid_client",
+            "405": "Only POST",
+            "429": "Too many token requests",
+            "503": "Rate limiter unavailable (fails closed)",
+        }.items()
+    }
+    paths: dict[str, Any] = {
+        "/health": {
+            "get": _op(
+                "Health",
+                "200",
+                schemas.Health,
+                scope=None,
+                tag="system",
+                extra_ok={"503": {"description": "Degraded", **_json(_ref(schemas.Health))}},
+            )
+        },
+        "/auth/token": {
+            "post": {
+                "summary": "Token",
+                "operationId": "token",
+                "tags": ["auth"],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/x-www-form-urlencoded": {"schema": form_token}},
+                },
+                "security": [{}, {"basicAuth": []}],
+                "responses": {
+                    "200": {"description": "Tokens", **_json(_ref(schemas.TokenResponse))},
+                    **oauth_errors,
+                },
+            }
+        },
+        "/auth/revoke": {
+            "post": {
+                "summary": "Revoke",
+                "operationId": "revoke",
+                "tags": ["auth"],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/x-www-form-urlencoded": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["token"],
+                                "properties": {
+                                    "token": {"type": "string"},
+                                    "token_type_hint": {"type": "string"},
+                                    "client_id": {"type": "string"},
+                                    "client_secret": {"type": "string"},
+                                },
+                            }
+                        }
+                    },
+                },
+                "security": [{}, {"basicAuth": []}],
+                "responses": {
+                    "200": {"description": "Revoked (or unknown)", **_json({"type": "object"})},
+                    **oauth_errors,
+                },
+            }
+        },
+        "/tasks/submit": {
+            "post": _op(
+                "Submit task",
+                "202",
+                schemas.TaskAccepted,
+                scope="write",
+                body=task_request,
+                params=[IDEMPOTENCY],
+                errors=("409",),
+                extra_ok={
+                    "200": {
+                        "description": "Repeated Idempotency-Key: the original task",
+                        **_json(_ref(schemas.TaskAccepted)),
+                    }
+                },
+            )
+        },
+        "/tasks/orchestrate": {
+            "post": _op(
+                "Orchestrate workflow",
+                "202",
+                schemas.TaskAccepted,
+                scope="write",
+                body=task_request,
+                errors=("409",),
+                params=[
+                    IDEMPOTENCY,
+                    {
+                        "name": "dry_run",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "boolean"},
+                        "description": "Validate and plan without running.",
+                    },
+                ],
+                extra_ok={
+                    "200": {
+                        "description": "Dry-run plan, or the original task for a repeated key",
+                        **_json({"oneOf": [_ref(schemas.DryRunPlan), _ref(schemas.TaskAccepted)]}),
+                    }
+                },
+            )
+        },
+        "/tasks/batch-submit": {
+            "post": _op(
+                "Batch submit",
+                "202",
+                schemas.BatchResult,
+                scope="write",
+                params=[IDEMPOTENCY],
+                body={
+                    "type": "object",
+                    "required": ["tasks"],
+                    "properties": {
+                        "tasks": {"type": "array", "minItems": 1, "items": task_request}
+                    },
+                },
+            )
+        },
+        "/tasks": {
+            "get": _op(
+                "List tasks",
+                "200",
+                schemas.TaskList,
+                scope="read",
+                errors=("422",),
+                params=[
+                    {
+                        "name": "status",
+                        "in": "query",
+                        "schema": {
+                            "type": "string",
+                            "enum": [
+                                "accepted",
+                                "queued",
+                                "in_progress",
+                                "completed",
+                                "failed",
+                                "cancelled",
+                            ],
+                        },
+                    },
+                    {"name": "task_type", "in": "query", "schema": {"type": "string"}},
+                    {
+                        "name": "created_after",
+                        "in": "query",
+                        "schema": {"type": "string", "format": "date-time"},
+                    },
+                    {
+                        "name": "created_before",
+                        "in": "query",
+                        "schema": {"type": "string", "format": "date-time"},
+                    },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 200},
+                    },
+                    {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                ],
+            )
+        },
+        "/tasks/{task_id}": {
+            "get": _op(
+                "Get task", "200", schemas.TaskView, scope="read", params=[TASK_ID], errors=("404",)
+            )
+        },
+        "/tasks/{task_id}/cancel": {
+            "post": _op(
+                "Cancel task",
+                "200",
+                schemas.CancelResult,
+                scope="write",
+                params=[TASK_ID],
+                errors=("404", "409"),
+            )
+        },
+        "/tasks/{task_id}/retry": {
+            "post": _op(
+                "Retry task",
+                "202",
+                schemas.RetryResult,
+                scope="write",
+                params=[TASK_ID],
+                errors=("404", "409"),
+            )
+        },
+    }
+    components: dict[str, Any] = {}
+    for model in (
+        TaskRequest,
+        schemas.ErrorEnvelope,
+        schemas.OAuthErrorBody,
+        schemas.TokenResponse,
+        schemas.TaskAccepted,
+        schemas.TaskView,
+        schemas.TaskList,
+        schemas.BatchResult,
+        schemas.DryRunPlan,
+        schemas.CancelResult,
+        schemas.RetryResult,
+        schemas.Health,
+    ):
+        schema = model.model_json_schema(ref_template=REF)
+        components.update(schema.pop("$defs", {}))
+        components[model.__name__] = schema
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "AIA Engine API",
+            "version": aia_engine.__version__,
+            "description": "Tasks and staged agent workflows on Celery, durable in PostgreSQL. "
+            "Errors use one envelope; see /errors for the code catalogue.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "basicAuth": {"type": "http", "scheme": "basic"},
+            },
+        },
+    }

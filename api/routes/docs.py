@@ -1,0 +1,93 @@
+"""Human docs served by the API itself: /docs (from the OpenAPI document), /errors and /errors/{code}."""
+
+from __future__ import annotations
+
+import html
+import json
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse
+from starlette.routing import Route
+
+from api.errors import CATALOGUE, ApiError
+from api.openapi import openapi_document
+
+STYLE = (
+    "body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;line-height:1.5}"
+    "code,pre{background:#f4f4f4;padding:.1rem .3rem}pre{padding:1rem;overflow:auto}"
+    "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:left}"
+)
+
+
+def page(title: str, body: str) -> HTMLResponse:
+    return HTMLResponse(
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{STYLE}</style></head><body>{body}</body></html>"
+    )
+
+
+async def openapi_json(_request: Request) -> JSONResponse:
+    return JSONResponse(openapi_document())
+
+
+async def docs(_request: Request) -> HTMLResponse:
+    doc = openapi_document()
+    parts = [
+        f"<h1>{html.escape(doc['info']['title'])} {html.escape(doc['info']['version'])}</h1>",
+        f"<p>{html.escape(doc['info']['description'])}</p>",
+        "<p>Machine-readable: <a href='/openapi.json'>/openapi.json</a>. Error codes: <a href='/errors'>/errors</a>.</p>",
+    ]
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            scope = (
+                ", ".join(s for sec in op.get("security", []) for v in sec.values() for s in v)
+                or "none"
+            )
+            statuses = ", ".join(sorted(op["responses"]))
+            parts.append(
+                f"<h2><code>{method.upper()} {html.escape(path)}</code></h2>"
+                f"<p>{html.escape(op['summary'])}. Scope: <code>{html.escape(scope)}</code>. "
+                f"Responses: {statuses}.</p>"
+            )
+            body = op.get("requestBody", {}).get("content", {})
+            for media, content in body.items():
+                parts.append(
+                    f"<details><summary>Request body ({html.escape(media)})</summary><pre>"
+                    f"{html.escape(json.dumps(content['schema'], indent=2))}</pre></details>"
+                )
+    return page("AIA Engine API", "\n".join(parts))
+
+
+async def error_index(_request: Request) -> HTMLResponse:
+    rows = "".join(
+        f"<tr><td><a href='/errors/{e.code}'>{e.code}</a></td><td>{e.status}</td><td>{e.type}</td>"
+        f"<td>{html.escape(e.title)}</td></tr>"
+        for e in CATALOGUE.values()
+    )
+    return page(
+        "Error codes",
+        f"<h1>Error codes</h1><table><tr><th>code</th><th>status</th><th>type</th>"
+        f"<th>meaning</th></tr>{rows}</table>",
+    )
+
+
+async def error_page(request: Request) -> HTMLResponse:
+    entry = CATALOGUE.get(request.path_params["code"])
+    if entry is None:
+        raise ApiError("E404", f"no error code {request.path_params['code']!r}; see /errors")
+    return page(
+        f"{entry.code} {entry.title}",
+        f"<h1>{entry.code}: {html.escape(entry.title)}</h1><p>HTTP status <b>{entry.status}</b>, "
+        f"type <code>{entry.type}</code>.</p><p>{html.escape(entry.description)}</p>"
+        '<p>Every error body is <code>{"error": {type, message, code, details, timestamp, request_id, '
+        "documentation_url}}</code>; quote the request_id when you contact support.</p>"
+        "<p><a href='/errors'>All codes</a></p>",
+    )
+
+
+routes = [
+    Route("/openapi.json", openapi_json, methods=["GET"]),
+    Route("/docs", docs, methods=["GET"]),
+    Route("/errors", error_index, methods=["GET"]),
+    Route("/errors/{code}", error_page, methods=["GET"]),
+]

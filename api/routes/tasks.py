@@ -1,0 +1,214 @@
+"""Task endpoints: submit, orchestrate (with dry runs), batch-submit, get, list, cancel, retry."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from aia_engine.errors import InvalidRequest
+from aia_engine.tasks.batch import submit_batch
+from aia_engine.tasks.control import cancel_task, retry_task
+from aia_engine.tasks.dryrun import plan_task
+from aia_engine.tasks.models import TaskRequest
+from aia_engine.tasks.queries import get_task, list_tasks
+from aia_engine.tasks.submit import submit_task
+from api.auth import require
+from api.body import parse_model, read_json
+from api.deps import in_thread, resources
+
+_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
+
+
+def idempotency_key(request: Request) -> str | None:
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    if not _KEY.match(key):
+        raise InvalidRequest(
+            "Idempotency-Key must be 1-200 visible ASCII characters",
+            field="Idempotency-Key",
+            issue="invalid header",
+            provided_value=key[:200],
+        )
+    return key
+
+
+async def _body(request: Request) -> Any:
+    res = resources(request)
+    return await read_json(
+        request, limit=res.settings.max_body_bytes, max_depth=res.settings.max_json_depth
+    )
+
+
+async def _submit(request: Request, *, need_workflow: bool) -> JSONResponse:
+    principal = await require(request, "write")
+    res = resources(request)
+    body = parse_model(TaskRequest, await _body(request))
+    if need_workflow and body.workflow is None:
+        raise InvalidRequest(
+            "workflow is required by /tasks/orchestrate; use /tasks/submit for a template task",
+            field="workflow",
+            issue="field required",
+            provided_value=None,
+        )
+    if request.query_params.get("dry_run", "").lower() in ("1", "true", "yes"):
+        return JSONResponse(await in_thread(plan_task, res.sessions, body, settings=res.settings))
+    accepted = await in_thread(
+        submit_task,
+        res.sessions,
+        body,
+        settings=res.settings,
+        publisher=res.publisher,
+        gate=res.gate,
+        client_id=principal.client_id,
+        idempotency_key=idempotency_key(request),
+    )
+    return JSONResponse(accepted.to_dict(), status_code=202 if accepted.created else 200)
+
+
+async def submit(request: Request) -> JSONResponse:
+    return await _submit(request, need_workflow=False)
+
+
+async def orchestrate(request: Request) -> JSONResponse:
+    return await _submit(request, need_workflow=True)
+
+
+async def batch_submit(request: Request) -> JSONResponse:
+    principal = await require(request, "write")
+    res = resources(request)
+    data = await _body(request)
+    tasks = data.get("tasks") if isinstance(data, dict) else None
+    if not isinstance(tasks, list) or not tasks:
+        raise InvalidRequest(
+            'body must be {"tasks": [ ... ]} with at least one task',
+            field="tasks",
+            issue="missing or empty",
+            provided_value=None if tasks is None else type(tasks).__name__,
+        )
+    if len(tasks) > res.settings.batch_max_tasks:
+        raise InvalidRequest(
+            f"a batch holds at most {res.settings.batch_max_tasks} tasks; split it",
+            field="tasks",
+            issue="too many items",
+            provided_value=len(tasks),
+        )
+    results = await in_thread(
+        submit_batch,
+        res.sessions,
+        tasks,
+        settings=res.settings,
+        publisher=res.publisher,
+        gate=res.gate,
+        client_id=principal.client_id,
+        idempotency_key=idempotency_key(request),
+    )
+    accepted = sum(1 for r in results if r["status"] != "rejected")
+    return JSONResponse(
+        {"accepted": accepted, "rejected": len(results) - accepted, "results": results},
+        status_code=202,
+    )
+
+
+async def get_one(request: Request) -> JSONResponse:
+    principal = await require(request, "read")
+    res = resources(request)
+    view = await in_thread(
+        get_task, res.sessions, request.path_params["task_id"], client_id=principal.client_id
+    )
+    return JSONResponse(view)
+
+
+def _when(request: Request, name: str) -> datetime | None:
+    value = request.query_params.get(name)
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise InvalidRequest(
+            f"{name} must be an ISO 8601 date-time",
+            field=name,
+            issue="invalid date-time",
+            provided_value=value,
+        ) from exc
+    if parsed.tzinfo is None:
+        raise InvalidRequest(
+            f"{name} needs a time zone (e.g. Z)",
+            field=name,
+            issue="naive date-time",
+            provided_value=value,
+        )
+    return parsed
+
+
+def _limit(request: Request) -> int:
+    raw = request.query_params.get("limit", "50")
+    if not raw.isdigit() or not 1 <= int(raw) <= 200:
+        raise InvalidRequest(
+            "limit must be an integer from 1 to 200",
+            field="limit",
+            issue="out of range",
+            provided_value=raw,
+        )
+    return int(raw)
+
+
+async def list_all(request: Request) -> JSONResponse:
+    principal = await require(request, "read")
+    res = resources(request)
+    page = await in_thread(
+        list_tasks,
+        res.sessions,
+        client_id=principal.client_id,
+        status=request.query_params.get("status"),
+        task_type=request.query_params.get("task_type"),
+        created_after=_when(request, "created_after"),
+        created_before=_when(request, "created_before"),
+        limit=_limit(request),
+        cursor=request.query_params.get("cursor"),
+    )
+    return JSONResponse(page)
+
+
+async def cancel(request: Request) -> JSONResponse:
+    principal = await require(request, "write")
+    res = resources(request)
+    result = await in_thread(
+        cancel_task,
+        res.sessions,
+        res.publisher,
+        request.path_params["task_id"],
+        client_id=principal.client_id,
+    )
+    return JSONResponse(result)
+
+
+async def retry(request: Request) -> JSONResponse:
+    principal = await require(request, "write")
+    res = resources(request)
+    result = await in_thread(
+        retry_task,
+        res.sessions,
+        res.publisher,
+        res.gate,
+        request.path_params["task_id"],
+        client_id=principal.client_id,
+    )
+    return JSONResponse(result, status_code=202)
+
+
+routes = [
+    Route("/tasks/submit", submit, methods=["POST"]),
+    Route("/tasks/orchestrate", orchestrate, methods=["POST"]),
+    Route("/tasks/batch-submit", batch_submit, methods=["POST"]),
+    Route("/tasks", list_all, methods=["GET"]),
+    Route("/tasks/{task_id}", get_one, methods=["GET"]),
+    Route("/tasks/{task_id}/cancel", cancel, methods=["POST"]),
+    Route("/tasks/{task_id}/retry", retry, methods=["POST"]),
+]

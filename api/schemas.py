@@ -1,0 +1,152 @@
+"""Response shapes, for the OpenAPI document (the handlers build plain dicts of these shapes)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class ErrorBody(BaseModel):
+    type: str
+    message: str
+    code: str = Field(pattern=r"^E\d{3}$")
+    details: dict[str, Any]
+    timestamp: str
+    request_id: str
+    documentation_url: str
+
+
+class ErrorEnvelope(BaseModel):
+    error: ErrorBody
+
+
+class OAuthErrorBody(BaseModel):
+    error: str
+    error_description: str
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: Literal["Bearer"]
+    expires_in: int
+    scope: str
+    refresh_token: str
+
+
+class TaskAccepted(BaseModel):
+    task_id: str
+    status: Literal["accepted"]
+    estimated_completion: str | None
+    assigned_agents: list[str]
+    tracking_url: str
+
+
+class StageView(BaseModel):
+    name: str
+    agent: str
+    status: Literal["pending", "running", "completed", "failed", "skipped", "cancelled"]
+    dependencies: list[str]
+    attempt: int
+    max_attempts: int
+    progress: float
+    partial_results: dict[str, Any] | None
+    started_at: str | None
+    finished_at: str | None
+    error: dict[str, Any] | None
+    output: dict[str, Any] | None
+
+
+TaskStatusName = Literal["accepted", "queued", "in_progress", "completed", "failed", "cancelled"]
+
+
+class TaskView(BaseModel):
+    task_id: str
+    task_type: str
+    description: str
+    priority: Literal["high", "medium", "low"]
+    status: TaskStatusName
+    progress: float
+    created_at: str | None
+    updated_at: str | None
+    started_at: str | None
+    finished_at: str | None
+    estimated_completion: str | None
+    assigned_agents: list[str]
+    partial_results: dict[str, Any]
+    stages: list[StageView]
+    results: dict[str, Any] | None = Field(default=None, description="Present once completed.")
+    error: dict[str, Any] | None = Field(default=None, description="Present once failed.")
+
+
+class TaskSummary(BaseModel):
+    task_id: str
+    task_type: str
+    status: TaskStatusName
+    progress: float
+    priority: Literal["high", "medium", "low"]
+    created_at: str | None
+    updated_at: str | None
+    assigned_agents: list[str]
+    tracking_url: str
+
+
+class TaskList(BaseModel):
+    tasks: list[TaskSummary]
+    count: int
+    next_cursor: str | None
+
+
+class BatchItem(BaseModel):
+    index: int
+    status: str
+    task_id: str | None = None
+    estimated_completion: str | None = None
+    assigned_agents: list[str] | None = None
+    tracking_url: str | None = None
+    created: bool | None = None
+    error: dict[str, Any] | None = None
+
+
+class BatchResult(BaseModel):
+    accepted: int
+    rejected: int
+    results: list[BatchItem]
+
+
+class DryRunPlan(BaseModel):
+    valid: bool
+    dry_run: bool
+    task_type: str
+    assigned_agents: list[str]
+    stages: list[dict[str, Any]]
+    execution_order: list[str]
+    series_parallel: bool
+    compiled_shape: Any
+    estimated_duration_s: float
+    critical_path_s: float
+
+
+class CancelResult(BaseModel):
+    task_id: str
+    status: Literal["cancelled"]
+    cancelled_stages: list[str]
+
+
+class RetryResult(BaseModel):
+    task_id: str
+    status: Literal["accepted"]
+    retried_stages: list[str]
+    reused_stages: list[str]
+    tracking_url: str
+
+
+class Health(BaseModel):
+    status: Literal["healthy", "degraded"]
+    timestamp: str
+    version: str
+    services: dict[str, str]
+    uptime: int
+    request_count: int
+    workers_alive: int
+    failing_services: list[str] | None = None
