@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import secrets
 
@@ -11,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import envelope
 
+log = logging.getLogger(__name__)
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -53,6 +55,23 @@ class RequestContext:
                 "E504",
                 f"request took longer than {self.timeout_s:g}s",
                 {"timeout_s": self.timeout_s},
+            )
+            await response(scope, receive, send_with_id)
+        except Exception as exc:
+            # Handled here rather than by Starlette's ServerErrorMiddleware, so the 500 carries
+            # the request id too; logged once, with the request's context, never in the body.
+            if started:
+                raise
+            request = Request(scope)
+            log.error(
+                "unhandled error on %s %s (request %s)",
+                request.method,
+                request.url.path,
+                request_id,
+                exc_info=exc,
+            )
+            response = envelope(
+                request, "E500", "unexpected server error; contact support with the request_id"
             )
             await response(scope, receive, send_with_id)
 

@@ -63,6 +63,13 @@ def test_settings_accept_the_guides_names_and_normalise_the_driver(
     assert s.database_url == "postgresql+psycopg://u@h:5432/db" and s.jwt_expiry_minutes == 15
 
 
+@pytest.fixture
+def no_jwt_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("JWT_SECRET_KEY", "AIA_JWT_SECRET_KEY", "JWT_ALGORITHM", "AIA_JWT_ALGORITHM"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.mark.usefixtures("no_jwt_env")
 def test_production_refuses_placeholder_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ENVIRONMENT", "production")
     with pytest.raises(ValueError, match="JWT_SECRET_KEY") as info:
@@ -75,6 +82,7 @@ def test_non_postgres_database_is_refused() -> None:
         Settings(database_url="sqlite:///x.db")
 
 
+@pytest.mark.usefixtures("no_jwt_env")
 def test_short_jwt_secret_is_refused_and_sized_per_algorithm() -> None:
     with pytest.raises(ValueError, match="at least 32 bytes"):
         Settings(jwt_secret_key="short")
@@ -83,6 +91,7 @@ def test_short_jwt_secret_is_refused_and_sized_per_algorithm() -> None:
     Settings(jwt_secret_key="x" * 64, jwt_algorithm="HS512")
 
 
+@pytest.mark.usefixtures("no_jwt_env")
 def test_unset_jwt_secret_in_development_is_random_and_long() -> None:
     a, b = Settings(), Settings()
     assert len(a.jwt_secret_key.get_secret_value()) >= 64

@@ -1,0 +1,49 @@
+"""schemathesis against /openapi.json, every operation, authenticated, with a bounded example count.
+
+Fails on any 5xx, any status code the document does not list, and any response body that does
+not match its schema. Runs against the live test server only (127.0.0.1).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.integration.api.conftest import Credentials, LiveApi, token_for
+
+CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
+
+
+@pytest.mark.usefixtures("worker")
+def test_schemathesis_finds_no_server_errors_or_schema_violations(
+    live_api: LiveApi, make_client: Callable[..., Credentials], tmp_path: Path
+) -> None:
+    token = token_for(live_api, make_client(scopes="read write"))
+    cli = shutil.which("schemathesis") or str(Path(sys.executable).with_name("schemathesis"))
+    result = subprocess.run(
+        [
+            cli,
+            "run",
+            f"{live_api.url}/openapi.json",
+            "--checks",
+            CHECKS,
+            "--max-examples",
+            "25",
+            "--seed",
+            "1",
+            "--header",
+            f"Authorization: Bearer {token}",
+            "--workers",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
