@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from aia_engine.db.session import Sessions, make_engine, make_sessions
-from aia_engine.publishing import Publisher, PublishGate
+from aia_engine.publishing import PublishedMarks, Publisher, PublishGate
 from aia_engine.settings import Settings, get_settings
 from api.deps import Resources
 from api.errors import EXCEPTION_HANDLERS, unavailable
@@ -48,11 +48,12 @@ def create_app(
     own_sessions = sessions is None
     sessions = sessions or make_sessions(make_engine(settings))
     counter: dict[str, int] = {}
+    marks = PublishedMarks(sessions)
     res = Resources(
         settings=settings,
         sessions=sessions,
         publisher=publisher,
-        gate=PublishGate(settings.publish_backoff_s),
+        gate=PublishGate(settings.publish_backoff_s, marks=marks),
         redis=redis_client
         or redis.Redis.from_url(
             settings.require_redis_url(), socket_connect_timeout=1, socket_timeout=2
@@ -65,6 +66,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         yield
+        marks.close()  # record what was published before the process goes
         if own_sessions:
             sessions.kw["bind"].dispose()
 

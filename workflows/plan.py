@@ -51,8 +51,17 @@ Plan = Union[Stage, Seq, Par]  # noqa: UP007 - a runtime alias used in isinstanc
 
 
 def plan_workflow(spec: WorkflowSpec, *, weights: Mapping[str, float] | None = None) -> Plan:
-    """Rewrite the workflow's DAG as a Seq / Par plan that never starts a stage early."""
-    return _Decomposer(spec, weights or {}).plan(frozenset(spec.stages))
+    """Rewrite the workflow's DAG as a Seq / Par plan that never starts a stage early.
+
+    The unweighted plan is cached on the (immutable) spec, so a template compiles once.
+    """
+    if weights:
+        return _Decomposer(spec, weights).plan(frozenset(spec.stages))
+    cached: Plan | None = spec.__dict__.get("_plan")
+    if cached is None:
+        cached = _Decomposer(spec, {}).plan(frozenset(spec.stages))
+        object.__setattr__(spec, "_plan", cached)
+    return cached
 
 
 def makespan(plan: Plan, weights: Mapping[str, float] | None = None) -> float:

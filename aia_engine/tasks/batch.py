@@ -6,7 +6,6 @@ same tasks back and no duplicates.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -16,10 +15,17 @@ from aia_engine.db.models import Task
 from aia_engine.db.session import Sessions
 from aia_engine.errors import Conflict, EngineError
 from aia_engine.estimates import agent_durations, estimate_completion
-from aia_engine.publishing import Publisher, PublishGate, mark_published, utcnow
+from aia_engine.publishing import Publisher, PublishGate, mark_published_many, utcnow
 from aia_engine.settings import Settings
 from aia_engine.tasks.models import TaskRequest
-from aia_engine.tasks.submit import Accepted, _insert, build_spec, new_task_id, request_hash
+from aia_engine.tasks.submit import (
+    Accepted,
+    NewTask,
+    build_spec,
+    insert_tasks,
+    new_task_id,
+    request_hash,
+)
 from aia_engine.validation import validate_model
 from workflows.spec import WorkflowSpec
 
@@ -82,7 +88,6 @@ def _accept(
     results: dict[int, dict[str, Any]],
 ) -> list[tuple[str, int, WorkflowSpec, str]]:
     now = utcnow()
-    fresh: list[tuple[str, int, WorkflowSpec, str]] = []
     with sessions.begin() as session:
         existing: dict[str, Task] = {}
         if key is not None:
@@ -94,27 +99,21 @@ def _accept(
                 )
             }
         durations = agent_durations(session, now=now)
+        new: list[NewTask] = []
         for index, request, spec in valid:
             item_key = f"{key}:{index}" if key is not None else None
             if item_key in existing:
                 results[index] = _repeat(index, existing[item_key], request, item_key)
                 continue
-            task_id = new_task_id()
             eta = estimate_completion(spec, durations, start=now)
-            outbox_id = _insert(
-                session,
-                request,
-                spec,
-                task_id=task_id,
-                client_id=client_id,
-                idempotency_key=item_key,
-                now=now,
-                eta=eta,
-            )
-            fresh.append((task_id, outbox_id, spec, request.priority))
+            new.append(NewTask(new_task_id(), request, spec, client_id, item_key, eta))
             results[index] = accepted_item(
-                index, Accepted(task_id, "accepted", eta, spec.agents, False)
+                index, Accepted(new[-1].task_id, "accepted", eta, spec.agents, False)
             )
+        outbox_ids = insert_tasks(session, new, now=now) if new else []
+        fresh: list[tuple[str, int, WorkflowSpec, str]] = [
+            (t.task_id, o, t.spec, t.request.priority) for t, o in zip(new, outbox_ids, strict=True)
+        ]
     return fresh
 
 
@@ -159,7 +158,9 @@ def _publish(
         done.append((task_id, outbox_id))
     if done:
         gate.succeeded()
-        now: datetime = utcnow()
-        with sessions.begin() as session:
+        if gate.marks is not None:
             for task_id, outbox_id in done:
-                mark_published(session, task_id=task_id, outbox_id=outbox_id, now=now)
+                gate.marks.add(task_id, outbox_id)
+            return
+        with sessions.begin() as session:
+            mark_published_many(session, done, now=utcnow())

@@ -8,9 +8,10 @@ import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -63,20 +64,24 @@ def new_task_id() -> str:
 
 def build_spec(request: TaskRequest, settings: Settings) -> WorkflowSpec:
     """The validated workflow of a request: its explicit stages or its task type's template."""
-    raw = request.workflow if request.workflow is not None else template_workflow(request.task_type)
     agents = known_agents()
     for name in request.agents_required or []:
         if name not in agents:
             raise UnknownAgent(name)
-    return parse_workflow(
-        raw,
-        known_agents=agents,
-        limits=Limits(
-            max_stages=settings.max_stages,
-            max_retries=settings.max_stage_retries,
-            max_timeout_s=settings.max_stage_timeout_s,
-        ),
+    limits = Limits(
+        max_stages=settings.max_stages,
+        max_retries=settings.max_stage_retries,
+        max_timeout_s=settings.max_stage_timeout_s,
     )
+    if request.workflow is None:
+        return _template_spec(request.task_type, limits, tuple(agents))
+    return parse_workflow(request.workflow, known_agents=agents, limits=limits)
+
+
+@lru_cache(maxsize=64)
+def _template_spec(task_type: str, limits: Limits, agents: tuple[str, ...]) -> WorkflowSpec:
+    """Templates never change at run time: validate each once per process."""
+    return parse_workflow(template_workflow(task_type), known_agents=agents, limits=limits)
 
 
 def submit_task(
@@ -95,18 +100,9 @@ def submit_task(
     task_id = new_task_id()
     try:
         with sessions.begin() as session:
-            durations = agent_durations(session, now=now)
-            eta = estimate_completion(spec, durations, start=now)
-            outbox_id = _insert(
-                session,
-                request,
-                spec,
-                task_id=task_id,
-                client_id=client_id,
-                idempotency_key=idempotency_key,
-                now=now,
-                eta=eta,
-            )
+            eta = estimate_completion(spec, agent_durations(session, now=now), start=now)
+            new = NewTask(task_id, request, spec, client_id, idempotency_key, eta)
+            (outbox_id,) = insert_tasks(session, [new], now=now)
     except IntegrityError:
         if idempotency_key is None:
             raise
@@ -125,68 +121,92 @@ def submit_task(
     return Accepted(task_id, TaskStatus.ACCEPTED, eta, spec.agents, published)
 
 
-def _insert(
-    session: Session,
-    request: TaskRequest,
-    spec: WorkflowSpec,
-    *,
-    task_id: str,
-    client_id: str,
-    idempotency_key: str | None,
-    now: datetime,
-    eta: datetime,
-) -> int:
-    task = Task(
-        id=task_id,
-        client_id=client_id,
-        task_type=request.task_type,
-        description=request.description,
-        priority=request.priority,
-        requirements=request.requirements,
-        context=request.context,
-        workflow=spec.to_dict(),
-        assigned_agents=spec.agents,
-        status=TaskStatus.ACCEPTED,
-        progress=0.0,
-        partial_results={},
-        idempotency_key=idempotency_key,
-        request_hash=request_hash(request),
-        event_seq=1,
-        dispatch_count=0,
-        created_at=now,
-        updated_at=now,
-        estimated_completion=eta,
+@dataclass(frozen=True)
+class NewTask:
+    task_id: str
+    request: TaskRequest
+    spec: WorkflowSpec
+    client_id: str
+    idempotency_key: str | None
+    eta: datetime
+
+
+def insert_tasks(session: Session, tasks: list[NewTask], *, now: datetime) -> list[int]:
+    """Insert tasks with their stages, first events and outbox rows: one statement per table,
+    whatever the number of tasks. Returns the outbox ids in the order of `tasks`."""
+    session.execute(
+        insert(Task),
+        [
+            {
+                "id": t.task_id,
+                "client_id": t.client_id,
+                "task_type": t.request.task_type,
+                "description": t.request.description,
+                "priority": t.request.priority,
+                "requirements": t.request.requirements,
+                "context": t.request.context,
+                "workflow": t.spec.to_dict(),
+                "assigned_agents": t.spec.agents,
+                "status": TaskStatus.ACCEPTED,
+                "progress": 0.0,
+                "partial_results": {},
+                "idempotency_key": t.idempotency_key,
+                "request_hash": request_hash(t.request),
+                "event_seq": 1,
+                "dispatch_count": 0,
+                "created_at": now,
+                "updated_at": now,
+                "estimated_completion": t.eta,
+            }
+            for t in tasks
+        ],
     )
-    session.add(task)
-    session.flush()  # no relationship() here, so the task row must go first
-    for position, (name, stage) in enumerate(spec.stages.items()):
-        session.add(
-            StageRun(
-                task_id=task_id,
-                name=name,
-                agent=stage.agent,
-                position=position,
-                dependencies=list(stage.dependencies),
-                status=StageStatus.PENDING,
-                attempt=0,
-                max_attempts=stage.retries + 1,
-                progress=0.0,
-                updated_at=now,
-            )
-        )
-    session.add(
-        TaskEvent(
-            task_id=task_id,
-            seq=1,
-            type="task.accepted",
-            created_at=now,
-            payload={"task_type": request.task_type, "stages": list(spec.stages)},
-        )
+    session.execute(
+        insert(StageRun),
+        [
+            {
+                "task_id": t.task_id,
+                "name": name,
+                "agent": stage.agent,
+                "position": position,
+                "dependencies": list(stage.dependencies),
+                "status": StageStatus.PENDING,
+                "attempt": 0,
+                "max_attempts": stage.retries + 1,
+                "progress": 0.0,
+                "updated_at": now,
+            }
+            for t in tasks
+            for position, (name, stage) in enumerate(t.spec.stages.items())
+        ],
     )
-    outbox = OutboxMessage(task_id=task_id, kind="dispatch", payload={}, attempts=0, created_at=now)
-    session.add(outbox)
-    session.flush()
-    return outbox.id
+    session.execute(
+        insert(TaskEvent),
+        [
+            {
+                "task_id": t.task_id,
+                "seq": 1,
+                "type": "task.accepted",
+                "created_at": now,
+                "payload": {"task_type": t.request.task_type, "stages": list(t.spec.stages)},
+            }
+            for t in tasks
+        ],
+    )
+    ids = session.scalars(
+        insert(OutboxMessage).returning(OutboxMessage.id, sort_by_parameter_order=True),
+        [
+            {
+                "task_id": t.task_id,
+                "kind": "dispatch",
+                "payload": {},
+                "attempts": 0,
+                "created_at": now,
+            }
+            for t in tasks
+        ],
+    ).all()
+    return list(ids)
 
 
 def _existing(
