@@ -32,6 +32,9 @@ class Publisher(Protocol):
     def publish(self, task_id: str, spec: WorkflowSpec, *, priority: str) -> None:
         """Send the compiled canvas of `spec`; raise if the broker did not take it."""
 
+    def publish_many(self, items: list[tuple[str, WorkflowSpec, str]]) -> None:
+        """Send several workflows (task_id, spec, priority) at once; raise if any was refused."""
+
     def revoke(self, celery_ids: list[str]) -> None:
         """Stop running Celery tasks (best effort)."""
 
@@ -40,12 +43,12 @@ class Publisher(Protocol):
 class PublishGate:
     """Skips direct publishing for a while after the broker failed (a tiny circuit breaker).
 
-    With `marks`, the "published" bookkeeping of successful publishes is batched by a
-    background thread instead of costing each submission its own transaction.
+    With `pipeline`, committed work is handed to a background publisher that sends it in
+    Redis pipelines and records "published" in batches, off the request path.
     """
 
     backoff_s: float
-    marks: PublishedMarks | None = None
+    pipeline: PublishPipeline | None = None
     _closed_until: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -61,52 +64,90 @@ class PublishGate:
             self._closed_until = 0.0
 
 
-class PublishedMarks:
-    """Records "published" for many tasks in one transaction, every `interval_s` seconds.
+Pending = tuple[str, int, WorkflowSpec, str]  # task_id, outbox_id, spec, priority
 
-    Losing a batch (a crash before the flush) only means the relay publishes those tasks
-    again after `outbox_stale_s`, which stages tolerate (they are idempotent).
+
+class PublishPipeline:
+    """Publishes committed tasks from a background thread, many per Redis round trip.
+
+    Submissions return as soon as their transaction commits; this thread sends what they
+    committed every `interval_s` (one pipeline per batch) and records it published in one
+    transaction. Anything it could not send (broker down, process stopped) is still an
+    unpublished outbox row, which the relay publishes: nothing accepted depends on it.
     """
 
-    def __init__(self, sessions: Sessions, *, interval_s: float = 0.02) -> None:
+    def __init__(
+        self,
+        sessions: Sessions,
+        publisher: Publisher,
+        gate: PublishGate,
+        *,
+        interval_s: float = 0.005,
+        max_pending: int = 20_000,
+        batch: int = 500,
+    ) -> None:
         self.sessions = sessions
+        self.publisher = publisher
+        self.gate = gate
         self.interval_s = interval_s
-        self._pending: list[tuple[str, int]] = []
+        self.max_pending = max_pending
+        self.batch = batch
+        self._pending: list[Pending] = []
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = False
         self._thread: threading.Thread | None = None
 
-    def add(self, task_id: str, outbox_id: int) -> None:
+    def add(self, item: Pending) -> bool:
+        """Queue one committed task; False when the queue is full (the relay will send it)."""
         with self._lock:
-            self._pending.append((task_id, outbox_id))
+            if len(self._pending) >= self.max_pending:
+                return False
+            self._pending.append(item)
             if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="aia-published-marks", daemon=True
-                )
+                self._thread = threading.Thread(target=self._run, name="aia-publish", daemon=True)
                 self._thread.start()
+        self._wake.set()
+        return True
 
     def flush(self) -> int:
-        with self._lock:
-            batch, self._pending = self._pending, []
-        if batch:
+        """Send everything queued now; returns how many were published."""
+        sent = 0
+        while True:
+            with self._lock:
+                items, self._pending = self._pending[: self.batch], self._pending[self.batch :]
+            if not items:
+                return sent
+            if not self.gate.is_open():
+                return sent  # left unpublished; the relay sends them when the broker is back
+            try:
+                self.publisher.publish_many([(t, spec, pri) for t, _, spec, pri in items])
+            except Exception as exc:
+                self.gate.failed()
+                log.warning(
+                    "publishing %d tasks failed; the outbox relay will retry: %s", len(items), exc
+                )
+                return sent
+            self.gate.succeeded()
+            sent += len(items)
             try:
                 with self.sessions.begin() as session:
-                    mark_published_many(session, batch, now=utcnow())
-            except Exception as exc:  # the relay republishes these later; nothing is lost
-                log.warning("recording %d published tasks failed: %s", len(batch), exc)
-        return len(batch)
+                    mark_published_many(session, [(t, o) for t, o, _, _ in items], now=utcnow())
+            except Exception as exc:  # the relay republishes these later; stages are idempotent
+                log.warning("recording %d published tasks failed: %s", len(items), exc)
 
     def close(self) -> None:
         self._stop = True
         self._wake.set()
         if self._thread is not None:
-            self._thread.join(5)
+            self._thread.join(10)
         self.flush()
 
     def _run(self) -> None:
         while not self._stop:
-            self._wake.wait(self.interval_s)
+            self._wake.wait(1.0)
+            self._wake.clear()
+            time.sleep(self.interval_s)  # let concurrent submissions join this batch
             self.flush()
 
 
@@ -124,7 +165,10 @@ def publish_now(
     spec: WorkflowSpec,
     priority: str,
 ) -> bool:
-    """Try once to publish a committed task; True when the broker took it."""
+    """Try once to publish a committed task; True when the broker took it (or, with a
+    pipeline, when the pipeline took it)."""
+    if gate.pipeline is not None:
+        return gate.pipeline.add((task_id, outbox_id, spec, priority))
     if not gate.is_open():
         return False
     try:
@@ -134,9 +178,6 @@ def publish_now(
         log.warning("publish of task %s failed, the outbox relay will retry: %s", task_id, exc)
         return False
     gate.succeeded()
-    if gate.marks is not None:
-        gate.marks.add(task_id, outbox_id)
-        return True
     with sessions.begin() as session:
         mark_published(session, task_id=task_id, outbox_id=outbox_id, now=utcnow())
     return True

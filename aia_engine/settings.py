@@ -112,6 +112,9 @@ class Settings(BaseSettings):
     worker_send_task_events: bool = True
     """Celery task events, which Flower shows."""
     db_pool_size: int = Field(default=5, ge=1)
+    """Database connections per worker or CLI process."""
+    api_db_pool_size: int = Field(default=20, ge=1)
+    """Database connections per API process (its thread pool runs up to 40 requests at once)."""
 
     @field_validator("database_url")
     @classmethod

@@ -11,8 +11,9 @@ from sqlalchemy.exc import OperationalError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
+from aia_engine.auth.tokens import VerifiedTokens
 from aia_engine.db.session import Sessions, make_engine, make_sessions
-from aia_engine.publishing import PublishedMarks, Publisher, PublishGate
+from aia_engine.publishing import Publisher, PublishGate, PublishPipeline
 from aia_engine.settings import Settings, get_settings
 from api.deps import Resources
 from api.errors import EXCEPTION_HANDLERS, unavailable
@@ -46,14 +47,15 @@ def create_app(
         publisher = publisher or default_publisher
         count_workers = count_workers or default_count
     own_sessions = sessions is None
-    sessions = sessions or make_sessions(make_engine(settings))
+    sessions = sessions or make_sessions(make_engine(settings, pool_size=settings.api_db_pool_size))
     counter: dict[str, int] = {}
-    marks = PublishedMarks(sessions)
+    gate = PublishGate(settings.publish_backoff_s)
+    pipeline = gate.pipeline = PublishPipeline(sessions, publisher, gate)
     res = Resources(
         settings=settings,
         sessions=sessions,
         publisher=publisher,
-        gate=PublishGate(settings.publish_backoff_s, marks=marks),
+        gate=gate,
         redis=redis_client
         or redis.Redis.from_url(
             settings.require_redis_url(), socket_connect_timeout=1, socket_timeout=2
@@ -61,12 +63,13 @@ def create_app(
         started_at=time.monotonic(),
         counter=counter,
         count_workers=count_workers,
+        tokens=VerifiedTokens(),
     )
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         yield
-        marks.close()  # record what was published before the process goes
+        pipeline.close()  # send what was accepted before the process goes
         if own_sessions:
             sessions.kw["bind"].dispose()
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from starlette.requests import Request
 
-from aia_engine.auth.clients import active_client
+from aia_engine.auth.clients import MISSING, active_client, cached_active_client
 from aia_engine.auth.tokens import decode_access_token
 from aia_engine.errors import PermissionDenied, Unauthenticated
 from api.deps import in_thread, resources
@@ -29,8 +30,14 @@ async def authenticate(request: Request) -> Principal:
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("Authorization header must be 'Bearer <token>'", reason="scheme")
     res = resources(request)
-    claims = decode_access_token(token.strip(), settings=res.settings)
-    client = await in_thread(active_client, res.sessions, claims.client_id)
+    token = token.strip()
+    claims = res.tokens.get(token, time.time())
+    if claims is None:
+        claims = decode_access_token(token, settings=res.settings)
+        res.tokens.put(token, claims)
+    client = cached_active_client(claims.client_id)
+    if client is MISSING:
+        client = await in_thread(active_client, res.sessions, claims.client_id)
     if client is None:
         raise Unauthenticated("the token's client is unknown or disabled", reason="client")
     return Principal(claims.client_id, claims.scopes, client.tier)

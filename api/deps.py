@@ -10,6 +10,7 @@ import redis
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from aia_engine.auth.tokens import VerifiedTokens
 from aia_engine.db.session import Sessions
 from aia_engine.publishing import Publisher, PublishGate
 from aia_engine.settings import Settings
@@ -26,6 +27,7 @@ class Resources:
     redis: redis.Redis
     started_at: float
     counter: dict[str, int]
+    tokens: VerifiedTokens
     count_workers: Callable[[], int]
     """Live Celery workers answering a ping (raises when the broker is unreachable)."""
 

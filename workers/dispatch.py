@@ -41,6 +41,25 @@ class CeleryPublisher:
         # retry=False: a down broker must fail fast; the outbox relay publishes later.
         _bind(canvas, self.app).apply_async(retry=False)
 
+    def publish_many(self, items: list[tuple[str, WorkflowSpec, str]]) -> None:
+        """Publish several workflows through one Redis pipeline (kombu's producer batches)."""
+        canvases = [
+            _bind(
+                compile_workflow(
+                    spec,
+                    task_id=task_id,
+                    options=CompileOptions(
+                        self.default_timeout_s, self.hard_limit_grace_s, priority
+                    ),
+                ),
+                self.app,
+            )
+            for task_id, spec, priority in items
+        ]
+        with self.app.producer_or_acquire() as producer, producer.batch():
+            for canvas in canvases:
+                canvas.apply_async(producer=producer, retry=False)
+
     def revoke(self, celery_ids: list[str]) -> None:
         self.app.control.revoke(celery_ids, terminate=True, signal="SIGTERM")
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
+from sqlalchemy.exc import OperationalError
 
 from aia_engine.publishing import relay_outbox
 from aia_engine.reconcile import reconcile as reconcile_once
@@ -23,7 +24,17 @@ from workers import runtime
 log = logging.getLogger(__name__)
 
 
-@shared_task(bind=True, name="aia.run_stage", max_retries=None, acks_late=True)
+# A lost database connection (a restart, a recycled pool) is retried with backoff; anything
+# an agent raises is settled by the engine and never reaches Celery.
+@shared_task(
+    bind=True,
+    name="aia.run_stage",
+    max_retries=None,
+    acks_late=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    retry_backoff_max=30,
+)
 def run_stage(self: Task[Any, Any], task_id: str, stage: str) -> str:
     outcome = execute_stage(
         runtime.sessions(),

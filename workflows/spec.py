@@ -86,8 +86,12 @@ class WorkflowSpec:
         return list(dict.fromkeys(stage.agent for stage in self.stages.values()))
 
     def topological_order(self) -> list[str]:
-        position = {name: i for i, name in enumerate(self.stages)}
-        return list(nx.lexicographical_topological_sort(self.graph, key=position.__getitem__))
+        cached: list[str] | None = self.__dict__.get("_order")
+        if cached is None:
+            position = {name: i for i, name in enumerate(self.stages)}
+            cached = list(nx.lexicographical_topological_sort(self.graph, key=position.__getitem__))
+            object.__setattr__(self, "_order", cached)
+        return list(cached)
 
     def descendants(self, name: str) -> set[str]:
         return set(nx.descendants(self.graph, name))

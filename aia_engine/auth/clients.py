@@ -105,6 +105,18 @@ _cache_lock = threading.Lock()
 ACTIVE_CACHE_S = 5.0
 
 
+MISSING: Any = object()
+
+
+def cached_active_client(client_id: str) -> ApiClient | None:
+    """The cached answer of `active_client`, or `MISSING` when it must be asked again."""
+    with _cache_lock:
+        hit = _active_cache.get(client_id)
+    if hit is not None and time.monotonic() - hit[0] < ACTIVE_CACHE_S:
+        return hit[1]
+    return MISSING  # type: ignore[no-any-return]
+
+
 def active_client(sessions: Sessions, client_id: str) -> ApiClient | None:
     """The client if it exists and is active (cached a few seconds per process)."""
     with _cache_lock:

@@ -8,6 +8,8 @@ configured keys (the current one signs, previous ones still verify during rotati
 from __future__ import annotations
 
 import secrets
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -55,6 +57,37 @@ def issue_access_token(
         headers={"kid": settings.jwt_key_id, "typ": TOKEN_TYPE},
     )
     return token, lifetime
+
+
+class VerifiedTokens:
+    """Tokens already verified by this process, until they expire (bounded LRU).
+
+    A client reuses its token for every request until it expires; verifying the signature
+    once per token instead of once per request saves the hot path a JWT decode. Client
+    state (disabled, deleted) is still checked on every request by the caller.
+    """
+
+    def __init__(self, size: int = 10_000) -> None:
+        self.size = size
+        self._items: OrderedDict[str, AccessClaims] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, token: str, now: float) -> AccessClaims | None:
+        with self._lock:
+            claims = self._items.get(token)
+            if claims is None:
+                return None
+            if claims.expires_at.timestamp() <= now:
+                del self._items[token]
+                return None
+            self._items.move_to_end(token)
+            return claims
+
+    def put(self, token: str, claims: AccessClaims) -> None:
+        with self._lock:
+            self._items[token] = claims
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
 
 
 def decode_access_token(token: str, *, settings: Settings) -> AccessClaims:

@@ -18,7 +18,10 @@ def make_engine(settings: Settings, *, pool_size: int | None = None) -> Engine:
         settings.require_database_url(),
         pool_size=pool_size or settings.db_pool_size,
         max_overflow=10,
-        pool_pre_ping=True,
+        # No pre-ping (it costs a round trip per checkout); stale connections are recycled, and
+        # a dropped one surfaces as OperationalError (503 in the API, a retry in workers).
+        pool_pre_ping=False,
+        pool_recycle=300,
         connect_args={"connect_timeout": 5},
     )
 

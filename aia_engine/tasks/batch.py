@@ -6,6 +6,7 @@ same tasks back and no duplicates.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from sqlalchemy import select
@@ -28,6 +29,8 @@ from aia_engine.tasks.submit import (
 )
 from aia_engine.validation import validate_model
 from workflows.spec import WorkflowSpec
+
+log = logging.getLogger(__name__)
 
 
 def rejected(index: int, exc: EngineError) -> dict[str, Any]:
@@ -145,22 +148,23 @@ def _publish(
     gate: PublishGate,
     fresh: list[tuple[str, int, WorkflowSpec, str]],
 ) -> None:
-    """Publish after commit; whatever the broker refuses is left to the outbox relay."""
-    done: list[tuple[str, int]] = []
-    for task_id, outbox_id, spec, priority in fresh:
-        if not gate.is_open():
-            break
-        try:
-            publisher.publish(task_id, spec, priority=priority)
-        except Exception:
-            gate.failed()
-            break
-        done.append((task_id, outbox_id))
-    if done:
-        gate.succeeded()
-        if gate.marks is not None:
-            for task_id, outbox_id in done:
-                gate.marks.add(task_id, outbox_id)
-            return
-        with sessions.begin() as session:
-            mark_published_many(session, done, now=utcnow())
+    """Publish after commit, in one pipeline; whatever the broker refuses is left to the relay."""
+    if gate.pipeline is not None:
+        for task_id, outbox_id, spec, priority in fresh:
+            gate.pipeline.add((task_id, outbox_id, spec, priority))
+        return
+    if not fresh or not gate.is_open():
+        return
+    try:
+        publisher.publish_many([(task_id, spec, priority) for task_id, _, spec, priority in fresh])
+    except Exception as exc:
+        gate.failed()
+        log.warning(
+            "publishing a batch of %d tasks failed; the outbox relay will retry: %s",
+            len(fresh),
+            exc,
+        )
+        return
+    gate.succeeded()
+    with sessions.begin() as session:
+        mark_published_many(session, [(t, o) for t, o, _, _ in fresh], now=utcnow())

@@ -11,12 +11,12 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from aia_engine.agents.registry import UnknownAgent, known_agents
-from aia_engine.db.models import OutboxMessage, StageRun, StageStatus, Task, TaskEvent, TaskStatus
+from aia_engine.db.models import Task, TaskStatus
 from aia_engine.db.session import Sessions
 from aia_engine.errors import Conflict
 from aia_engine.estimates import agent_durations, estimate_completion
@@ -131,82 +131,78 @@ class NewTask:
     eta: datetime
 
 
+_INSERT_ACCEPTED = text("""
+WITH t AS (
+    INSERT INTO tasks (id, client_id, task_type, description, priority, requirements, context, workflow,
+                       assigned_agents, status, progress, partial_results, idempotency_key, request_hash,
+                       event_seq, dispatch_count, created_at, updated_at, estimated_completion)
+    SELECT id, client_id, task_type, description, priority, requirements, context, workflow,
+           assigned_agents, 'accepted', 0, '{}'::jsonb, idempotency_key, request_hash, 1, 0, :now, :now, eta
+    FROM jsonb_to_recordset(CAST(:tasks AS jsonb)) AS x(
+        id text, client_id text, task_type text, description text, priority text, requirements jsonb,
+        context jsonb, workflow jsonb, assigned_agents jsonb, idempotency_key text, request_hash text,
+        eta timestamptz)
+), s AS (
+    INSERT INTO stage_runs (task_id, name, agent, position, dependencies, status, attempt, max_attempts,
+                            progress, updated_at)
+    SELECT task_id, name, agent, position, dependencies, 'pending', 0, max_attempts, 0, :now
+    FROM jsonb_to_recordset(CAST(:stages AS jsonb)) AS x(
+        task_id text, name text, agent text, position int, dependencies jsonb, max_attempts int)
+), e AS (
+    INSERT INTO task_events (task_id, seq, type, payload, created_at)
+    SELECT id, 1, 'task.accepted', payload, :now
+    FROM jsonb_to_recordset(CAST(:tasks AS jsonb)) AS x(id text, payload jsonb)
+)
+INSERT INTO outbox (task_id, kind, payload, attempts, created_at)
+SELECT id, 'dispatch', '{}'::jsonb, 0, :now FROM jsonb_to_recordset(CAST(:tasks AS jsonb)) AS x(id text)
+RETURNING task_id, id
+""")
+
+
 def insert_tasks(session: Session, tasks: list[NewTask], *, now: datetime) -> list[int]:
-    """Insert tasks with their stages, first events and outbox rows: one statement per table,
-    whatever the number of tasks. Returns the outbox ids in the order of `tasks`."""
-    session.execute(
-        insert(Task),
-        [
+    """Insert tasks with their stages, first events and outbox rows in ONE statement (one round
+    trip, whatever the number of tasks). Returns the outbox ids in the order of `tasks`."""
+    rows = [
+        {
+            "id": t.task_id,
+            "client_id": t.client_id,
+            "task_type": t.request.task_type,
+            "description": t.request.description,
+            "priority": t.request.priority,
+            "requirements": t.request.requirements,
+            "context": t.request.context,
+            "workflow": t.spec.to_dict(),
+            "assigned_agents": t.spec.agents,
+            "idempotency_key": t.idempotency_key,
+            "request_hash": request_hash(t.request),
+            "eta": t.eta.isoformat(),
+            "payload": {"task_type": t.request.task_type, "stages": list(t.spec.stages)},
+        }
+        for t in tasks
+    ]
+    stages = [
+        {
+            "task_id": t.task_id,
+            "name": name,
+            "agent": stage.agent,
+            "position": position,
+            "dependencies": list(stage.dependencies),
+            "max_attempts": stage.retries + 1,
+        }
+        for t in tasks
+        for position, (name, stage) in enumerate(t.spec.stages.items())
+    ]
+    found: dict[str, int] = dict(
+        session.execute(
+            _INSERT_ACCEPTED,
             {
-                "id": t.task_id,
-                "client_id": t.client_id,
-                "task_type": t.request.task_type,
-                "description": t.request.description,
-                "priority": t.request.priority,
-                "requirements": t.request.requirements,
-                "context": t.request.context,
-                "workflow": t.spec.to_dict(),
-                "assigned_agents": t.spec.agents,
-                "status": TaskStatus.ACCEPTED,
-                "progress": 0.0,
-                "partial_results": {},
-                "idempotency_key": t.idempotency_key,
-                "request_hash": request_hash(t.request),
-                "event_seq": 1,
-                "dispatch_count": 0,
-                "created_at": now,
-                "updated_at": now,
-                "estimated_completion": t.eta,
-            }
-            for t in tasks
-        ],
+                "tasks": json.dumps(rows),
+                "stages": json.dumps(stages),
+                "now": now,
+            },
+        ).all()
     )
-    session.execute(
-        insert(StageRun),
-        [
-            {
-                "task_id": t.task_id,
-                "name": name,
-                "agent": stage.agent,
-                "position": position,
-                "dependencies": list(stage.dependencies),
-                "status": StageStatus.PENDING,
-                "attempt": 0,
-                "max_attempts": stage.retries + 1,
-                "progress": 0.0,
-                "updated_at": now,
-            }
-            for t in tasks
-            for position, (name, stage) in enumerate(t.spec.stages.items())
-        ],
-    )
-    session.execute(
-        insert(TaskEvent),
-        [
-            {
-                "task_id": t.task_id,
-                "seq": 1,
-                "type": "task.accepted",
-                "created_at": now,
-                "payload": {"task_type": t.request.task_type, "stages": list(t.spec.stages)},
-            }
-            for t in tasks
-        ],
-    )
-    ids = session.scalars(
-        insert(OutboxMessage).returning(OutboxMessage.id, sort_by_parameter_order=True),
-        [
-            {
-                "task_id": t.task_id,
-                "kind": "dispatch",
-                "payload": {},
-                "attempts": 0,
-                "created_at": now,
-            }
-            for t in tasks
-        ],
-    ).all()
-    return list(ids)
+    return [int(found[t.task_id]) for t in tasks]
 
 
 def _existing(
