@@ -7,7 +7,7 @@ import logging
 import re
 import secrets
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import envelope
@@ -57,6 +57,8 @@ class RequestContext:
                 {"timeout_s": self.timeout_s},
             )
             await response(scope, receive, send_with_id)
+        except ClientDisconnect:
+            log.debug("client went away during request %s", request_id)
         except Exception as exc:
             # Handled here rather than by Starlette's ServerErrorMiddleware, so the 500 carries
             # the request id too; logged once, with the request's context, never in the body.
