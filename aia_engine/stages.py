@@ -25,7 +25,7 @@ from aia_engine.db.session import Sessions
 from aia_engine.errors import EngineError, StageTimedOut
 from aia_engine.publishing import utcnow
 from aia_engine.settings import Settings
-from aia_engine.tasks.events import append_event, lock_task, relax_commit, stage_rows
+from aia_engine.tasks.events import append_event, lock_task_with_stages, relax_commit
 from aia_engine.tasks.settle import merged_partials, settle_if_done, skip_unreachable, task_progress
 from workflows.spec import StageSpec, spec_from_dict
 
@@ -118,11 +118,10 @@ def _claim(
     now = utcnow()
     with sessions.begin() as session:
         relax_commit(session)
-        task = lock_task(session, task_id)
+        task, stages = lock_task_with_stages(session, task_id)
         if task is None:
             log.error("stage %s of unknown task %s dropped", stage, task_id)
             return Outcome("missing")
-        stages = stage_rows(session, task_id)
         row = stages.get(stage)
         if row is None:
             return Outcome("missing")
@@ -261,10 +260,9 @@ def _record(
     now = utcnow()
     with sessions.begin() as session:
         relax_commit(session)
-        task = lock_task(session, task_id)
+        task, stages = lock_task_with_stages(session, task_id)
         if task is None:
             return Outcome("missing")
-        stages = stage_rows(session, task_id)
         row = stages[stage]
         if row.status != StageStatus.RUNNING or row.celery_id != celery_id:
             # Cancelled, or taken over after our lease ran out: our result is not the stage's.
@@ -352,10 +350,9 @@ class _ProgressReporter:
         now = utcnow()
         with self.sessions.begin() as session:
             relax_commit(session)
-            task = lock_task(session, self.task_id)
+            task, stages = lock_task_with_stages(session, self.task_id)
             if task is None:
                 return
-            stages = stage_rows(session, self.task_id)
             row = stages[self.stage]
             if row.status != StageStatus.RUNNING or row.celery_id != self.celery_id:
                 return

@@ -13,7 +13,7 @@ from workers.dispatch import CeleryPublisher
 
 @cache
 def _sessions_for(pid: int) -> Sessions:
-    return make_sessions(make_engine(get_settings(), pool_size=2))
+    return make_sessions(make_engine(get_settings(), pool_size=2, relaxed=True))
 
 
 def sessions() -> Sessions:

@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Literal
 
 import networkx as nx
@@ -178,9 +179,19 @@ def parse_workflow(
 
 
 def spec_from_dict(data: Mapping[str, Any]) -> WorkflowSpec:
-    """Rebuild a spec stored by `WorkflowSpec.to_dict()` (already validated once)."""
+    """Rebuild a spec stored by `WorkflowSpec.to_dict()` (already validated once).
+
+    Cached by content: every stage of a workflow, and every task of a template, rebuilds the
+    same spec, and specs are immutable.
+    """
+    return _spec_from_json(json.dumps(data, sort_keys=True, separators=(",", ":")))
+
+
+@lru_cache(maxsize=1024)
+def _spec_from_json(text: str) -> WorkflowSpec:
     return parse_workflow(
-        dict(data), limits=Limits(max_stages=10_000, max_retries=10_000, max_timeout_s=float("inf"))
+        json.loads(text),
+        limits=Limits(max_stages=10_000, max_retries=10_000, max_timeout_s=float("inf")),
     )
 
 

@@ -89,7 +89,6 @@ class Task(Base):
         Index(
             "ix_tasks_active",
             "status",
-            "updated_at",
             postgresql_where=text("status IN ('accepted', 'queued', 'in_progress')"),
         ),
     )

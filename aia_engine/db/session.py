@@ -13,8 +13,19 @@ from aia_engine.settings import Settings
 Sessions = sessionmaker[Session]
 
 
-def make_engine(settings: Settings, *, pool_size: int | None = None) -> Engine:
-    return create_engine(
+def make_engine(
+    settings: Settings, *, pool_size: int | None = None, relaxed: bool = False
+) -> Engine:
+    """The engine; `relaxed` turns synchronous_commit off for every transaction of it.
+
+    Only worker processes use `relaxed`: everything a worker writes is repaired by the engine
+    if a database crash loses it (a stage runs again, the relay publishes again), while
+    accepting a task, which must be durable, happens in the API and CLI.
+    """
+    connect_args: dict[str, object] = {"connect_timeout": 5}
+    if relaxed:
+        connect_args["options"] = "-c synchronous_commit=off"
+    engine = create_engine(
         settings.require_database_url(),
         pool_size=pool_size or settings.db_pool_size,
         max_overflow=10,
@@ -22,13 +33,15 @@ def make_engine(settings: Settings, *, pool_size: int | None = None) -> Engine:
         # a dropped one surfaces as OperationalError (503 in the API, a retry in workers).
         pool_pre_ping=False,
         pool_recycle=300,
-        connect_args={"connect_timeout": 5},
+        connect_args=connect_args,
     )
+    engine.info = {"relaxed": relaxed}  # type: ignore[attr-defined]
+    return engine
 
 
 def make_sessions(engine: Engine) -> Sessions:
     # expire_on_commit=False: rows returned by a use case can still be read after commit.
-    return sessionmaker(engine, expire_on_commit=False)
+    return sessionmaker(engine, expire_on_commit=False, info=dict(getattr(engine, "info", {})))
 
 
 @contextmanager

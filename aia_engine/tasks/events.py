@@ -23,12 +23,29 @@ def relax_commit(session: Session) -> None:
     stage run again (at least once, and its output is still written once). Accepting a task
     never uses this: "accepted" is durable.
     """
-    session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+    if not session.info.get("relaxed"):  # a worker's connections have it off already
+        session.execute(text("SET LOCAL synchronous_commit TO OFF"))
 
 
 def lock_task(session: Session, task_id: str, *, skip_locked: bool = False) -> Task | None:
     stmt = select(Task).where(Task.id == task_id).with_for_update(skip_locked=skip_locked)
     return session.scalars(stmt).one_or_none()
+
+
+def lock_task_with_stages(
+    session: Session, task_id: str
+) -> tuple[Task | None, dict[str, StageRun]]:
+    """Lock the task row, then read its stages.
+
+    Two statements on purpose: under READ COMMITTED a statement that waited for the lock sees
+    other rows as of its own start, so reading the stages in the locking statement (a join)
+    could miss a stage that the previous lock holder just finished, and no one would settle
+    the task. The second statement takes a fresh snapshot after the lock is ours.
+    """
+    task = lock_task(session, task_id)
+    if task is None:
+        return None, {}
+    return task, stage_rows(session, task_id)
 
 
 def stage_rows(session: Session, task_id: str) -> dict[str, StageRun]:

@@ -219,3 +219,11 @@ def test_idempotency_key_returns_the_same_task(engine: Engine) -> None:
     first = engine.submit(body, idempotency_key="k-1")
     assert engine.submit(body, idempotency_key="k-1") == first
     engine.wait(first)
+
+
+def test_parallel_last_stages_finishing_together_still_settle_the_task(engine: Engine) -> None:
+    # The last stages of each task end at the same moment in different worker processes;
+    # exactly one of them must see all stages ended and settle the task.
+    ids = [engine.submit(workflow({f"p{i}": noop() for i in range(6)})) for _ in range(30)]
+    for task_id in ids:
+        assert engine.wait(task_id, timeout=60)["status"] == "completed"
