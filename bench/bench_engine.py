@@ -133,7 +133,7 @@ def wait_completed(sessions: Any, ids: list[str], timeout: float = 600) -> None:
             )
         if done == len(ids):
             return
-        time.sleep(0.02 if len(ids) < 5 else 0.2)
+        time.sleep(0.002 if len(ids) < 5 else 0.2)
     raise TimeoutError(f"only {done}/{len(ids)} completed")
 
 
