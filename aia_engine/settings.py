@@ -108,6 +108,9 @@ class Settings(BaseSettings):
     """Back-off of a stage whose dependencies are not finished in PostgreSQL yet."""
     progress_throttle_s: float = Field(default=0.5, ge=0)
     """Minimum seconds between two persisted progress updates of one stage."""
+    stage_fast_path: bool = True
+    """Claim and complete stages with the server-side SQL of migration 0004 (one round trip
+    each); off, the Python runner does everything (the reference behaviour)."""
     worker_concurrency: int = Field(default=2, ge=1)
     worker_send_task_events: bool = True
     """Celery task events, which Flower shows."""

@@ -25,6 +25,7 @@ from aia_engine.db.session import Sessions
 from aia_engine.errors import EngineError, StageTimedOut
 from aia_engine.publishing import utcnow
 from aia_engine.settings import Settings
+from aia_engine.stagesql import claim_in_sql, complete_in_sql
 from aia_engine.tasks.events import append_event, lock_task_with_stages, relax_commit
 from aia_engine.tasks.settle import merged_partials, settle_if_done, skip_unreachable, task_progress
 from workflows.spec import StageSpec, spec_from_dict
@@ -74,7 +75,15 @@ def execute_stage(
     timeout_errors: tuple[type[BaseException], ...] = (),
 ) -> Outcome:
     """Run one delivery of `stage` of `task_id`; see the module docstring."""
-    claim = _claim(sessions, task_id=task_id, stage=stage, celery_id=celery_id, settings=settings)
+    claim: _Claim | Outcome | None = None
+    if settings.stage_fast_path:
+        claim = _claim_fast(
+            sessions, task_id=task_id, stage=stage, celery_id=celery_id, settings=settings
+        )
+    if claim is None:
+        claim = _claim(
+            sessions, task_id=task_id, stage=stage, celery_id=celery_id, settings=settings
+        )
     if isinstance(claim, Outcome):
         return claim
     started = time.monotonic()
@@ -100,6 +109,17 @@ def execute_stage(
         }
         log.exception("agent %s failed in stage %s of task %s", claim.spec.agent, stage, task_id)
     duration = time.monotonic() - started
+    if settings.stage_fast_path and error is None and output is not None:
+        fast = complete_in_sql(
+            sessions,
+            task_id=task_id,
+            stage=stage,
+            celery_id=celery_id,
+            output=output,
+            duration=duration,
+        )
+        if fast != "slow":
+            return Outcome(fast)  # type: ignore[arg-type]
     return _record(
         sessions,
         claim,
@@ -109,6 +129,37 @@ def execute_stage(
         output=output,
         error=error,
         duration=duration,
+    )
+
+
+def _claim_fast(
+    sessions: Sessions, *, task_id: str, stage: str, celery_id: str, settings: Settings
+) -> _Claim | Outcome | None:
+    """The common case in one round trip; None when the Python path must decide."""
+    got = claim_in_sql(
+        sessions,
+        task_id=task_id,
+        stage=stage,
+        celery_id=celery_id,
+        default_timeout_s=settings.default_stage_timeout_s,
+        grace_s=settings.stage_hard_limit_grace_s,
+    )
+    if got.outcome == "slow":
+        return None
+    if got.outcome == "wait":
+        return Outcome("wait", settings.dependency_wait_s)
+    if got.outcome != "claimed":
+        return Outcome(got.outcome)  # type: ignore[arg-type]
+    assert got.task_row is not None
+    spec = spec_from_dict(got.task_row["workflow"]).stages[stage]
+    return _Claim(
+        spec,
+        dict(got.inputs or {}),
+        dict(got.task_row["requirements"]),
+        dict(got.task_row["context"]),
+        str(got.task_row["description"]),
+        got.attempt,
+        spec.timeout_s or settings.default_stage_timeout_s,
     )
 
 
