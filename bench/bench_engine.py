@@ -169,6 +169,11 @@ def bench_throughput(n: int, threads: int, r: redis.Redis) -> dict[str, float]:
     # engine: submit n single-stage noop tasks (PostgreSQL persistence included), wait until
     # every one is completed in PostgreSQL
     settings, sessions, publisher, gate = engine_handles()
+    # As the API submits: commit, then hand the task to the background pipelined publisher.
+    from aia_engine.publishing import PublishGate, PublishPipeline
+
+    gate = PublishGate(1.0)
+    pipeline = gate.pipeline = PublishPipeline(sessions, publisher, gate)
     request = TaskRequest.model_validate({"task_type": "noop"})
 
     def submit() -> str:
@@ -180,6 +185,7 @@ def bench_throughput(n: int, threads: int, r: redis.Redis) -> dict[str, float]:
     ids = run_threads(threads, n, submit)
     submit_s = time.perf_counter() - t0
     wait_completed(sessions, ids)
+    pipeline.close()
     eng_s = time.perf_counter() - t0
     eng_calls = (redis_calls(r) - calls0) / n
     return {
