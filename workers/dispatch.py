@@ -9,6 +9,7 @@ from celery import Celery
 from celery.canvas import Signature
 
 from aia_engine.settings import Settings
+from workers.messages import is_plain, plain_message
 from workflows.compiler import CompileOptions, compile_workflow
 from workflows.spec import WorkflowSpec
 
@@ -42,23 +43,31 @@ class CeleryPublisher:
         _bind(canvas, self.app).apply_async(retry=False)
 
     def publish_many(self, items: list[tuple[str, WorkflowSpec, str]]) -> None:
-        """Publish several workflows through one Redis pipeline (kombu's producer batches)."""
+        """Publish several workflows at once: one-stage workflows as ready-made messages in one
+        Redis pipeline, the rest through kombu's pipelined producer batches."""
         canvases = [
-            _bind(
-                compile_workflow(
-                    spec,
-                    task_id=task_id,
-                    options=CompileOptions(
-                        self.default_timeout_s, self.hard_limit_grace_s, priority
-                    ),
-                ),
-                self.app,
+            compile_workflow(
+                spec,
+                task_id=task_id,
+                options=CompileOptions(self.default_timeout_s, self.hard_limit_grace_s, priority),
             )
             for task_id, spec, priority in items
         ]
-        with self.app.producer_or_acquire() as producer, producer.batch():
-            for canvas in canvases:
-                canvas.apply_async(producer=producer, retry=False)
+        plain = [c for c in canvases if is_plain(c)]
+        other = [c for c in canvases if not is_plain(c)]
+        if plain:
+            reply_to = str(self.app.thread_oid)
+            messages = [plain_message(c, reply_to=reply_to) for c in plain]
+            with self.app.connection_for_write() as conn:
+                client = conn.default_channel.client  # type: ignore[attr-defined]
+                with client.pipeline(transaction=False) as pipe:
+                    for queue, payload in messages:
+                        pipe.lpush(queue, payload)
+                    pipe.execute()
+        if other:
+            with self.app.producer_or_acquire() as producer, producer.batch():
+                for canvas in other:
+                    _bind(canvas, self.app).apply_async(producer=producer, retry=False)
 
     def revoke(self, celery_ids: list[str]) -> None:
         self.app.control.revoke(celery_ids, terminate=True, signal="SIGTERM")
