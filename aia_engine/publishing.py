@@ -82,7 +82,7 @@ class PublishPipeline:
         publisher: Publisher,
         gate: PublishGate,
         *,
-        interval_s: float = 0.005,
+        interval_s: float = 0.001,
         max_pending: int = 20_000,
         batch: int = 500,
     ) -> None:
