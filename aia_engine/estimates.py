@@ -7,7 +7,7 @@ import time
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session
 
 from aia_engine.db.models import StageRun, StageStatus
@@ -20,7 +20,7 @@ _lock = threading.Lock()
 _cache: tuple[float, dict[str, float]] | None = None
 
 
-def agent_durations(session: Session, *, now: datetime) -> dict[str, float]:
+def agent_durations(session: Session | Connection, *, now: datetime) -> dict[str, float]:
     """Mean seconds of completed stages per agent over the last day (cached a minute)."""
     global _cache
     with _lock:

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from aia_engine.db.session import Sessions
+from aia_engine.db.session import Sessions, autocommit
 
 _CLAIM = text(
     "SELECT outcome, attempt, task_row, inputs FROM aia_claim_stage(:t, :s, :c, :timeout, :grace)"
@@ -29,10 +29,6 @@ class SqlClaim:
     inputs: dict[str, dict[str, Any]] | None
 
 
-def _autocommit(sessions: Sessions) -> Any:
-    return sessions.kw["bind"].connect().execution_options(isolation_level="AUTOCOMMIT")
-
-
 def claim_in_sql(
     sessions: Sessions,
     *,
@@ -42,7 +38,7 @@ def claim_in_sql(
     default_timeout_s: float,
     grace_s: float,
 ) -> SqlClaim:
-    with _autocommit(sessions) as conn:
+    with autocommit(sessions) as conn:
         row = conn.execute(
             _CLAIM,
             {
@@ -65,7 +61,7 @@ def complete_in_sql(
     output: dict[str, Any],
     duration: float,
 ) -> str:
-    with _autocommit(sessions) as conn:
+    with autocommit(sessions) as conn:
         return str(
             conn.execute(
                 _COMPLETE,

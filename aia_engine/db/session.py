@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from aia_engine.settings import Settings
@@ -42,6 +42,13 @@ def make_engine(
 def make_sessions(engine: Engine) -> Sessions:
     # expire_on_commit=False: rows returned by a use case can still be read after commit.
     return sessionmaker(engine, expire_on_commit=False, info=dict(getattr(engine, "info", {})))
+
+
+def autocommit(sessions: Sessions) -> Connection:
+    """A pooled connection in autocommit mode: each statement is its own transaction, with no
+    BEGIN/COMMIT round trips. For single statements that are atomic by themselves."""
+    engine: Engine = sessions.kw["bind"]
+    return engine.connect().execution_options(isolation_level="AUTOCOMMIT")
 
 
 @contextmanager

@@ -11,13 +11,13 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import Connection, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from aia_engine.agents.registry import UnknownAgent, known_agents
 from aia_engine.db.models import Task, TaskStatus
-from aia_engine.db.session import Sessions
+from aia_engine.db.session import Sessions, autocommit
 from aia_engine.errors import Conflict
 from aia_engine.estimates import agent_durations, estimate_completion
 from aia_engine.publishing import Publisher, PublishGate, publish_now, utcnow
@@ -99,10 +99,12 @@ def submit_task(
     now = utcnow()
     task_id = new_task_id()
     try:
-        with sessions.begin() as session:
-            eta = estimate_completion(spec, agent_durations(session, now=now), start=now)
+        # One statement, atomic by itself: in autocommit it is one round trip, and durable
+        # (synchronous commit) before "accepted" is answered.
+        with autocommit(sessions) as conn:
+            eta = estimate_completion(spec, agent_durations(conn, now=now), start=now)
             new = NewTask(task_id, request, spec, client_id, idempotency_key, eta)
-            (outbox_id,) = insert_tasks(session, [new], now=now)
+            (outbox_id,) = insert_tasks(conn, [new], now=now)
     except IntegrityError:
         if idempotency_key is None:
             raise
@@ -159,7 +161,9 @@ RETURNING task_id, id
 """)
 
 
-def insert_tasks(session: Session, tasks: list[NewTask], *, now: datetime) -> list[int]:
+def insert_tasks(
+    session: Session | Connection, tasks: list[NewTask], *, now: datetime
+) -> list[int]:
     """Insert tasks with their stages, first events and outbox rows in ONE statement (one round
     trip, whatever the number of tasks). Returns the outbox ids in the order of `tasks`."""
     rows = [

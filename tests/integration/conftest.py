@@ -142,11 +142,12 @@ def _empty_redis_db(url: str) -> str:
         base.ping()
     except redis.RedisError as exc:
         _require("Redis", exc)
+    kwargs = base.connection_pool.connection_kwargs
+    server = f"redis://{kwargs.get('host', '127.0.0.1')}:{kwargs.get('port', 6379)}"
     for db in range(2, 16):
-        client = redis.Redis.from_url(url, db=db)
-        if client.dbsize() == 0:
-            kwargs = client.connection_pool.connection_kwargs
-            return f"redis://{kwargs.get('host', '127.0.0.1')}:{kwargs.get('port', 6379)}/{db}"
+        candidate = f"{server}/{db}"
+        if redis.Redis.from_url(candidate).dbsize() == 0:
+            return candidate
     pytest.fail("no empty Redis database (2-15) to run tests in", pytrace=False)
 
 

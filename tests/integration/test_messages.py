@@ -35,13 +35,16 @@ def test_ready_made_message_equals_celerys(services: Services) -> None:
     spec = parse_workflow({"only": {"agent": "noop", "timeout_s": 12}})
     client = redis.Redis.from_url(url)
     try:
-        publisher.publish("task_a", spec, priority="high")           # through Celery's send_task
-        publisher.publish_many([("task_a", spec, "high")])         # ready-made
+        publisher.publish("task_a", spec, priority="high")  # through Celery's send_task
+        publisher.publish_many([("task_a", spec, "high")])  # ready-made
         celerys, ours = (_normalised(m) for m in reversed(client.lrange("aia.high", 0, -1)))
     finally:
         client.flushdb()
     assert ours == celerys
-    assert ours["headers"]["timelimit"] == [14.0, 12.0] and ours["body"][1] == {"task_id": "task_a", "stage": "only"}
+    assert ours["headers"]["timelimit"] == [14.0, 12.0] and ours["body"][1] == {
+        "task_id": "task_a",
+        "stage": "only",
+    }
 
 
 def test_batches_of_one_stage_tasks_run_to_completion(engine: Engine, worker: Any) -> None:
