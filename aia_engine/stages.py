@@ -28,7 +28,7 @@ from aia_engine.settings import Settings
 from aia_engine.stagesql import claim_in_sql, complete_in_sql
 from aia_engine.tasks.events import append_event, lock_task_with_stages, relax_commit
 from aia_engine.tasks.settle import merged_partials, settle_if_done, skip_unreachable, task_progress
-from workflows.spec import StageSpec, spec_from_dict
+from workflows.spec import StageSpec, spec_from_dict, stage_from_dict
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +151,7 @@ def _claim_fast(
     if got.outcome != "claimed":
         return Outcome(got.outcome)  # type: ignore[arg-type]
     assert got.task_row is not None
-    spec = spec_from_dict(got.task_row["workflow"]).stages[stage]
+    spec = stage_from_dict(stage, got.task_row["stage"])
     return _Claim(
         spec,
         dict(got.inputs or {}),

@@ -187,6 +187,14 @@ def spec_from_dict(data: Mapping[str, Any]) -> WorkflowSpec:
     return _spec_from_json(json.dumps(data, sort_keys=True, separators=(",", ":")))
 
 
+def stage_from_dict(name: str, data: Mapping[str, Any]) -> StageSpec:
+    """Rebuild one stage stored by `StageSpec.to_dict()` (already validated once)."""
+    return _parse_stage(name, data, known_agents=None, limits=_STORED)
+
+
+_STORED = Limits(max_stages=10_000, max_retries=10_000, max_timeout_s=float("inf"))
+
+
 @lru_cache(maxsize=1024)
 def _spec_from_json(text: str) -> WorkflowSpec:
     return parse_workflow(

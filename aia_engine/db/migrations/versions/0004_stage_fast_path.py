@@ -82,7 +82,7 @@ BEGIN
     RETURN QUERY SELECT
         'claimed'::text,
         s.attempt + 1,
-        jsonb_build_object('workflow', t.workflow, 'requirements', t.requirements,
+        jsonb_build_object('stage', t.workflow -> p_stage, 'requirements', t.requirements,
                            'context', t.context, 'description', t.description),
         coalesce((SELECT jsonb_object_agg(d.name, d.output)
                     FROM stage_runs d
