@@ -39,3 +39,22 @@ def test_unexpected_error_is_a_500_envelope_without_traceback(services: Services
     assert err["code"] == "E500" and err["request_id"] == crashed.headers["x-request-id"]
     assert "secret internal detail" not in crashed.text and "Traceback" not in crashed.text
     assert timed_out.status_code == 504 and timed_out.json()["error"]["code"] == "E504"
+
+
+def test_health_is_503_naming_the_service_that_is_down(services: Services) -> None:
+    import redis
+
+    from aia_engine.embedded import free_port
+
+    # A Redis client aimed at a port where nothing listens: a real outage, not a fake.
+    dead = redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=0.5)
+    server, thread, url = serve(create_app(services.settings, redis_client=dead))
+    try:
+        r = httpx.get(f"{url}/health", timeout=10)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    body = r.json()
+    assert r.status_code == 503 and body["status"] == "degraded"
+    assert body["services"]["redis"].startswith("unhealthy") and "redis" in body["failing_services"]
+    assert body["services"]["database"] == "healthy"
