@@ -14,14 +14,16 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import redis
 from celery import chain, chord, group
 from sqlalchemy import func, select
-from sqlalchemy.engine import make_url
+
+from bench.services import BenchServices, private_services
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,71 +33,24 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-def setup(args: argparse.Namespace) -> dict[str, Any]:
-    from aia_engine.embedded import free_port, start_redis
-
-    tmp = Path(f"/tmp/aia-bench-{os.getpid()}")
-    port = free_port()
-    redis_url, redis_proc = start_redis(tmp / "redis", port=port)
-    base = make_url(os.environ["DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://", 1))
-    name = f"aia_bench_{os.getpid()}"
-    admin = base.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    db_url = base.set(database=name).render_as_string(hide_password=False)
-    os.environ.update(
-        {
-            "DATABASE_URL": db_url,
-            "REDIS_URL": redis_url,
-            "AIA_WORKER_CONCURRENCY": str(args.concurrency),
-            "AIA_MAX_STAGES": "200",
-        }
-    )
-    from aia_engine.db.migrate import upgrade
-    from aia_engine.settings import get_settings
-
-    get_settings.cache_clear()
-    upgrade(get_settings())
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "bench.raw_app",
-            "worker",
-            "-Q",
-            "aia.high,aia.default,aia.low,celery",
-            "-c",
-            str(args.concurrency),
-            "--without-mingle",
-            "--without-gossip",
-            "-l",
-            "WARNING",
-            "-f",
-            str(tmp / "worker.log"),
-        ],
-        env=env,
-        cwd=ROOT,
-    )
-    time.sleep(4)
-    return {
-        "tmp": tmp,
-        "redis_url": redis_url,
-        "redis_proc": redis_proc,
-        "worker": worker,
-        "admin": admin,
-        "db": name,
-    }
-
-
-def teardown(ctx: dict[str, Any]) -> None:
-    ctx["worker"].terminate()
-    ctx["worker"].wait(30)
-    ctx["redis_proc"].terminate()
-    with psycopg.connect(ctx["admin"], autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{ctx["db"]}" WITH (FORCE)')
+@contextmanager
+def bench_run(args: argparse.Namespace) -> Iterator[BenchServices]:
+    """Private database and Redis, plus one worker (prefork, `args.concurrency`) serving both
+    the engine's tasks and the raw baseline tasks."""
+    os.environ.update({"AIA_WORKER_CONCURRENCY": str(args.concurrency), "AIA_MAX_STAGES": "200"})
+    with private_services("engine") as svc:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "bench.raw_app", "worker", "-Q",
+             "aia.high,aia.default,aia.low,celery", "-c", str(args.concurrency), "--without-mingle",
+             "--without-gossip", "-l", "WARNING", "-f", str(svc.tmp / "worker.log")],
+            env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
+        )  # fmt: skip
+        time.sleep(4)
+        try:
+            yield svc
+        finally:
+            worker.terminate()
+            worker.wait(30)
 
 
 def redis_calls(r: redis.Redis) -> int:
@@ -297,9 +252,8 @@ def main() -> None:
     print(
         f"  random weights, cut with unit weights (as dispatched): mean {plan['blind_mean']:.3f}  p95 {plan['blind_p95']:.3f}  max {plan['blind_max']:.3f}"
     )
-    ctx = setup(args)
-    try:
-        r = redis.Redis.from_url(ctx["redis_url"])
+    with bench_run(args) as svc:
+        r = redis.Redis.from_url(svc.redis_url)
         tp = bench_throughput(args.tasks, args.threads, r)
         print(
             f"throughput, {args.tasks} no-op tasks, {args.threads} submitting threads, prefork -c {args.concurrency}:"
@@ -319,8 +273,6 @@ def main() -> None:
                 f" | engine p50 {lat['engine_p50_ms']:.1f} ms p95 {lat['engine_p95_ms']:.1f} ms"
                 f" | p50 ratio {lat['engine_p50_ms'] / lat['raw_p50_ms']:.2f}, +{lat['engine_p50_ms'] - lat['raw_p50_ms']:.1f} ms"
             )
-    finally:
-        teardown(ctx)
 
 
 if __name__ == "__main__":

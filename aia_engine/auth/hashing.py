@@ -7,7 +7,6 @@ Pure apart from the CPU the hash costs. Parameters follow OWASP's Argon2id minim
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 from functools import cache
 
@@ -51,7 +50,3 @@ def verify_secret(secret: str, secret_hash: str | None) -> bool:
 def token_digest(token: str) -> str:
     """SHA-256 of a high-entropy opaque token (refresh tokens are stored only as this)."""
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def same(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode(), b.encode())

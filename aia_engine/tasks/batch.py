@@ -7,6 +7,7 @@ same tasks back and no duplicates.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any
 
 from sqlalchemy import select
@@ -59,24 +60,19 @@ def submit_batch(
             valid.append((index, request, build_spec(request, settings)))
         except EngineError as exc:
             results[index] = rejected(index, exc)
+    accept = partial(
+        _accept,
+        sessions,
+        valid,
+        settings=settings,
+        client_id=client_id,
+        key=idempotency_key,
+        results=results,
+    )
     try:
-        fresh = _accept(
-            sessions,
-            valid,
-            settings=settings,
-            client_id=client_id,
-            key=idempotency_key,
-            results=results,
-        )
+        fresh = accept()
     except IntegrityError:  # a concurrent retry of the same batch won the race: read its tasks
-        fresh = _accept(
-            sessions,
-            valid,
-            settings=settings,
-            client_id=client_id,
-            key=idempotency_key,
-            results=results,
-        )
+        fresh = accept()
     _publish(sessions, publisher, gate, fresh)
     return [results[i] for i in range(len(items))]
 
