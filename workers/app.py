@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery import Celery
 from celery.signals import worker_init
 
+log = logging.getLogger(__name__)
 app = Celery("aia_engine")
 app.config_from_object("celeryconfig")
 app.autodiscover_tasks(["workers"], related_name="tasks", force=True)
 
 
 @worker_init.connect
-def _refuse_unsafe_config(sender: Any = None, **_: Any) -> None:
+def _prepare_worker(sender: Any = None, **_: Any) -> None:
+    from aia_engine.agents import known_agents
     from aia_engine.settings import get_settings
     from workers.safety import UnsafeWorkerConfig, check_worker
 
+    # Load the agents (built-ins and entry points) once in the parent, before the pool forks,
+    # so no child pays for it on its first stage and a broken plugin shows at start.
+    log.info("agents: %s", ", ".join(known_agents()))
     try:
         check_worker(app.conf, get_settings())
     except UnsafeWorkerConfig as exc:
