@@ -13,10 +13,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from aia_engine import cli_clients, cli_tasks
+from aia_engine.cli_common import SERVICES_FILE, resolved_settings
 from aia_engine.errors import EngineError
 from aia_engine.settings import Settings, get_settings
 
-SERVICES_FILE = "services.json"
 WORKER_QUEUES = "aia.high,aia.default,aia.low"
 
 
@@ -85,12 +86,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--timeout", type=float, default=600.0, help="seconds --wait waits (default 600)"
     )
-    run.set_defaults(func=cmd_run)
+    run.set_defaults(func=cli_tasks.cmd_run)
 
     for name, helptext, func in (
-        ("status", "show a task's status, stages and results", cmd_status),
-        ("cancel", "cancel a task's whole workflow", cmd_cancel),
-        ("retry", "re-run a failed or cancelled task from its failure", cmd_retry),
+        ("status", "show a task's status, stages and results", cli_tasks.cmd_status),
+        ("cancel", "cancel a task's whole workflow", cli_tasks.cmd_cancel),
+        ("retry", "re-run a failed or cancelled task from its failure", cli_tasks.cmd_retry),
     ):
         cmd = sub.add_parser(name, help=helptext)
         cmd.add_argument("task_id")
@@ -115,45 +116,29 @@ def _parser() -> argparse.ArgumentParser:
         "--scopes", default="read write", help='space-separated: "read write admin"'
     )
     create.add_argument("--json", action="store_true", help="print JSON (for scripts)")
-    create.set_defaults(func=cmd_clients_create)
+    create.set_defaults(func=cli_clients.cmd_clients_create)
     csub.add_parser("list", help="list clients (never their secrets)").set_defaults(
-        func=cmd_clients_list
+        func=cli_clients.cmd_clients_list
     )
     for name, helptext, func in (
-        ("disable", "disable a client: its tokens stop working", cmd_clients_disable),
-        ("enable", "enable a disabled client", cmd_clients_enable),
-        ("rotate-secret", "issue a new secret; the old one stops working", cmd_clients_rotate),
+        ("disable", "disable a client: its tokens stop working", cli_clients.cmd_clients_disable),
+        ("enable", "enable a disabled client", cli_clients.cmd_clients_enable),
+        (
+            "rotate-secret",
+            "issue a new secret; the old one stops working",
+            cli_clients.cmd_clients_rotate,
+        ),
     ):
         c = csub.add_parser(name, help=helptext)
         c.add_argument("client_id")
         c.set_defaults(func=func)
 
     rec = sub.add_parser("reconcile", help="relay the outbox and re-dispatch stuck workflows once")
-    rec.set_defaults(func=cmd_reconcile)
+    rec.set_defaults(func=cli_tasks.cmd_reconcile)
 
     agents = sub.add_parser("agents", help="list the registered agents")
-    agents.set_defaults(func=cmd_agents)
+    agents.set_defaults(func=cli_tasks.cmd_agents)
     return p
-
-
-def resolved_settings(base: Settings | None = None) -> Settings:
-    """Settings, completed from a running `aia-engine dev`'s services file when URLs are unset."""
-    settings = base or get_settings()
-    if settings.database_url and settings.redis_url:
-        return settings
-    path = settings.data_dir / SERVICES_FILE
-    if not path.exists():
-        raise RuntimeError(
-            "DATABASE_URL and REDIS_URL are not set and no `aia-engine dev` is running here; "
-            "start `aia-engine dev` or set both URLs"
-        )
-    found = json.loads(path.read_text())
-    return settings.model_copy(
-        update={
-            "database_url": settings.database_url or found["database_url"],
-            "redis_url": settings.redis_url or found["redis_url"],
-        }
-    )
 
 
 def _child_env(settings: Settings) -> dict[str, str]:
@@ -277,113 +262,6 @@ def cmd_migrate(_args: argparse.Namespace) -> int:
     return 0
 
 
-def _runtime() -> tuple[Settings, Any, Any, Any]:
-    from aia_engine.db.session import make_engine, make_sessions
-    from aia_engine.publishing import PublishGate
-    from workers.app import use_redis
-    from workers.dispatch import CeleryPublisher
-
-    settings = resolved_settings()
-    app = use_redis(settings.require_redis_url())
-    sessions = make_sessions(make_engine(settings, pool_size=1))
-    return settings, sessions, CeleryPublisher.from_settings(settings, app), PublishGate(0.0)
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    from aia_engine.tasks.models import TaskRequest
-    from aia_engine.tasks.submit import submit_task
-    from workflows.spec import load_json_strict
-
-    try:
-        body = load_json_strict(args.file.read_bytes())
-    except OSError as exc:
-        raise RuntimeError(f"cannot read {args.file}: {exc.strerror}") from exc
-    except json.JSONDecodeError as exc:
-        raise RuntimeError(f"{args.file} is not valid JSON: {exc}") from exc
-    settings, sessions, publisher, gate = _runtime()
-    accepted = submit_task(
-        sessions,
-        TaskRequest.model_validate(body),
-        settings=settings,
-        publisher=publisher,
-        gate=gate,
-    )
-    print(json.dumps(accepted.to_dict(), indent=2))
-    if not args.wait:
-        return 0
-    return _follow(sessions, accepted.task_id, timeout=args.timeout)
-
-
-def _follow(sessions: Any, task_id: str, *, timeout: float) -> int:
-    from aia_engine.tasks.queries import get_task
-
-    seen: dict[str, tuple[str, float]] = {}
-    deadline = time.monotonic() + timeout
-    while True:
-        view = get_task(sessions, task_id)
-        for stage in view["stages"]:
-            key = (stage["status"], stage["progress"])
-            if seen.get(stage["name"]) != key:
-                seen[stage["name"]] = key
-                print(
-                    f"  [{view['progress']:5.1f}%] {stage['name']:<20} {stage['agent']:<26} "
-                    f"{stage['status']:<10} {stage['progress']:5.1f}%",
-                    flush=True,
-                )
-        if view["status"] in ("completed", "failed", "cancelled"):
-            break
-        if time.monotonic() > deadline:
-            print(
-                f"timed out after {timeout:g}s; the task goes on: aia-engine status {task_id}",
-                file=sys.stderr,
-            )
-            return 3
-        time.sleep(0.5)
-    print(f"task {task_id} {view['status']}")
-    print(json.dumps(view.get("results") or view.get("error"), indent=2))
-    return 0 if view["status"] == "completed" else 1
-
-
-def cmd_status(args: argparse.Namespace) -> int:
-    from aia_engine.tasks.queries import get_task
-
-    _, sessions, _, _ = _runtime()
-    print(json.dumps(get_task(sessions, args.task_id), indent=2))
-    return 0
-
-
-def cmd_cancel(args: argparse.Namespace) -> int:
-    from aia_engine.tasks.control import cancel_task
-
-    _, sessions, publisher, _ = _runtime()
-    print(json.dumps(cancel_task(sessions, publisher, args.task_id), indent=2))
-    return 0
-
-
-def cmd_retry(args: argparse.Namespace) -> int:
-    from aia_engine.tasks.control import retry_task
-
-    _, sessions, publisher, gate = _runtime()
-    print(json.dumps(retry_task(sessions, publisher, gate, args.task_id), indent=2))
-    return 0
-
-
-def cmd_reconcile(_args: argparse.Namespace) -> int:
-    from aia_engine.publishing import relay_outbox
-    from aia_engine.reconcile import reconcile
-
-    settings, sessions, publisher, _ = _runtime()
-    relayed = relay_outbox(sessions, publisher, settings)
-    print(f"outbox relay: {relayed.published} published, {relayed.failed} failed")
-    report = reconcile(sessions, publisher, settings)
-    print(f"reconciler: {report.summary()}")
-    for task_id, stages in report.redispatched.items():
-        print(f"  re-dispatched {task_id}: {', '.join(stages)}")
-    for task_id in report.settled:
-        print(f"  settled {task_id}")
-    return 0
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = resolved_settings()
     argv = [
@@ -402,80 +280,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "30",
     ]
     return subprocess.call(argv, env=_child_env(settings))
-
-
-def _sessions() -> Any:
-    from aia_engine.db.session import make_engine, make_sessions
-
-    return make_sessions(make_engine(resolved_settings(), pool_size=1))
-
-
-def cmd_clients_create(args: argparse.Namespace) -> int:
-    from aia_engine.auth.clients import create_client
-
-    client = create_client(_sessions(), name=args.name, tier=args.tier, scopes=args.scopes)
-    record = {
-        "client_id": client.client_id,
-        "client_secret": client.client_secret,
-        "name": client.name,
-        "tier": client.tier,
-        "scopes": " ".join(client.scopes),
-    }
-    if args.json:
-        print(json.dumps(record))
-    else:
-        for key, value in record.items():
-            print(f"{key:<14} {value}")
-        print(
-            "\nStore the secret now: it is shown only once (rotate it with `clients rotate-secret`)."
-        )
-    return 0
-
-
-def cmd_clients_list(_args: argparse.Namespace) -> int:
-    from aia_engine.auth.clients import list_clients
-
-    rows = list_clients(_sessions())
-    if not rows:
-        print("no clients yet; create one with: aia-engine clients create --name NAME")
-    for row in rows:
-        state = "active" if row["active"] else "DISABLED"
-        print(
-            f"{row['client_id']:<26} {state:<9} {row['tier']:<11} {row['scopes']:<18} {row['name']}"
-        )
-    return 0
-
-
-def cmd_clients_disable(args: argparse.Namespace) -> int:
-    from aia_engine.auth.clients import set_active
-
-    set_active(_sessions(), args.client_id, False)
-    print(f"client {args.client_id} disabled")
-    return 0
-
-
-def cmd_clients_enable(args: argparse.Namespace) -> int:
-    from aia_engine.auth.clients import set_active
-
-    set_active(_sessions(), args.client_id, True)
-    print(f"client {args.client_id} enabled")
-    return 0
-
-
-def cmd_clients_rotate(args: argparse.Namespace) -> int:
-    from aia_engine.auth.clients import rotate_secret
-
-    print(f"client_secret  {rotate_secret(_sessions(), args.client_id)}")
-    print("The old secret no longer works. Store this one now: it is shown only once.")
-    return 0
-
-
-def cmd_agents(_args: argparse.Namespace) -> int:
-    from aia_engine.agents import describe_agents
-
-    for name, description in describe_agents().items():
-        print(f"{name:<28} {description}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -23,11 +23,12 @@ from aia_engine.agents.registry import get_agent
 from aia_engine.db.models import TERMINAL_STAGE, StageRun, StageStatus, Task, TaskStatus
 from aia_engine.db.session import Sessions
 from aia_engine.errors import EngineError, StageTimedOut
+from aia_engine.progress import ProgressReporter
 from aia_engine.publishing import utcnow
 from aia_engine.settings import Settings
 from aia_engine.stagesql import claim_in_sql, complete_in_sql
 from aia_engine.tasks.events import append_event, lock_task_with_stages, relax_commit
-from aia_engine.tasks.settle import merged_partials, settle_if_done, skip_unreachable, task_progress
+from aia_engine.tasks.settle import settle_if_done, skip_unreachable
 from workflows.spec import StageSpec, spec_from_dict, stage_from_dict
 
 log = logging.getLogger(__name__)
@@ -263,7 +264,7 @@ def _run_agent(
     celery_id: str,
     settings: Settings,
 ) -> dict[str, Any]:
-    reporter = _ProgressReporter(
+    reporter = ProgressReporter(
         sessions,
         task_id=task_id,
         stage=stage,
@@ -379,45 +380,3 @@ def _end(
     elif error is not None:
         row.error = error
     append_event(session, task, f"stage.{status}", now=now, stage=row.name, payload=payload or {})
-
-
-class _ProgressReporter:
-    """Persists `ctx.progress` calls, at most one every `every_s` seconds (and always at 100 %)."""
-
-    def __init__(
-        self, sessions: Sessions, *, task_id: str, stage: str, celery_id: str, every_s: float
-    ) -> None:
-        self.sessions = sessions
-        self.task_id = task_id
-        self.stage = stage
-        self.celery_id = celery_id
-        self.every_s = every_s
-        self.last = float("-inf")
-
-    def __call__(self, percent: float, partial: Any) -> None:
-        if percent < 100.0 and time.monotonic() - self.last < self.every_s:
-            return
-        self.last = time.monotonic()
-        now = utcnow()
-        with self.sessions.begin() as session:
-            relax_commit(session)
-            task, stages = lock_task_with_stages(session, self.task_id)
-            if task is None:
-                return
-            row = stages[self.stage]
-            if row.status != StageStatus.RUNNING or row.celery_id != self.celery_id:
-                return
-            row.progress = percent
-            if partial is not None:
-                row.partial_results = dict(partial)
-            row.updated_at = now
-            task.progress = task_progress(stages)
-            task.partial_results = merged_partials(stages)
-            append_event(
-                session,
-                task,
-                "task.progress",
-                now=now,
-                stage=self.stage,
-                payload={"stage_progress": percent, "progress": task.progress},
-            )

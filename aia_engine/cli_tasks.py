@@ -1,0 +1,127 @@
+"""`aia-engine` commands on tasks: run, status, cancel, retry, reconcile, agents."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from aia_engine.cli_common import resolved_settings
+from aia_engine.settings import Settings
+
+
+def _runtime() -> tuple[Settings, Any, Any, Any]:
+    from aia_engine.db.session import make_engine, make_sessions
+    from aia_engine.publishing import PublishGate
+    from workers.app import use_redis
+    from workers.dispatch import CeleryPublisher
+
+    settings = resolved_settings()
+    app = use_redis(settings.require_redis_url())
+    sessions = make_sessions(make_engine(settings, pool_size=1))
+    return settings, sessions, CeleryPublisher.from_settings(settings, app), PublishGate(0.0)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from aia_engine.tasks.models import TaskRequest
+    from aia_engine.tasks.submit import submit_task
+    from workflows.spec import load_json_strict
+
+    try:
+        body = load_json_strict(args.file.read_bytes())
+    except OSError as exc:
+        raise RuntimeError(f"cannot read {args.file}: {exc.strerror}") from exc
+    except json.JSONDecodeError as exc:
+        raise RuntimeError(f"{args.file} is not valid JSON: {exc}") from exc
+    settings, sessions, publisher, gate = _runtime()
+    accepted = submit_task(
+        sessions,
+        TaskRequest.model_validate(body),
+        settings=settings,
+        publisher=publisher,
+        gate=gate,
+    )
+    print(json.dumps(accepted.to_dict(), indent=2))
+    if not args.wait:
+        return 0
+    return _follow(sessions, accepted.task_id, timeout=args.timeout)
+
+
+def _follow(sessions: Any, task_id: str, *, timeout: float) -> int:
+    from aia_engine.tasks.queries import get_task
+
+    seen: dict[str, tuple[str, float]] = {}
+    deadline = time.monotonic() + timeout
+    while True:
+        view = get_task(sessions, task_id)
+        for stage in view["stages"]:
+            key = (stage["status"], stage["progress"])
+            if seen.get(stage["name"]) != key:
+                seen[stage["name"]] = key
+                print(
+                    f"  [{view['progress']:5.1f}%] {stage['name']:<20} {stage['agent']:<26} "
+                    f"{stage['status']:<10} {stage['progress']:5.1f}%",
+                    flush=True,
+                )
+        if view["status"] in ("completed", "failed", "cancelled"):
+            break
+        if time.monotonic() > deadline:
+            print(
+                f"timed out after {timeout:g}s; the task goes on: aia-engine status {task_id}",
+                file=sys.stderr,
+            )
+            return 3
+        time.sleep(0.5)
+    print(f"task {task_id} {view['status']}")
+    print(json.dumps(view.get("results") or view.get("error"), indent=2))
+    return 0 if view["status"] == "completed" else 1
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from aia_engine.tasks.queries import get_task
+
+    _, sessions, _, _ = _runtime()
+    print(json.dumps(get_task(sessions, args.task_id), indent=2))
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    from aia_engine.tasks.control import cancel_task
+
+    _, sessions, publisher, _ = _runtime()
+    print(json.dumps(cancel_task(sessions, publisher, args.task_id), indent=2))
+    return 0
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    from aia_engine.tasks.control import retry_task
+
+    _, sessions, publisher, gate = _runtime()
+    print(json.dumps(retry_task(sessions, publisher, gate, args.task_id), indent=2))
+    return 0
+
+
+def cmd_reconcile(_args: argparse.Namespace) -> int:
+    from aia_engine.publishing import relay_outbox
+    from aia_engine.reconcile import reconcile
+
+    settings, sessions, publisher, _ = _runtime()
+    relayed = relay_outbox(sessions, publisher, settings)
+    print(f"outbox relay: {relayed.published} published, {relayed.failed} failed")
+    report = reconcile(sessions, publisher, settings)
+    print(f"reconciler: {report.summary()}")
+    for task_id, stages in report.redispatched.items():
+        print(f"  re-dispatched {task_id}: {', '.join(stages)}")
+    for task_id in report.settled:
+        print(f"  settled {task_id}")
+    return 0
+
+
+def cmd_agents(_args: argparse.Namespace) -> int:
+    from aia_engine.agents import describe_agents
+
+    for name, description in describe_agents().items():
+        print(f"{name:<28} {description}")
+    return 0
