@@ -133,6 +133,9 @@ def _parser() -> argparse.ArgumentParser:
         c.add_argument("client_id")
         c.set_defaults(func=func)
 
+    key = sub.add_parser("webhook-key", help="print a new AIA_WEBHOOK_ENCRYPTION_KEY")
+    key.set_defaults(func=cmd_webhook_key)
+
     rec = sub.add_parser("reconcile", help="relay the outbox and re-dispatch stuck workflows once")
     rec.set_defaults(func=cli_tasks.cmd_reconcile)
 
@@ -179,6 +182,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     env = _child_env(settings)
     # One signing key for every process of this dev run (a random one unless JWT_SECRET_KEY is set).
     env["JWT_SECRET_KEY"] = settings.jwt_secret_key.get_secret_value()
+    env["AIA_WEBHOOK_ENCRYPTION_KEY"] = settings.webhook_encryption_key.get_secret_value()
     concurrency = str(args.concurrency or settings.worker_concurrency)
     port = args.port or settings.api_port
     children = [
@@ -231,6 +235,13 @@ def _supervise(children: list[subprocess.Popen[bytes]], services: Any, data_dir:
             services.stop()
             (data_dir / SERVICES_FILE).unlink(missing_ok=True)
     return code
+
+
+def cmd_webhook_key(_args: argparse.Namespace) -> int:
+    from aia_engine.webhooks.crypto import new_key
+
+    print(new_key())
+    return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ every setting of our own takes the `AIA_` prefix. Nothing else in the project re
 
 from __future__ import annotations
 
+import base64
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -66,6 +67,13 @@ class Settings(BaseSettings):
     """Token requests a client may make per minute (checked before any hashing)."""
     token_rate_per_ip: int = Field(default=60, ge=1)
     """Token requests one IP address may make per minute (checked before any hashing)."""
+
+    webhook_encryption_key: SecretStr = Field(default=SecretStr(""))
+    """Fernet key that encrypts webhook secrets at rest (`aia-engine webhook-key` makes one).
+    Required in staging/production; unset in development: a random key per process
+    (`aia-engine dev` shares one with its children)."""
+    webhook_allow: list[str] = Field(default_factory=list)
+    """Internal webhook receivers admitted despite the URL checks, as exact "host:port" entries."""
 
     # -- HTTP API ---------------------------------------------------------------------------
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
@@ -144,6 +152,16 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _enforce_real_secrets(self) -> Settings:
+        if not self.webhook_encryption_key.get_secret_value():
+            if self.environment in ("staging", "production"):
+                raise ValueError(
+                    f"AIA_WEBHOOK_ENCRYPTION_KEY must be set when ENVIRONMENT={self.environment}"
+                )
+            object.__setattr__(
+                self,
+                "webhook_encryption_key",
+                SecretStr(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()),
+            )
         secret = self.jwt_secret_key.get_secret_value()
         if self.environment in ("staging", "production") and secret in _PLACEHOLDER_SECRETS:
             raise ValueError(

@@ -15,10 +15,11 @@ from aia_engine.auth.tokens import VerifiedTokens
 from aia_engine.db.session import Sessions, make_engine, make_sessions
 from aia_engine.publishing import Publisher, PublishGate, PublishPipeline
 from aia_engine.settings import Settings, get_settings
+from aia_engine.webhooks.urls import Resolver, system_resolver
 from api.deps import Resources
 from api.errors import EXCEPTION_HANDLERS, unavailable
 from api.middleware import RequestContext
-from api.routes import auth, docs, health, tasks
+from api.routes import auth, docs, health, tasks, webhooks
 
 
 def _celery_defaults(settings: Settings) -> tuple[Publisher, Callable[[], int]]:
@@ -41,6 +42,7 @@ def create_app(
     publisher: Publisher | None = None,
     redis_client: redis.Redis | None = None,
     count_workers: Callable[[], int] | None = None,
+    resolver: Resolver = system_resolver,
 ) -> Starlette:
     if publisher is None or count_workers is None:
         default_publisher, default_count = _celery_defaults(settings)
@@ -64,6 +66,7 @@ def create_app(
         counter=counter,
         count_workers=count_workers,
         tokens=VerifiedTokens(),
+        resolve=resolver,
     )
 
     @asynccontextmanager
@@ -74,7 +77,7 @@ def create_app(
             sessions.kw["bind"].dispose()
 
     app = Starlette(
-        routes=[*health.routes, *auth.routes, *tasks.routes, *docs.routes],
+        routes=[*health.routes, *auth.routes, *tasks.routes, *webhooks.routes, *docs.routes],
         middleware=[
             Middleware(RequestContext, timeout_s=settings.request_timeout_s, counter=counter)
         ],

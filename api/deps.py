@@ -14,6 +14,7 @@ from aia_engine.auth.tokens import VerifiedTokens
 from aia_engine.db.session import Sessions
 from aia_engine.publishing import Publisher, PublishGate
 from aia_engine.settings import Settings
+from aia_engine.webhooks.urls import Resolver
 
 T = TypeVar("T")
 
@@ -28,6 +29,8 @@ class Resources:
     started_at: float
     counter: dict[str, int]
     tokens: VerifiedTokens
+    resolve: Resolver
+    """Host name resolution for webhook URL checks (tests give one that never leaves the machine)."""
     count_workers: Callable[[], int]
     """Live Celery workers answering a ping (raises when the broker is unreachable)."""
 

@@ -71,6 +71,16 @@ CATALOGUE: dict[str, ErrorCode] = {
             "A stage or agents_required names an agent that is not registered.",
         ),
         ErrorCode(
+            "E007",
+            422,
+            "ValidationError",
+            "Unsafe webhook URL",
+            "webhook_url must be http(s) and every address it resolves to publicly routable: "
+            "loopback, private, link-local, CGNAT, multicast, reserved and cloud-metadata addresses "
+            "are refused, as are user information and encoded hosts. Operators admit internal "
+            "receivers with AIA_WEBHOOK_ALLOW (exact host:port).",
+        ),
+        ErrorCode(
             "E009",
             409,
             "Conflict",

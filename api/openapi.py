@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 import aia_engine
 from aia_engine.tasks.models import TaskRequest
+from aia_engine.webhooks.registry import WebhookCreate, WebhookUpdate
 from api import schemas
 
 REF = "#/components/schemas/{model}"
@@ -81,6 +82,7 @@ IDEMPOTENCY = {
     "description": "Repeat a POST safely: the same key returns the original response.",
 }
 TASK_ID = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}
+WEBHOOK_ID = {"name": "webhook_id", "in": "path", "required": True, "schema": {"type": "string"}}
 
 
 @cache
@@ -283,6 +285,66 @@ def openapi_document() -> dict[str, Any]:
                 errors=("404", "409"),
             )
         },
+        "/webhooks/register": {
+            "post": _op(
+                "Register webhook",
+                "201",
+                schemas.WebhookPublic,
+                scope="write",
+                body=_ref(WebhookCreate),
+                tag="webhooks",
+            )
+        },
+        "/webhooks": {
+            "get": _op("List webhooks", "200", schemas.WebhookList, scope="read", tag="webhooks")
+        },
+        "/webhooks/{webhook_id}": {
+            "get": _op(
+                "Get webhook",
+                "200",
+                schemas.WebhookPublic,
+                scope="read",
+                params=[WEBHOOK_ID],
+                errors=("404",),
+                tag="webhooks",
+            ),
+            "patch": _op(
+                "Update webhook",
+                "200",
+                schemas.WebhookPublic,
+                scope="write",
+                params=[WEBHOOK_ID],
+                body=_ref(WebhookUpdate),
+                errors=("404",),
+                tag="webhooks",
+            ),
+            "delete": {
+                **_op(
+                    "Delete webhook",
+                    "204",
+                    schemas.WebhookPublic,
+                    scope="write",
+                    params=[WEBHOOK_ID],
+                    errors=("404",),
+                    tag="webhooks",
+                ),
+                "responses": {
+                    "204": {"description": "Deleted"},
+                    **_errors("401", "403", "404", "500", "503", "504"),
+                },
+            },
+        },
+        "/webhooks/{webhook_id}/rotate-secret": {
+            "post": _op(
+                "Rotate webhook secret",
+                "200",
+                schemas.WebhookPublic,
+                scope="write",
+                params=[WEBHOOK_ID],
+                errors=("404",),
+                tag="webhooks",
+            )
+        },
         "/tasks/{task_id}/retry": {
             "post": _op(
                 "Retry task",
@@ -297,6 +359,10 @@ def openapi_document() -> dict[str, Any]:
     components: dict[str, Any] = {}
     for model in (
         TaskRequest,
+        WebhookCreate,
+        WebhookUpdate,
+        schemas.WebhookPublic,
+        schemas.WebhookList,
         schemas.ErrorEnvelope,
         schemas.OAuthErrorBody,
         schemas.TokenResponse,

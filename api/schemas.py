@@ -141,6 +141,25 @@ class RetryResult(BaseModel):
     tracking_url: str
 
 
+class WebhookPublic(BaseModel):
+    webhook_id: str
+    webhook_url: str
+    events: list[str]
+    active: bool
+    disabled_reason: str | None
+    created_at: str | None
+    updated_at: str | None
+    previous_secret_valid_until: str | None
+    secret: str | None = Field(
+        default=None, description="Only when the API generated the secret, once."
+    )
+
+
+class WebhookList(BaseModel):
+    webhooks: list[WebhookPublic]
+    count: int
+
+
 class Health(BaseModel):
     status: Literal["healthy", "degraded"]
     timestamp: str

@@ -69,6 +69,14 @@ def test_cli_explains_itself() -> None:
     assert out.returncode == 0 and "dev" in out.stdout and "reconcile" in out.stdout
 
 
+def test_webhook_key_makes_a_usable_fernet_key() -> None:
+    from cryptography.fernet import Fernet
+
+    out = subprocess.run([*CLI, "webhook-key"], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    key = out.stdout.strip()
+    assert Fernet(key.encode()).decrypt(Fernet(key.encode()).encrypt(b"x")) == b"x"
+
+
 def test_run_reports_an_invalid_workflow_clearly(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text(

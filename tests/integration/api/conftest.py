@@ -43,9 +43,20 @@ def serve(app: Starlette) -> tuple[uvicorn.Server, threading.Thread, str]:
     return server, thread, f"http://127.0.0.1:{port}"
 
 
+# Names the tests' webhook URLs use; anything else "does not resolve". Never asks DNS, so no
+# packet leaves the machine.
+OFFLINE_DNS = {"hooks.example": ["93.184.216.34"], "internal.example": ["10.1.2.3"]}
+ALLOWED_RECEIVER = "127.0.0.1:9999"
+
+
+def offline_resolver(host: str, _port: int) -> list[str]:
+    return OFFLINE_DNS.get(host, [])
+
+
 @pytest.fixture(scope="session")
 def live_api(services: Services) -> Iterator[LiveApi]:
-    app = create_app(services.settings)
+    settings = services.settings.model_copy(update={"webhook_allow": [ALLOWED_RECEIVER]})
+    app = create_app(settings, resolver=offline_resolver)
     server, thread, url = serve(app)
     yield LiveApi(url, app, server)
     server.should_exit = True
