@@ -152,16 +152,6 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _enforce_real_secrets(self) -> Settings:
-        if not self.webhook_encryption_key.get_secret_value():
-            if self.environment in ("staging", "production"):
-                raise ValueError(
-                    f"AIA_WEBHOOK_ENCRYPTION_KEY must be set when ENVIRONMENT={self.environment}"
-                )
-            object.__setattr__(
-                self,
-                "webhook_encryption_key",
-                SecretStr(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()),
-            )
         secret = self.jwt_secret_key.get_secret_value()
         if self.environment in ("staging", "production") and secret in _PLACEHOLDER_SECRETS:
             raise ValueError(
@@ -179,6 +169,16 @@ class Settings(BaseSettings):
         for kid, key in self.jwt_previous_keys.items():
             if len(key.get_secret_value().encode()) < minimum:
                 raise ValueError(f"AIA_JWT_PREVIOUS_KEYS[{kid!r}] must be at least {minimum} bytes")
+        if not self.webhook_encryption_key.get_secret_value():
+            if self.environment in ("staging", "production"):
+                raise ValueError(
+                    f"AIA_WEBHOOK_ENCRYPTION_KEY must be set when ENVIRONMENT={self.environment}"
+                )
+            object.__setattr__(
+                self,
+                "webhook_encryption_key",
+                SecretStr(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()),
+            )
         if self.visibility_timeout_s <= self.max_stage_timeout_s + self.stage_hard_limit_grace_s:
             raise ValueError(
                 "AIA_VISIBILITY_TIMEOUT_S must exceed AIA_MAX_STAGE_TIMEOUT_S plus "

@@ -72,7 +72,9 @@ def test_cli_explains_itself() -> None:
 def test_webhook_key_makes_a_usable_fernet_key() -> None:
     from cryptography.fernet import Fernet
 
-    out = subprocess.run([*CLI, "webhook-key"], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    out = subprocess.run(
+        [*CLI, "webhook-key"], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
     key = out.stdout.strip()
     assert Fernet(key.encode()).decrypt(Fernet(key.encode()).encrypt(b"x")) == b"x"
 

@@ -65,7 +65,13 @@ def test_settings_accept_the_guides_names_and_normalise_the_driver(
 
 @pytest.fixture
 def no_jwt_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("JWT_SECRET_KEY", "AIA_JWT_SECRET_KEY", "JWT_ALGORITHM", "AIA_JWT_ALGORITHM"):
+    for name in (
+        "JWT_SECRET_KEY",
+        "AIA_JWT_SECRET_KEY",
+        "JWT_ALGORITHM",
+        "AIA_JWT_ALGORITHM",
+        "AIA_WEBHOOK_ENCRYPTION_KEY",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -96,3 +102,13 @@ def test_unset_jwt_secret_in_development_is_random_and_long() -> None:
     a, b = Settings(), Settings()
     assert len(a.jwt_secret_key.get_secret_value()) >= 64
     assert a.jwt_secret_key.get_secret_value() != b.jwt_secret_key.get_secret_value()
+
+
+@pytest.mark.usefixtures("no_jwt_env")
+def test_production_needs_a_webhook_encryption_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    monkeypatch.setenv("JWT_SECRET_KEY", "p" * 40)
+    with pytest.raises(ValueError, match="AIA_WEBHOOK_ENCRYPTION_KEY"):
+        Settings()
+    monkeypatch.setenv("AIA_WEBHOOK_ENCRYPTION_KEY", "k" * 43 + "=")
+    assert Settings().environment == "production"
