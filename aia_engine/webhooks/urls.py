@@ -12,6 +12,7 @@ An operator allow-list of exact (host, port) pairs admits internal receivers.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import re
 import socket
@@ -120,10 +121,8 @@ def check_address(address: str) -> None:
 
 
 def _ip_literal(host: str) -> IPAddress | None:
-    try:
+    with contextlib.suppress(ValueError):
         return ipaddress.ip_address(host)
-    except ValueError:
-        pass
     if _LOOSE_IPV4.match(host):
         # What inet_aton (and so many HTTP clients) accept: 127.1, 2130706433, 0x7f000001, 0177.0.0.1
         try:
