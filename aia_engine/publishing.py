@@ -255,24 +255,29 @@ def relay_outbox(
             .limit(limit)
             .with_for_update(skip_locked=True)
         ).all()
+        due: list[tuple[OutboxMessage, Task, WorkflowSpec]] = []
         for row in rows:
             task = session.get(Task, row.task_id)
             spec = (
                 residual_spec(session, task) if task and task.status not in TERMINAL_TASK else None
             )
             if task is None or spec is None:
-                row.published_at = now
-                continue
+                row.published_at = now  # nothing left to run
+            else:
+                due.append((row, task, spec))
+        if due:
             try:
-                publisher.publish(task.id, spec, priority=task.priority)
+                # One pipeline for the whole batch: after an outage there may be thousands.
+                publisher.publish_many([(task.id, spec, task.priority) for _, task, spec in due])
             except Exception as exc:
-                row.attempts += 1
-                row.last_error = str(exc)[:500]
-                report.failed += 1
-                log.warning("relay could not publish task %s: %s", task.id, exc)
-                break  # the broker is down: the rest would fail the same way
-            mark_published(session, task_id=task.id, outbox_id=row.id, now=now)
-            report.published += 1
+                for row, _, _ in due:
+                    row.attempts += 1
+                    row.last_error = str(exc)[:500]
+                report.failed = len(due)
+                log.warning("relay could not publish %d tasks: %s", len(due), exc)
+            else:
+                mark_published_many(session, [(task.id, row.id) for row, task, _ in due], now=now)
+                report.published = len(due)
     if report.published or report.failed:
         log.info("outbox relay: %d published, %d failed", report.published, report.failed)
     return report
