@@ -99,7 +99,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
     from aia_engine.tasks.control import retry_task
 
     _, sessions, publisher, gate = _runtime()
-    print(json.dumps(retry_task(sessions, publisher, gate, args.task_id), indent=2))
+    print(json.dumps(retry_task(sessions, publisher, gate, args.task_id)[0], indent=2))
     return 0
 
 

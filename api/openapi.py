@@ -351,8 +351,14 @@ def openapi_document() -> dict[str, Any]:
                 "202",
                 schemas.RetryResult,
                 scope="write",
-                params=[TASK_ID],
-                errors=("404", "409"),
+                params=[TASK_ID, IDEMPOTENCY],
+                errors=("404", "409", "422"),
+                extra_ok={
+                    "200": {
+                        "description": "Repeated Idempotency-Key: the first answer",
+                        **_json(_ref(schemas.RetryResult)),
+                    }
+                },
             )
         },
     }

@@ -72,11 +72,26 @@ def retry_task(
     task_id: str,
     *,
     client_id: str = "local",
-) -> dict[str, Any]:
-    """Re-run only the failed, skipped and cancelled stages, reusing completed outputs."""
+    idempotency_key: str | None = None,
+) -> tuple[dict[str, Any], bool]:
+    """Re-run only the failed, skipped and cancelled stages, reusing completed outputs.
+
+    Returns the answer and whether this call started the retry: a repeated `idempotency_key`
+    answers what the first call answered and starts nothing.
+    """
     now = utcnow()
     with sessions.begin() as session:
         task = _locked_task(session, task_id, client_id)
+        if idempotency_key is not None:
+            earlier = session.scalars(
+                select(OutboxMessage).where(
+                    OutboxMessage.task_id == task_id,
+                    OutboxMessage.kind == "retry",
+                    OutboxMessage.payload["idempotency_key"].astext == idempotency_key,
+                )
+            ).first()
+            if earlier is not None:
+                return dict(earlier.payload["response"]), False
         if task.status not in RETRYABLE:
             raise TaskStateConflict(task_id, task.status, "retry", RETRYABLE)
         stages = stage_rows(session, task_id)
@@ -95,8 +110,19 @@ def retry_task(
         task.finished_at = None
         task.progress = round(100.0 * (len(stages) - len(rerun)) / len(stages), 1)
         append_event(session, task, "task.retried", now=now, payload={"stages": rerun})
+        response = {
+            "task_id": task_id,
+            "status": str(TaskStatus.ACCEPTED),
+            "retried_stages": rerun,
+            "reused_stages": [n for n in stages if n not in rerun],
+            "tracking_url": f"/tasks/{task_id}",
+        }
         outbox = OutboxMessage(
-            task_id=task_id, kind="retry", payload={"stages": rerun}, attempts=0, created_at=now
+            task_id=task_id,
+            kind="retry",
+            attempts=0,
+            created_at=now,
+            payload={"stages": rerun, "idempotency_key": idempotency_key, "response": response},
         )
         session.add(outbox)
         session.flush()
@@ -111,10 +137,4 @@ def retry_task(
         spec=spec,
         priority=priority,
     )
-    return {
-        "task_id": task_id,
-        "status": TaskStatus.ACCEPTED,
-        "retried_stages": rerun,
-        "reused_stages": [n for n in stages if n not in rerun],
-        "tracking_url": f"/tasks/{task_id}",
-    }
+    return response, True

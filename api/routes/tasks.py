@@ -192,15 +192,16 @@ async def cancel(request: Request) -> JSONResponse:
 async def retry(request: Request) -> JSONResponse:
     principal = await require(request, "write")
     res = resources(request)
-    result = await in_thread(
+    result, started = await in_thread(
         retry_task,
         res.sessions,
         res.publisher,
         res.gate,
         request.path_params["task_id"],
         client_id=principal.client_id,
+        idempotency_key=idempotency_key(request),
     )
-    return JSONResponse(result, status_code=202)
+    return JSONResponse(result, status_code=202 if started else 200)
 
 
 routes = [

@@ -173,7 +173,8 @@ def test_retry_from_failure_reuses_completed_outputs(engine: Engine, tmp_path: P
     assert failed["status"] == "failed"
     before = stages(failed)["first"]
     marker.touch()
-    answer = retry_task(engine.sessions, engine.publisher, engine.gate, task_id)
+    answer, started = retry_task(engine.sessions, engine.publisher, engine.gate, task_id)
+    assert started
     assert answer["retried_stages"] == ["second", "third"] and answer["reused_stages"] == ["first"]
     view = engine.wait(task_id)
     after = stages(view)

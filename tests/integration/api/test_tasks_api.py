@@ -330,11 +330,13 @@ def test_cancel_and_retry_over_http(authed: Callable[..., httpx.Client]) -> None
         time.sleep(0.5)
         cancelled = http.post(f"/tasks/{task_id}/cancel")
         again = http.post(f"/tasks/{task_id}/cancel")
-        retried = http.post(f"/tasks/{task_id}/retry")
+        retried = http.post(f"/tasks/{task_id}/retry", headers={"Idempotency-Key": "retry-1"})
+        repeated = http.post(f"/tasks/{task_id}/retry", headers={"Idempotency-Key": "retry-1"})
         conflict = http.post(f"/tasks/{task_id}/retry")
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
     assert again.status_code == 200
     assert retried.status_code == 202 and set(retried.json()["retried_stages"]) == {"slow", "next"}
+    assert repeated.status_code == 200 and repeated.json() == retried.json()
     assert conflict.status_code == 409 and conflict.json()["error"]["code"] == "E009"
 
 
