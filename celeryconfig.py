@@ -33,11 +33,18 @@ task_send_sent_event = False
 task_track_started = False
 worker_hijack_root_logger = False
 task_default_queue = "aia.default"
+# Webhook deliveries have their own queue (and workers), so a slow endpoint never delays stages.
+task_routes = {"aia.deliver_webhook": {"queue": "aia.webhooks"}}
 beat_schedule = {
     "aia-outbox-relay": {
         "task": "aia.relay_outbox",
         "schedule": _s.relay_interval_s,
         "options": {"queue": "aia.default", "expires": _s.relay_interval_s * 3},
+    },
+    "aia-webhook-sweep": {
+        "task": "aia.sweep_webhooks",
+        "schedule": _s.webhook_sweep_interval_s,
+        "options": {"queue": "aia.default", "expires": _s.webhook_sweep_interval_s * 3},
     },
     "aia-reconcile": {
         "task": "aia.reconcile",

@@ -74,6 +74,35 @@ class Settings(BaseSettings):
     (`aia-engine dev` shares one with its children)."""
     webhook_allow: list[str] = Field(default_factory=list)
     """Internal webhook receivers admitted despite the URL checks, as exact "host:port" entries."""
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    """Longest one delivery attempt may take (connect, send, answer)."""
+    webhook_backoff_base_s: float = Field(default=10.0, gt=0)
+    """First retry delay; each later one doubles (with jitter) up to `webhook_backoff_max_s`."""
+    webhook_backoff_max_s: float = Field(default=4 * 3600.0, gt=0)
+    webhook_retry_window_s: float = Field(default=86_400.0, gt=0)
+    """A delivery still failing this long after its event is given up."""
+    webhook_retry_after_max_s: float = Field(default=3600.0, gt=0)
+    """Largest `Retry-After` (on 429 or 503) honoured; longer asks wait this long."""
+    webhook_disable_after_s: float = Field(default=86_400.0, gt=0)
+    """An endpoint failing every attempt for this long is disabled (one `system.alert`)."""
+    webhook_endpoint_concurrency: int = Field(default=4, ge=1)
+    """Attempts in flight to one endpoint at once, so a slow endpoint holds few workers."""
+    webhook_sweep_interval_s: float = Field(default=5.0, gt=0)
+    """How often beat sends due retries (and deliveries whose first send was lost)."""
+    webhook_response_max_bytes: int = Field(default=1024, ge=0)
+    """How much of a receiver's answer the delivery log keeps."""
+    event_poll_interval_s: float = Field(default=0.02, gt=0)
+    """How often the event pump looks for new task events when idle."""
+    event_batch_size: int = Field(default=500, ge=1)
+    sse_heartbeat_s: float = Field(default=15.0, gt=0)
+    """A comment line on idle streams this often, so proxies keep them open."""
+    sse_max_streams_per_client: int = Field(default=20, ge=1)
+    """Open event streams one client may hold, across all API processes."""
+    alert_check_interval_s: float = Field(default=30.0, gt=0)
+    alert_no_worker_s: float = Field(default=60.0, gt=0)
+    """Alert when no worker has answered a ping for this long."""
+    alert_queue_backlog: int = Field(default=10_000, ge=1)
+    """Alert when a queue holds more messages than this."""
 
     # -- HTTP API ---------------------------------------------------------------------------
     max_body_bytes: int = Field(default=1_048_576, ge=1024)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
 import redis
@@ -15,6 +15,7 @@ from aia_engine.auth.tokens import VerifiedTokens
 from aia_engine.db.session import Sessions, make_engine, make_sessions
 from aia_engine.publishing import Publisher, PublishGate, PublishPipeline
 from aia_engine.settings import Settings, get_settings
+from aia_engine.webhooks.delivery import http_client
 from aia_engine.webhooks.urls import Resolver, system_resolver
 from api.deps import Resources
 from api.errors import EXCEPTION_HANDLERS, unavailable
@@ -22,17 +23,22 @@ from api.middleware import RequestContext
 from api.routes import auth, docs, health, tasks, webhooks
 
 
-def _celery_defaults(settings: Settings) -> tuple[Publisher, Callable[[], int]]:
-    # The only place the API touches the workers package: the default publisher.
+def _celery_defaults(
+    settings: Settings,
+) -> tuple[Publisher, Callable[[], int], Callable[[Sequence[str]], None]]:
+    # The only place the API touches the workers package: publisher, worker ping, deliveries.
     from workers.app import use_redis
-    from workers.dispatch import CeleryPublisher
+    from workers.dispatch import CeleryPublisher, send_deliveries
 
     app = use_redis(settings.require_redis_url())
 
     def count_workers() -> int:
         return len(app.control.ping(timeout=0.5) or [])
 
-    return CeleryPublisher.from_settings(settings, app), count_workers
+    def send(ids: Sequence[str]) -> None:
+        send_deliveries(app, ids)
+
+    return CeleryPublisher.from_settings(settings, app), count_workers, send
 
 
 def create_app(
@@ -44,10 +50,9 @@ def create_app(
     count_workers: Callable[[], int] | None = None,
     resolver: Resolver = system_resolver,
 ) -> Starlette:
-    if publisher is None or count_workers is None:
-        default_publisher, default_count = _celery_defaults(settings)
-        publisher = publisher or default_publisher
-        count_workers = count_workers or default_count
+    default_publisher, default_count, send = _celery_defaults(settings)
+    publisher = publisher or default_publisher
+    count_workers = count_workers or default_count
     own_sessions = sessions is None
     sessions = sessions or make_sessions(make_engine(settings, pool_size=settings.api_db_pool_size))
     counter: dict[str, int] = {}
@@ -67,12 +72,15 @@ def create_app(
         count_workers=count_workers,
         tokens=VerifiedTokens(),
         resolve=resolver,
+        send_deliveries=send,
+        webhook_http=http_client(settings),
     )
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         yield
         pipeline.close()  # send what was accepted before the process goes
+        res.webhook_http.close()
         if own_sessions:
             sessions.kw["bind"].dispose()
 

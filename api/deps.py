@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import httpx
 import redis
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -33,6 +34,10 @@ class Resources:
     """Host name resolution for webhook URL checks (tests give one that never leaves the machine)."""
     count_workers: Callable[[], int]
     """Live Celery workers answering a ping (raises when the broker is unreachable)."""
+    send_deliveries: Callable[[Sequence[str]], None]
+    """Queue webhook deliveries (by id) for the delivery workers."""
+    webhook_http: httpx.Client
+    """The HTTP client of test pings (no redirects, no proxies from the environment)."""
 
 
 def resources(request: Request) -> Resources:

@@ -83,6 +83,7 @@ IDEMPOTENCY = {
 }
 TASK_ID = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}
 WEBHOOK_ID = {"name": "webhook_id", "in": "path", "required": True, "schema": {"type": "string"}}
+DELIVERY_ID = {"name": "delivery_id", "in": "path", "required": True, "schema": {"type": "string"}}
 
 
 @cache
@@ -345,6 +346,73 @@ def openapi_document() -> dict[str, Any]:
                 tag="webhooks",
             )
         },
+        "/webhooks/{webhook_id}/test": {
+            "post": _op(
+                "Test webhook",
+                "200",
+                schemas.WebhookDeliveryView,
+                scope="write",
+                params=[WEBHOOK_ID],
+                errors=("404", "409"),
+                tag="webhooks",
+            )
+        },
+        "/webhooks/{webhook_id}/deliveries": {
+            "get": _op(
+                "List webhook deliveries",
+                "200",
+                schemas.DeliveryList,
+                scope="read",
+                params=[
+                    WEBHOOK_ID,
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 100},
+                    },
+                    {
+                        "name": "cursor",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string"},
+                    },
+                    {
+                        "name": "status",
+                        "in": "query",
+                        "required": False,
+                        "schema": {
+                            "type": "string",
+                            "enum": ["pending", "delivered", "failed", "cancelled"],
+                        },
+                    },
+                ],
+                errors=("404", "422"),
+                tag="webhooks",
+            )
+        },
+        "/webhooks/deliveries/{delivery_id}": {
+            "get": _op(
+                "Get webhook delivery",
+                "200",
+                schemas.WebhookDeliveryView,
+                scope="read",
+                params=[DELIVERY_ID],
+                errors=("404",),
+                tag="webhooks",
+            )
+        },
+        "/webhooks/deliveries/{delivery_id}/redeliver": {
+            "post": _op(
+                "Redeliver webhook delivery",
+                "202",
+                schemas.WebhookDeliveryView,
+                scope="write",
+                params=[DELIVERY_ID],
+                errors=("404", "409"),
+                tag="webhooks",
+            )
+        },
         "/tasks/{task_id}/retry": {
             "post": _op(
                 "Retry task",
@@ -369,6 +437,8 @@ def openapi_document() -> dict[str, Any]:
         WebhookUpdate,
         schemas.WebhookPublic,
         schemas.WebhookList,
+        schemas.WebhookDeliveryView,
+        schemas.DeliveryList,
         schemas.ErrorEnvelope,
         schemas.OAuthErrorBody,
         schemas.TokenResponse,

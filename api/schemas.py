@@ -160,6 +160,39 @@ class WebhookList(BaseModel):
     count: int
 
 
+class DeliveryAttempt(BaseModel):
+    attempt: int
+    at: str | None
+    status_code: int | None
+    latency_ms: float | None
+    error: str | None
+    response_body: str | None = Field(description="The receiver's answer, truncated")
+    next_attempt_at: str | None
+
+
+class WebhookDeliveryView(BaseModel):
+    delivery_id: str
+    webhook_id: str
+    event_id: str
+    event_type: str
+    task_id: str | None
+    status: Literal["pending", "delivered", "failed", "cancelled"]
+    attempt_count: int
+    last_status_code: int | None
+    last_error: str | None
+    next_attempt_at: str | None
+    created_at: str | None
+    delivered_at: str | None
+    attempts: list[DeliveryAttempt]
+
+
+class DeliveryList(BaseModel):
+    webhook_id: str
+    deliveries: list[WebhookDeliveryView]
+    count: int
+    next_cursor: str | None
+
+
 class Health(BaseModel):
     status: Literal["healthy", "degraded"]
     timestamp: str

@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_init
+from celery.signals import beat_init, worker_init
 
 log = logging.getLogger(__name__)
 app = Celery("aia_engine")
@@ -39,3 +39,11 @@ def use_redis(redis_url: str) -> Celery:
     """Point the app at `redis_url` (for processes whose settings were completed at run time)."""
     app.conf.update(broker_url=redis_url, result_backend=result_backend_url(redis_url))
     return app
+
+
+@beat_init.connect
+def _start_beat_threads(sender: Any = None, **_: Any) -> None:
+    from aia_engine.settings import get_settings
+    from workers.beat import start_background
+
+    start_background(app, get_settings())

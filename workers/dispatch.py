@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,3 +86,17 @@ def _bind(sig: Signature[Any], app: Celery) -> Signature[Any]:
             _bind(task, app)
         _bind(sig.body, app)  # type: ignore[attr-defined]
     return sig
+
+
+WEBHOOK_QUEUE = "aia.webhooks"
+
+
+def send_deliveries(app: Celery, delivery_ids: Sequence[str]) -> None:
+    """Queue one `aia.deliver_webhook` message per delivery, pipelined, on the webhook queue."""
+    if not delivery_ids:
+        return
+    with app.producer_or_acquire() as producer, producer.batch():
+        for delivery_id in delivery_ids:
+            app.signature(
+                "aia.deliver_webhook", args=(delivery_id,), queue=WEBHOOK_QUEUE
+            ).apply_async(producer=producer, retry=False)

@@ -5,9 +5,13 @@ from __future__ import annotations
 import os
 from functools import cache
 
+import httpx
+import redis
+
 from aia_engine.db.session import Sessions, make_engine, make_sessions
 from aia_engine.publishing import PublishGate
 from aia_engine.settings import get_settings
+from aia_engine.webhooks.delivery import EndpointSlots, http_client
 from workers.dispatch import CeleryPublisher
 
 
@@ -29,3 +33,17 @@ def publisher() -> CeleryPublisher:
 @cache
 def gate() -> PublishGate:
     return PublishGate(get_settings().publish_backoff_s)
+
+
+@cache
+def webhook_http() -> httpx.Client:
+    return http_client(get_settings())
+
+
+@cache
+def endpoint_slots() -> EndpointSlots:
+    settings = get_settings()
+    client = redis.Redis.from_url(settings.require_redis_url(), socket_timeout=2)
+    return EndpointSlots(
+        client, settings.webhook_endpoint_concurrency, settings.webhook_timeout_s + 30
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from celery import Task, shared_task
+from celery import Task, current_app, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import OperationalError
 
@@ -19,7 +19,11 @@ from aia_engine.settings import get_settings
 from aia_engine.stages import execute_stage
 from aia_engine.tasks.events import lock_task, stage_rows
 from aia_engine.tasks.settle import settle_if_done
+from aia_engine.webhooks.delivery import attempt_delivery
+from aia_engine.webhooks.sweep import due_deliveries
+from aia_engine.webhooks.urls import system_resolver
 from workers import runtime
+from workers.dispatch import send_deliveries
 
 log = logging.getLogger(__name__)
 
@@ -70,3 +74,29 @@ def relay() -> int:
 @shared_task(name="aia.reconcile", ignore_result=True)
 def reconcile() -> str:
     return reconcile_once(runtime.sessions(), runtime.publisher(), get_settings()).summary()
+
+
+@shared_task(name="aia.deliver_webhook", acks_late=True, ignore_result=True)
+def deliver_webhook(delivery_id: str) -> str:
+    """One attempt of one webhook delivery (on the `aia.webhooks` queue)."""
+    outcome = attempt_delivery(
+        runtime.sessions(),
+        delivery_id,
+        get_settings(),
+        http=runtime.webhook_http(),
+        resolve=system_resolver,
+        slots=runtime.endpoint_slots(),
+    )
+    if outcome.alerts:
+        send_deliveries(current_app, outcome.alerts)
+    return outcome.kind
+
+
+@shared_task(name="aia.sweep_webhooks", ignore_result=True)
+def sweep_webhooks() -> int:
+    """Send due retries (and any delivery whose message was lost) to the webhook queue."""
+    from aia_engine.publishing import utcnow
+
+    due = due_deliveries(runtime.sessions(), now=utcnow())
+    send_deliveries(current_app, due)
+    return len(due)

@@ -173,6 +173,8 @@ def update_webhook(
         if body.events is not None:
             hook.events = body.events
         if body.active is not None:
+            if body.active and not hook.active:
+                hook.failing_since, hook.consecutive_failures = None, 0  # a fresh start
             hook.active = body.active
             hook.disabled_reason = None if body.active else "disabled by the client"
         hook.updated_at = utcnow()

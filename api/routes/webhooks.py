@@ -1,4 +1,5 @@
-"""Webhook endpoints: register, list, get, update, delete, rotate the secret."""
+"""Webhook endpoints: register, list, get, update, delete, rotate the secret; the delivery log,
+redelivery and the test ping."""
 
 from __future__ import annotations
 
@@ -8,10 +9,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from aia_engine.errors import InvalidRequest
+from aia_engine.publishing import utcnow
+from aia_engine.webhooks import log as delivery_log
 from aia_engine.webhooks import registry
+from aia_engine.webhooks.delivery import attempt_delivery
 from api.auth import require
 from api.body import parse_model, read_json
-from api.deps import in_thread, resources
+from api.deps import Resources, in_thread, resources
+
+DELIVERY_STATUSES = ("pending", "delivered", "failed", "cancelled")
 
 
 async def _body(request: Request) -> Any:
@@ -89,9 +96,98 @@ async def rotate(request: Request) -> JSONResponse:
     )
 
 
+def _page_limit(request: Request) -> int:
+    raw = request.query_params.get("limit", "50")
+    if not raw.isdigit() or not 1 <= int(raw) <= delivery_log.MAX_PAGE:
+        raise InvalidRequest(
+            f"limit must be an integer from 1 to {delivery_log.MAX_PAGE}",
+            field="limit",
+            provided_value=raw[:50],
+        )
+    return int(raw)
+
+
+async def deliveries(request: Request) -> JSONResponse:
+    principal = await require(request, "read")
+    status = request.query_params.get("status")
+    if status is not None and status not in DELIVERY_STATUSES:
+        raise InvalidRequest(
+            f"status must be one of {', '.join(DELIVERY_STATUSES)}",
+            field="status",
+            provided_value=status[:50],
+        )
+    return JSONResponse(
+        await in_thread(
+            delivery_log.list_deliveries,
+            resources(request).sessions,
+            request.path_params["webhook_id"],
+            client_id=principal.client_id,
+            limit=_page_limit(request),
+            before=request.query_params.get("cursor"),
+            status=status,
+        )
+    )
+
+
+async def one_delivery(request: Request) -> JSONResponse:
+    principal = await require(request, "read")
+    return JSONResponse(
+        await in_thread(
+            delivery_log.get_delivery,
+            resources(request).sessions,
+            request.path_params["delivery_id"],
+            client_id=principal.client_id,
+        )
+    )
+
+
+async def redeliver(request: Request) -> JSONResponse:
+    principal = await require(request, "write")
+    res = resources(request)
+    delivery_id = await in_thread(
+        delivery_log.redeliver,
+        res.sessions,
+        request.path_params["delivery_id"],
+        client_id=principal.client_id,
+        now=utcnow(),
+    )
+    await in_thread(res.send_deliveries, [delivery_id])
+    shown = await in_thread(
+        delivery_log.get_delivery, res.sessions, delivery_id, client_id=principal.client_id
+    )
+    return JSONResponse(shown, status_code=202)
+
+
+def _ping(res: Resources, webhook_id: str, client_id: str) -> dict[str, Any]:
+    delivery_id = delivery_log.create_ping(
+        res.sessions, webhook_id, client_id=client_id, now=utcnow()
+    )
+    attempt_delivery(
+        res.sessions,
+        delivery_id,
+        res.settings,
+        http=res.webhook_http,
+        resolve=res.resolve,
+        once=True,
+    )
+    return delivery_log.get_delivery(res.sessions, delivery_id, client_id=client_id)
+
+
+async def test_ping(request: Request) -> JSONResponse:
+    """Send a signed `webhook.test` event now and answer with the attempt's outcome."""
+    principal = await require(request, "write")
+    res = resources(request)
+    shown = await in_thread(_ping, res, request.path_params["webhook_id"], principal.client_id)
+    return JSONResponse(shown)
+
+
 routes = [
     Route("/webhooks/register", register, methods=["POST"]),
     Route("/webhooks", list_all, methods=["GET"]),
     Route("/webhooks/{webhook_id}", one, methods=["GET", "PATCH", "DELETE"]),
     Route("/webhooks/{webhook_id}/rotate-secret", rotate, methods=["POST"]),
+    Route("/webhooks/{webhook_id}/test", test_ping, methods=["POST"]),
+    Route("/webhooks/{webhook_id}/deliveries", deliveries, methods=["GET"]),
+    Route("/webhooks/deliveries/{delivery_id}", one_delivery, methods=["GET"]),
+    Route("/webhooks/deliveries/{delivery_id}/redeliver", redeliver, methods=["POST"]),
 ]

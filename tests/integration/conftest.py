@@ -21,9 +21,11 @@ from typing import Any
 import psycopg
 import pytest
 import redis
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from aia_engine.db.migrate import upgrade
+from aia_engine.db.models import Task
 from aia_engine.db.session import Sessions, make_engine, make_sessions
 from aia_engine.publishing import PublishGate
 from aia_engine.settings import Settings, get_settings
@@ -51,6 +53,8 @@ TEST_TIMINGS = {
     "AIA_TOKEN_RATE_PER_IP": "100000",
     "JWT_SECRET_KEY": "test-signing-key-" + "0123456789abcdef" * 4,
     "AIA_TOKEN_RATE_PER_CLIENT": "100000",
+    # API and worker processes must share the key that encrypts webhook secrets.
+    "AIA_WEBHOOK_ENCRYPTION_KEY": "G5yf0nLmAyhuJsN5wP2cJkE1oQ0qx2iYt3K9hQvOa8Y=",
 }
 
 
@@ -192,12 +196,13 @@ def start_worker(services: Services) -> WorkerFactory:
         env: dict[str, str] | None = None,
         wait: bool = True,
         pool: str = "prefork",
+        queues: str = "aia.high,aia.default,aia.low",
     ) -> subprocess.Popen[bytes]:
         name = name or f"w{next(counter)}"
         log = services.tmp / f"{name}-{secrets.token_hex(3)}.log"
         proc = spawn_celery(
             services,
-            "worker", "-Q", "aia.high,aia.default,aia.low", "-c", str(concurrency),
+            "worker", "-Q", queues, "-c", str(concurrency),
             "-n", f"{name}@%h", "-P", pool, "--without-mingle", "--without-gossip",
             "-l", "INFO", "-f", str(log),
             env=env,
@@ -253,7 +258,9 @@ class Engine:
         return accepted.task_id
 
     def get(self, task_id: str) -> dict[str, Any]:
-        return get_task(self.sessions, task_id)
+        with self.sessions.begin() as session:
+            client_id = session.scalar(select(Task.client_id).where(Task.id == task_id))
+        return get_task(self.sessions, task_id, client_id=client_id or "local")
 
     def wait(
         self,

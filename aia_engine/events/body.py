@@ -1,0 +1,108 @@
+"""The public shape of an event, the same on webhooks and server-sent events. Pure.
+
+    {"event_id": "evt_<pos>", "event_type": "task.completed", "timestamp": "...Z",
+     "sequence": 7, "data": {"task_id": ..., "status": ..., "progress": ..., "results": ...}}
+
+`event_id` names the event's place in the published stream (also the SSE `id:`), so a
+receiver de-duplicates on it; `sequence` orders one task's events.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+# Events of the log that webhooks may subscribe to (the others reach streams only).
+WEBHOOK_EVENTS = frozenset(
+    {
+        "task.accepted",
+        "task.started",
+        "stage.completed",
+        "stage.failed",
+        "task.progress",
+        "task.completed",
+        "task.failed",
+        "task.cancelled",
+    }
+)
+TERMINAL_EVENTS = frozenset({"task.completed", "task.failed", "task.cancelled"})
+_STATUS = {
+    "task.accepted": "accepted",
+    "task.queued": "queued",
+    "task.completed": "completed",
+    "task.failed": "failed",
+    "task.cancelled": "cancelled",
+    "task.retried": "queued",
+}
+
+
+def event_id(pos: int) -> str:
+    return f"evt_{pos}"
+
+
+def parse_event_id(value: str) -> int | None:
+    """The stream position in an `evt_<pos>` id (or a bare number); None if it is neither."""
+    raw = value.strip().removeprefix("evt_")
+    return int(raw) if raw.isdigit() and len(raw) < 19 else None
+
+
+def iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def public_event(
+    *,
+    pos: int,
+    event_type: str,
+    seq: int,
+    created_at: datetime,
+    stage: str | None,
+    payload: dict[str, Any],
+    task: dict[str, Any],
+) -> dict[str, Any]:
+    """`task` holds the task's `id`, `progress`, `results` and `error` (as read now)."""
+    data: dict[str, Any] = {
+        "task_id": task["id"],
+        "status": _STATUS.get(event_type, "in_progress"),
+        "progress": float(payload.get("progress", task["progress"] or 0.0)),
+    }
+    if event_type == "task.completed":
+        data["progress"] = 100.0
+        data["results"] = task["results"]
+    elif event_type == "task.failed":
+        data["error"] = task["error"] or payload.get("error")
+    if stage is not None:
+        data["stage"] = stage
+        if "error" in payload and event_type != "task.failed":
+            data["error"] = payload["error"]
+        for key in ("attempt", "duration_s", "stage_progress", "agent", "retry_in_s", "because"):
+            if key in payload:
+                data[key] = payload[key]
+    elif event_type in ("task.cancelled", "task.retried") and "stages" in payload:
+        data["stages"] = payload["stages"]
+    return {
+        "event_id": event_id(pos),
+        "event_type": event_type,
+        "timestamp": iso(created_at),
+        "sequence": seq,
+        "data": data,
+    }
+
+
+def alert_event(
+    *, event_id: str, alert_type: str, message: str, severity: str, details: dict[str, Any],
+    created_at: datetime,
+) -> dict[str, Any]:  # fmt: skip
+    """A `system.alert` body: what the guide's handler reads, plus the details."""
+    return {
+        "event_id": event_id,
+        "event_type": "system.alert",
+        "timestamp": iso(created_at),
+        "sequence": 0,
+        "data": {
+            "alert_type": alert_type,
+            "message": message,
+            "severity": severity,
+            "details": details,
+        },
+    }

@@ -1,0 +1,68 @@
+"""What the beat process runs beside its schedule: the event pump and the system checks.
+
+Both are threads of `celery beat` (started on `beat_init`), because beat is the one process an
+installation runs exactly once; the pump also takes a PostgreSQL advisory lock, so a second
+beat (or `aia-engine events`) only stands by.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import redis
+from celery import Celery
+
+from aia_engine.db.session import make_engine, make_sessions
+from aia_engine.events.pump import EventPump
+from aia_engine.monitor import QUEUES, SystemMonitor
+from aia_engine.settings import Settings
+from workers.dispatch import send_deliveries
+
+log = logging.getLogger(__name__)
+
+
+def queue_depths(client: redis.Redis) -> dict[str, int]:
+    """Messages waiting per queue (Redis transport: one list per queue and priority step)."""
+    depths: dict[str, int] = {}
+    pipe = client.pipeline(transaction=False)
+    names = [
+        (q, q + suffix) for q in QUEUES for suffix in ("", "\x06\x163", "\x06\x166", "\x06\x169")
+    ]
+    for _, key in names:
+        pipe.llen(key)
+    for (queue, _), count in zip(names, pipe.execute(), strict=True):
+        depths[queue] = depths.get(queue, 0) + int(count)
+    return depths
+
+
+def start_background(app: Celery, settings: Settings) -> list[threading.Event]:
+    # Not the workers' relaxed sessions: a published position must survive a database crash.
+    sessions = make_sessions(make_engine(settings, pool_size=3))
+    client = redis.Redis.from_url(settings.require_redis_url(), socket_timeout=5)
+
+    def send(ids: Any) -> None:
+        send_deliveries(app, ids)
+
+    pump = EventPump(
+        sessions,
+        client,
+        send,
+        batch_size=settings.event_batch_size,
+        poll_interval_s=settings.event_poll_interval_s,
+    )
+    _, pump_stop = pump.start()
+    monitor = SystemMonitor(
+        sessions,
+        settings,
+        count_workers=lambda: len(app.control.ping(timeout=1.0) or []),
+        queue_depths=lambda: queue_depths(client),
+        send_deliveries=send,
+    )
+    monitor_stop = threading.Event()
+    threading.Thread(
+        target=monitor.run, args=(monitor_stop,), name="aia-monitor", daemon=True
+    ).start()
+    log.info("event pump and system checks started")
+    return [pump_stop, monitor_stop]
