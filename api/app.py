@@ -15,12 +15,14 @@ from aia_engine.auth.tokens import VerifiedTokens
 from aia_engine.db.session import Sessions, make_engine, make_sessions
 from aia_engine.publishing import Publisher, PublishGate, PublishPipeline
 from aia_engine.settings import Settings, get_settings
+from aia_engine.slots import Slots
 from aia_engine.webhooks.delivery import http_client
 from aia_engine.webhooks.urls import Resolver, system_resolver
 from api.deps import Resources
 from api.errors import EXCEPTION_HANDLERS, unavailable
 from api.middleware import RequestContext
-from api.routes import auth, docs, health, tasks, webhooks
+from api.routes import auth, docs, health, streams, tasks, webhooks
+from api.streams import StreamHub
 
 
 def _celery_defaults(
@@ -58,15 +60,15 @@ def create_app(
     counter: dict[str, int] = {}
     gate = PublishGate(settings.publish_backoff_s)
     pipeline = gate.pipeline = PublishPipeline(sessions, publisher, gate)
+    redis_conn = redis_client or redis.Redis.from_url(
+        settings.require_redis_url(), socket_connect_timeout=1, socket_timeout=2
+    )
     res = Resources(
         settings=settings,
         sessions=sessions,
         publisher=publisher,
         gate=gate,
-        redis=redis_client
-        or redis.Redis.from_url(
-            settings.require_redis_url(), socket_connect_timeout=1, socket_timeout=2
-        ),
+        redis=redis_conn,
         started_at=time.monotonic(),
         counter=counter,
         count_workers=count_workers,
@@ -74,6 +76,14 @@ def create_app(
         resolve=resolver,
         send_deliveries=send,
         webhook_http=http_client(settings),
+        hub=StreamHub(settings.require_redis_url()),
+        stream_slots=Slots(
+            redis_conn,
+            prefix="aia:streams:",
+            cap=settings.sse_max_streams_per_client,
+            hold_s=settings.sse_heartbeat_s * 2 + 30,
+            fail_open=False,
+        ),
     )
 
     @asynccontextmanager
@@ -81,11 +91,19 @@ def create_app(
         yield
         pipeline.close()  # send what was accepted before the process goes
         res.webhook_http.close()
+        await res.hub.close()
         if own_sessions:
             sessions.kw["bind"].dispose()
 
     app = Starlette(
-        routes=[*health.routes, *auth.routes, *tasks.routes, *webhooks.routes, *docs.routes],
+        routes=[
+            *health.routes,
+            *auth.routes,
+            *streams.routes,
+            *tasks.routes,
+            *webhooks.routes,
+            *docs.routes,
+        ],
         middleware=[
             Middleware(RequestContext, timeout_s=settings.request_timeout_s, counter=counter)
         ],

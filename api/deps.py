@@ -15,7 +15,9 @@ from aia_engine.auth.tokens import VerifiedTokens
 from aia_engine.db.session import Sessions
 from aia_engine.publishing import Publisher, PublishGate
 from aia_engine.settings import Settings
+from aia_engine.slots import Slots
 from aia_engine.webhooks.urls import Resolver
+from api.streams import StreamHub
 
 T = TypeVar("T")
 
@@ -38,6 +40,10 @@ class Resources:
     """Queue webhook deliveries (by id) for the delivery workers."""
     webhook_http: httpx.Client
     """The HTTP client of test pings (no redirects, no proxies from the environment)."""
+    hub: StreamHub
+    """This process's subscription to live events, shared by its open streams."""
+    stream_slots: Slots
+    """Open event streams per client, across every API process."""
 
 
 def resources(request: Request) -> Resources:

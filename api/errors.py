@@ -142,6 +142,14 @@ CATALOGUE: dict[str, ErrorCode] = {
             "Wait for the number of seconds in the Retry-After header, then retry.",
         ),
         ErrorCode(
+            "E012",
+            429,
+            "TooManyStreams",
+            "Too many open event streams",
+            "This client holds as many open event streams as it may (AIA_SSE_MAX_STREAMS_PER_"
+            "CLIENT). Close one, or follow several tasks on GET /tasks/stream.",
+        ),
+        ErrorCode(
             "E500",
             500,
             "InternalServerError",

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import secrets
+from collections.abc import Callable
+from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -46,10 +49,8 @@ class RequestContext:
             await send(message)
 
         try:
-            await asyncio.wait_for(self.app(scope, receive, send_with_id), self.timeout_s)
+            await self._until_started(self.app(scope, receive, send_with_id), lambda: started)
         except TimeoutError:
-            if started:
-                raise
             response = envelope(
                 Request(scope),
                 "E504",
@@ -76,6 +77,24 @@ class RequestContext:
                 request, "E500", "unexpected server error; contact support with the request_id"
             )
             await response(scope, receive, send_with_id)
+
+    async def _until_started(self, call: Any, started: Callable[[], bool]) -> None:
+        """Run the request; past `timeout_s` without a response started, cancel it and raise
+        TimeoutError. Once the response has started (a stream), it runs as long as it needs."""
+        task = asyncio.ensure_future(call)
+        deadline = asyncio.get_running_loop().time() + self.timeout_s
+        while not task.done():
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                if started():
+                    await task
+                    return
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                raise TimeoutError
+            await asyncio.wait({task}, timeout=remaining)
+        task.result()
 
 
 def client_ip(request: Request) -> str:

@@ -64,6 +64,8 @@ def channel(client_id: str) -> str:
 
 
 CHANNEL_PATTERN = "aia:events:*"
+RESYNC_CHANNEL = "aia:events-resync"
+"""A message here tells every stream to catch up from PostgreSQL (some publishes were lost)."""
 
 
 @dataclass
@@ -89,6 +91,7 @@ class EventPump:
         self.poll_interval_s = poll_interval_s
         self._lock_conn: Connection | None = None
         self._checked = 0.0
+        self._lost = False
 
     # -- one batch -------------------------------------------------------------------------
     def pump_once(self) -> PumpResult:
@@ -136,11 +139,16 @@ class EventPump:
     def _publish(self, published: list[tuple[str, dict[str, Any]]]) -> None:
         try:
             pipe = self.redis.pipeline(transaction=False)
+            if self._lost:
+                pipe.publish(RESYNC_CHANNEL, "1")  # before anything newer
             for client_id, body in published:
                 pipe.publish(channel(client_id), json.dumps(body, separators=(",", ":")))
             pipe.execute()
+            self._lost = False
         except redis.RedisError:
-            # Live streams miss these; each catches up from PostgreSQL on its next poll.
+            # Live streams miss these; they catch up from PostgreSQL on the resync message
+            # sent with the next publish that succeeds (or at their next heartbeat).
+            self._lost = True
             log.warning("could not publish %d events to Redis", len(published), exc_info=True)
 
     # -- leadership ------------------------------------------------------------------------

@@ -9,7 +9,6 @@ attempts to one endpoint run at once, so a hanging endpoint holds few delivery w
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import random
 import time
@@ -29,6 +28,7 @@ from aia_engine.db.session import Sessions
 from aia_engine.events.body import iso
 from aia_engine.publishing import utcnow
 from aia_engine.settings import Settings
+from aia_engine.slots import Slots
 from aia_engine.webhooks.crypto import decrypt
 from aia_engine.webhooks.policy import Decision, decide
 from aia_engine.webhooks.registry import allow_list
@@ -62,43 +62,12 @@ _CLAIM = text(
     """
 )
 
-# KEYS[1] the endpoint's in-flight set; ARGV: now, lease expiry, member, cap.
-_ACQUIRE = """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return 0 end
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
-redis.call('PEXPIRE', KEYS[1], 600000)
-return 1
-"""
 
-
-class EndpointSlots:
-    """A per-endpoint counting semaphore in Redis whose slots expire with their attempt."""
+class EndpointSlots(Slots):
+    """Attempts in flight per endpoint; without Redis, deliveries go on uncapped."""
 
     def __init__(self, client: redis.Redis, cap: int, hold_s: float) -> None:
-        self.client, self.cap, self.hold_s = client, cap, hold_s
-        self._acquire = client.register_script(_ACQUIRE)
-
-    def acquire(self, webhook_id: str, member: str, *, wait_s: float = 0.5) -> bool:
-        """Take a slot, waiting up to `wait_s` for one (a short wait: a busy endpoint must not
-        hold this worker for long)."""
-        key = f"aia:wh:inflight:{webhook_id}"
-        deadline = time.monotonic() + wait_s
-        while True:
-            now = time.time()
-            try:
-                args: list[str | float] = [now, now + self.hold_s, member, self.cap]
-                if self._acquire(keys=[key], args=args):
-                    return True
-            except redis.RedisError:
-                return True  # no Redis: deliver anyway rather than stall every endpoint
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.01)
-
-    def release(self, webhook_id: str, member: str) -> None:
-        with contextlib.suppress(redis.RedisError):  # else the slot expires by itself
-            self.client.zrem(f"aia:wh:inflight:{webhook_id}", member)
+        super().__init__(client, prefix="aia:wh:inflight:", cap=cap, hold_s=hold_s, fail_open=True)
 
 
 @dataclass
@@ -148,7 +117,8 @@ def attempt_delivery(
         )
     if webhook_id is None:
         return AttemptOutcome("skipped")
-    if slots is not None and not slots.acquire(webhook_id, delivery_id):
+    # A short wait for a slot: a busy endpoint must not hold this worker for long.
+    if slots is not None and not slots.acquire(webhook_id, delivery_id, wait_s=0.5):
         _defer(sessions, delivery_id)
         return AttemptOutcome("busy")
     try:

@@ -1,0 +1,70 @@
+"""Reading published events back from PostgreSQL, for streams that start or resume."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select, text
+
+from aia_engine.db.models import Task
+from aia_engine.db.session import Sessions
+from aia_engine.errors import TaskNotFound
+from aia_engine.events.body import public_event
+
+_AFTER = """
+    SELECT e.pos, e.task_id, e.seq, e.type, e.stage, e.payload, e.created_at,
+           t.progress, t.results, t.error
+      FROM task_events e JOIN tasks t ON t.id = e.task_id
+     WHERE e.pos > :after AND t.client_id = :client {task_filter}
+     ORDER BY e.pos
+     LIMIT :n
+"""
+_CLIENT = text(_AFTER.format(task_filter=""))
+_TASK = text(_AFTER.format(task_filter="AND e.task_id = :task"))
+
+
+def events_after(
+    sessions: Sessions,
+    *,
+    client_id: str,
+    after: int,
+    task_id: str | None = None,
+    limit: int = 500,
+) -> list[tuple[int, dict[str, Any]]]:
+    """Published events of the client (or of one of its tasks) with `pos > after`, in order."""
+    params: dict[str, Any] = {"after": after, "client": client_id, "n": limit}
+    if task_id is not None:
+        params["task"] = task_id
+    with sessions.begin() as session:
+        rows = session.execute(_TASK if task_id else _CLIENT, params).all()
+    return [
+        (
+            int(r.pos),
+            public_event(
+                pos=r.pos,
+                event_type=r.type,
+                seq=r.seq,
+                created_at=r.created_at,
+                stage=r.stage,
+                payload=r.payload or {},
+                task={
+                    "id": r.task_id,
+                    "progress": r.progress,
+                    "results": r.results,
+                    "error": r.error,
+                },
+            ),
+        )
+        for r in rows
+    ]
+
+
+def check_task(sessions: Sessions, task_id: str, *, client_id: str) -> str:
+    """The task's status, or `TaskNotFound` if it is not the client's."""
+    with sessions.begin() as session:
+        status = session.scalar(
+            select(Task.status).where(Task.id == task_id, Task.client_id == client_id)
+        )
+    if status is None:
+        raise TaskNotFound(task_id)
+    return str(status)
