@@ -19,6 +19,8 @@ from aia_engine.errors import EngineError
 from aia_engine.settings import Settings, get_settings
 
 WORKER_QUEUES = "aia.high,aia.default,aia.low"
+WEBHOOK_QUEUE = "aia.webhooks"
+WEBHOOK_CONCURRENCY = 16
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,14 +64,27 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument("--port", type=int, default=None, help="API port (default API_PORT, 8000)")
     dev.set_defaults(func=cmd_dev)
 
-    worker = sub.add_parser("worker", help="run a Celery worker for workflow stages")
+    worker = sub.add_parser(
+        "worker",
+        help="run a Celery worker for workflow stages (or, with --webhooks, for deliveries)",
+    )
     worker.add_argument("--concurrency", "-c", type=int, default=None)
-    worker.add_argument("--queues", "-Q", default=WORKER_QUEUES)
+    worker.add_argument("--queues", "-Q", default=None, help=f"default {WORKER_QUEUES}")
+    worker.add_argument(
+        "--webhooks",
+        action="store_true",
+        help=f"deliver webhooks: queue {WEBHOOK_QUEUE}, a thread pool "
+        f"(default {WEBHOOK_CONCURRENCY} threads; deliveries wait on the network)",
+    )
     worker.add_argument("--hostname", "-n", default=None)
     worker.add_argument("--loglevel", "-l", default="INFO")
     worker.set_defaults(func=cmd_worker)
 
-    beat = sub.add_parser("beat", help="run celery beat (outbox relay and reconciler schedules)")
+    beat = sub.add_parser(
+        "beat",
+        help="run celery beat: outbox relay, reconciler, webhook retries, the event pump "
+        "and system alerts (run exactly one)",
+    )
     beat.add_argument("--loglevel", "-l", default="INFO")
     beat.set_defaults(func=cmd_beat)
 
@@ -188,6 +203,9 @@ def cmd_dev(args: argparse.Namespace) -> int:
     children = [
         subprocess.Popen(_celery("worker", "-Q", WORKER_QUEUES, "-c", concurrency, "-l", "INFO",
                                  "-n", "dev-worker@%h"), env=env),
+        subprocess.Popen(_celery("worker", "-Q", WEBHOOK_QUEUE, "-P", "threads",
+                                 "-c", str(WEBHOOK_CONCURRENCY), "-l", "INFO",
+                                 "-n", "dev-webhooks@%h"), env=env),
         subprocess.Popen(_celery("beat", "-l", "INFO", "-s", str(data_dir / "celerybeat-schedule")), env=env),
         subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "api.app:app_from_env",
                           "--host", settings.api_host, "--port", str(port)], env=env),
@@ -246,15 +264,15 @@ def cmd_webhook_key(_args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     settings = resolved_settings()
-    argv = [
-        "worker",
-        "-Q",
-        args.queues,
-        "-c",
-        str(args.concurrency or settings.worker_concurrency),
-        "-l",
-        args.loglevel,
-    ]
+    if args.webhooks:
+        queues = args.queues or WEBHOOK_QUEUE
+        concurrency = args.concurrency or WEBHOOK_CONCURRENCY
+        pool = ["-P", "threads"]
+    else:
+        queues = args.queues or WORKER_QUEUES
+        concurrency = args.concurrency or settings.worker_concurrency
+        pool = []
+    argv = ["worker", "-Q", queues, "-c", str(concurrency), *pool, "-l", args.loglevel]
     if args.hostname:
         argv += ["-n", args.hostname]
     return subprocess.call(_celery(*argv), env=_child_env(settings))

@@ -37,6 +37,13 @@ def queue_depths(client: redis.Redis) -> dict[str, int]:
     return depths
 
 
+def stage_workers(app: Celery) -> int:
+    """Workers consuming a stage queue (webhook-only workers do not run workflows)."""
+    replies = app.control.inspect(timeout=1.0).active_queues() or {}
+    stage_queues = {"aia.high", "aia.default", "aia.low"}
+    return sum(1 for queues in replies.values() if {q["name"] for q in queues} & stage_queues)
+
+
 def start_background(app: Celery, settings: Settings) -> list[threading.Event]:
     # Not the workers' relaxed sessions: a published position must survive a database crash.
     sessions = make_sessions(make_engine(settings, pool_size=3))
@@ -56,7 +63,7 @@ def start_background(app: Celery, settings: Settings) -> list[threading.Event]:
     monitor = SystemMonitor(
         sessions,
         settings,
-        count_workers=lambda: len(app.control.ping(timeout=1.0) or []),
+        count_workers=lambda: stage_workers(app),
         queue_depths=lambda: queue_depths(client),
         send_deliveries=send,
     )

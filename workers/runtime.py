@@ -36,6 +36,17 @@ def gate() -> PublishGate:
 
 
 @cache
+def _webhook_sessions_for(pid: int) -> Sessions:
+    # Delivery workers run a thread pool: a connection per thread, so none waits for one and
+    # no overflow connection is opened and closed per attempt.
+    return make_sessions(make_engine(get_settings(), pool_size=24, relaxed=True))
+
+
+def webhook_sessions() -> Sessions:
+    return _webhook_sessions_for(os.getpid())
+
+
+@cache
 def webhook_http() -> httpx.Client:
     return http_client(get_settings())
 

@@ -80,7 +80,7 @@ def reconcile() -> str:
 def deliver_webhook(delivery_id: str) -> str:
     """One attempt of one webhook delivery (on the `aia.webhooks` queue)."""
     outcome = attempt_delivery(
-        runtime.sessions(),
+        runtime.webhook_sessions(),
         delivery_id,
         get_settings(),
         http=runtime.webhook_http(),

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import redis
-from sqlalchemy import select, text, update
+from sqlalchemy import text, update
 from sqlalchemy.orm import Session
 
 from aia_engine.alerts import raise_alert
@@ -111,46 +111,6 @@ def attempt_delivery(
 ) -> AttemptOutcome:
     """Attempt a delivery. `once` (the test ping): no retry, and the endpoint's health and
     disabling are left alone."""
-    with sessions.begin() as session:
-        webhook_id = session.scalar(
-            select(WebhookDelivery.webhook_id).where(WebhookDelivery.id == delivery_id)
-        )
-    if webhook_id is None:
-        return AttemptOutcome("skipped")
-    # A short wait for a slot: a busy endpoint must not hold this worker for long.
-    if slots is not None and not slots.acquire(webhook_id, delivery_id, wait_s=0.5):
-        _defer(sessions, delivery_id)
-        return AttemptOutcome("busy")
-    try:
-        return _attempt(
-            sessions, delivery_id, settings, http=http, resolve=resolve, rng=rng, once=once
-        )
-    finally:
-        if slots is not None:
-            slots.release(webhook_id, delivery_id)
-
-
-def _defer(sessions: Sessions, delivery_id: str) -> None:
-    """The endpoint has its fill of attempts in flight: try again shortly (the sweeper sends it)."""
-    now = utcnow()
-    with sessions.begin() as session:
-        session.execute(
-            update(WebhookDelivery)
-            .where(WebhookDelivery.id == delivery_id, WebhookDelivery.status == "pending")
-            .values(next_attempt_at=now + BUSY_DELAY, enqueued_at=None)
-        )
-
-
-def _attempt(
-    sessions: Sessions,
-    delivery_id: str,
-    settings: Settings,
-    *,
-    http: httpx.Client,
-    resolve: Resolver,
-    rng: random.Random | None,
-    once: bool,
-) -> AttemptOutcome:
     now = utcnow()
     lease = now + timedelta(seconds=settings.webhook_timeout_s + 30)
     with sessions.begin() as session:
@@ -160,20 +120,25 @@ def _attempt(
             return AttemptOutcome("cancelled")
     if claimed is None:
         return AttemptOutcome("skipped")  # delivered, not due yet, or in flight elsewhere
-    secrets = [decrypt(claimed.secret_encrypted, settings)]
-    if (
-        claimed.previous_secret_encrypted
-        and claimed.previous_secret_expires_at
-        and claimed.previous_secret_expires_at > now
-    ):
-        secrets.append(decrypt(claimed.previous_secret_encrypted, settings))
-    body = bytes(claimed.body)
+    secrets = _secrets(claimed, settings, now)
     try:
         target = check_url(claimed.url, resolve=resolve, allow=allow_list(settings))
     except UnsafeWebhookUrl as exc:
         sent = Sent(None, 0.0, f"refused before connecting: {exc.message}", None, None, None)
     else:
-        sent = send(http, target, secrets, msg_id=claimed.event_id, body=body, settings=settings)
+        # The slot covers the connection only. A short wait: a busy endpoint must not hold
+        # this worker for long; past it the attempt is handed back and sent again shortly.
+        if slots is not None and not slots.acquire(claimed.webhook_id, delivery_id, wait_s=0.5):
+            _hand_back(sessions, delivery_id)
+            return AttemptOutcome("busy")
+        try:
+            sent = send(
+                http, target, secrets, msg_id=claimed.event_id, body=bytes(claimed.body),
+                settings=settings,
+            )  # fmt: skip
+        finally:
+            if slots is not None:
+                slots.release(claimed.webhook_id, delivery_id)
     done = utcnow()
     decision = decide(
         status_code=sent.status_code,
@@ -186,10 +151,15 @@ def _attempt(
     )
     if once and decision.kind != "delivered":
         decision = Decision("failed")
+    alerts: list[str] = []
     with sessions.begin() as session:
-        alerts = _record(
-            session, delivery_id, claimed, sent, decision, now=done, settings=settings, once=once
-        )
+        if decision.kind == "delivered" and not once:
+            _record_success(session, delivery_id, claimed, sent, now=done)
+        else:
+            alerts = _record(
+                session, delivery_id, claimed, sent, decision, now=done, settings=settings,
+                once=once,
+            )  # fmt: skip
     log.info(
         "webhook delivery %s attempt %d to %s: %s (%s, %.0f ms)",
         delivery_id,
@@ -200,6 +170,88 @@ def _attempt(
         sent.latency_ms,
     )
     return AttemptOutcome(decision.kind, sent.status_code, alerts)
+
+
+_SECRETS: dict[str, str] = {}
+
+
+def _decrypt(token: str, settings: Settings) -> str:
+    """Decrypted secrets, remembered by their ciphertext (a rotation changes the ciphertext)."""
+    plain = _SECRETS.get(token)
+    if plain is None:
+        if len(_SECRETS) > 10_000:
+            _SECRETS.clear()
+        plain = _SECRETS[token] = decrypt(token, settings)
+    return plain
+
+
+def _secrets(claimed: Any, settings: Settings, now: datetime) -> list[str]:
+    secrets = [_decrypt(claimed.secret_encrypted, settings)]
+    if (
+        claimed.previous_secret_encrypted
+        and claimed.previous_secret_expires_at
+        and claimed.previous_secret_expires_at > now
+    ):
+        secrets.append(_decrypt(claimed.previous_secret_encrypted, settings))
+    return secrets
+
+
+def _hand_back(sessions: Sessions, delivery_id: str) -> None:
+    """Undo a claim whose endpoint had no free slot: not an attempt; due again in a moment."""
+    now = utcnow()
+    with sessions.begin() as session:
+        session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id == delivery_id)
+            .values(
+                attempts=WebhookDelivery.attempts - 1,
+                lease_until=None,
+                next_attempt_at=now + BUSY_DELAY,
+                enqueued_at=None,
+            )
+        )
+
+
+_SUCCESS = text(
+    """
+    WITH attempt AS (
+        INSERT INTO webhook_attempts
+            (delivery_id, attempt, status_code, latency_ms, error, response_body, address,
+             next_attempt_at, created_at)
+        VALUES (:id, :attempt, :code, :latency, NULL, :response, :address, NULL, :now)
+    ), delivery AS (
+        UPDATE webhook_deliveries
+           SET status = 'delivered', delivered_at = :now, last_status_code = :code,
+               last_error = NULL, lease_until = NULL, enqueued_at = NULL, next_attempt_at = NULL
+         WHERE id = :id
+    )
+    UPDATE webhooks
+       SET failing_since = NULL, consecutive_failures = 0, last_success_at = :now
+     WHERE id = :hook
+       -- only when something changes (or once a second): busy endpoints share this row
+       AND (failing_since IS NOT NULL OR consecutive_failures <> 0 OR last_success_at IS NULL
+            OR last_success_at < CAST(:now AS timestamptz) - interval '1 second')
+    """
+)
+
+
+def _record_success(
+    session: Session, delivery_id: str, claimed: Any, sent: Sent, *, now: datetime
+) -> None:
+    """The common case in one round trip."""
+    session.execute(
+        _SUCCESS,
+        {
+            "id": delivery_id,
+            "attempt": claimed.attempts,
+            "code": sent.status_code,
+            "latency": round(sent.latency_ms, 2),
+            "response": sent.response_body,
+            "address": sent.address,
+            "now": now,
+            "hook": claimed.webhook_id,
+        },
+    )
 
 
 def send(

@@ -1,0 +1,101 @@
+"""System alerts from the beat process: no stage worker alive, a queue backlog; one alert per
+episode, delivered to every client subscribed to `system.alert`."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import select
+
+from aia_engine.db.models import SystemAlert
+from aia_engine.webhooks import registry
+from tests.integration.conftest import (
+    Engine,
+    Services,
+    WorkerFactory,
+    _stop,
+    noop,
+    spawn_celery,
+    workflow,
+)
+from tests.integration.receiver import Receiver
+
+pytestmark = pytest.mark.timeout(180)
+SECRET = "alerts-secret-0123456789"
+
+
+@pytest.fixture(scope="module")
+def beat(
+    services: Services, start_worker: WorkerFactory
+) -> Iterator[tuple[Receiver, dict[str, str]]]:
+    receiver = Receiver(SECRET).start()
+    env = {
+        "AIA_WEBHOOK_ALLOW": json.dumps([receiver.allow]),
+        "AIA_ALERT_CHECK_INTERVAL_S": "0.5",
+        "AIA_ALERT_NO_WORKER_S": "2",
+        "AIA_ALERT_QUEUE_BACKLOG": "5",
+    }
+    settings = services.settings.model_copy(update={"webhook_allow": [receiver.allow]})
+    for client in ("alerts-a", "alerts-b"):
+        body = registry.WebhookCreate(
+            webhook_url=receiver.url, events=["system.alert"], secret=SECRET
+        )
+        registry.register(services.sessions, body, client_id=client, settings=settings)
+    webhooks = start_worker(
+        "alert-hooks", pool="threads", concurrency=4, queues="aia.webhooks", env=env
+    )
+    log = services.tmp / f"alert-beat-{secrets.token_hex(3)}.log"
+    proc = spawn_celery(
+        services, "beat", "-s", str(services.tmp / f"alert-beat-{secrets.token_hex(3)}"),
+        "-l", "INFO", "-f", str(log), env=env,
+    )  # fmt: skip
+    yield receiver, env
+    _stop(proc)
+    _stop(webhooks)
+    receiver.stop()
+
+
+def alerts(services: Services, alert_type: str) -> list[SystemAlert]:
+    with services.sessions.begin() as session:
+        rows = list(
+            session.scalars(select(SystemAlert).where(SystemAlert.alert_type == alert_type))
+        )
+        session.expunge_all()
+        return rows
+
+
+def test_no_worker_and_backlog_alerts_fire_once_per_episode(
+    beat: tuple[Receiver, dict[str, str]], services: Services, engine: Engine,
+    start_worker: WorkerFactory,
+) -> None:  # fmt: skip
+    receiver, _env = beat
+    # No stage worker runs: tasks pile up in the queue.
+    ids = [engine.submit(workflow({"only": noop()})) for _ in range(8)]
+    deadline = time.monotonic() + 40
+    while not (alerts(services, "no_workers") and alerts(services, "queue_backlog")):
+        assert time.monotonic() < deadline, "alerts did not fire"
+        time.sleep(0.2)
+    time.sleep(2)  # several more checks: still one alert each
+    assert len(alerts(services, "no_workers")) == 1
+    (backlog,) = alerts(services, "queue_backlog")
+    assert backlog.details["queue"] == "aia.default" and backlog.details["depth"] > 5
+    receiver.wait_for(4, timeout=20)  # two alerts, each to both subscribed clients
+    time.sleep(1)
+    handled = [h for e, h in receiver.handled if e == "system.alert"]
+    assert len(handled) == 4, handled
+    assert {h["severity"] for h in handled} == {"critical", "warning"}
+    # A worker starts: the backlog drains and the episodes end without new alerts.
+    worker: subprocess.Popen[bytes] = start_worker("late-worker")
+    try:
+        for task_id in ids:
+            engine.wait(task_id)
+        time.sleep(2)
+        assert len(alerts(services, "no_workers")) == 1
+        assert len(alerts(services, "queue_backlog")) == 1
+    finally:
+        _stop(worker)
