@@ -86,6 +86,36 @@ WEBHOOK_ID = {"name": "webhook_id", "in": "path", "required": True, "schema": {"
 DELIVERY_ID = {"name": "delivery_id", "in": "path", "required": True, "schema": {"type": "string"}}
 
 
+LAST_EVENT_ID = {
+    "name": "Last-Event-ID",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "Resume after this event id (the `id:` of the last event received).",
+}
+SSE_DESCRIPTION = (
+    "Server-sent events (`text/event-stream`). Each event: `id:` its stream position, "
+    "`event:` its type, `data:` the same JSON as a webhook body (event_id, event_type, "
+    "timestamp, sequence, data). Reconnect with `Last-Event-ID` to receive every later event "
+    "once, in order. Comment lines are heartbeats. A task's stream ends after its final event."
+)
+
+
+def _stream_op(
+    summary: str, params: list[dict[str, Any]], errors: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    op = _op(
+        summary, "200", schemas.TaskView, scope="read", params=params,
+        errors=(*errors, "422", "429"), tag="streams",
+    )  # fmt: skip
+    op["description"] = SSE_DESCRIPTION
+    op["responses"]["200"] = {
+        "description": "An event stream",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }
+    return op
+
+
 @cache
 def openapi_document() -> dict[str, Any]:
     task_request = _ref(TaskRequest)
@@ -412,6 +442,10 @@ def openapi_document() -> dict[str, Any]:
                 errors=("404", "409"),
                 tag="webhooks",
             )
+        },
+        "/tasks/stream": {"get": _stream_op("Stream client events", [LAST_EVENT_ID])},
+        "/tasks/{task_id}/events": {
+            "get": _stream_op("Stream task events", [TASK_ID, LAST_EVENT_ID], errors=("404",))
         },
         "/tasks/{task_id}/retry": {
             "post": _op(

@@ -40,6 +40,8 @@ def test_schemathesis_finds_no_server_errors_or_schema_violations(
             f"Authorization: Bearer {token}",
             "--workers",
             "1",
+            "--exclude-tag",
+            "streams",  # endless by design; tests/integration/api/test_streams.py covers them
         ],
         capture_output=True,
         text=True,
