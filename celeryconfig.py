@@ -46,6 +46,11 @@ beat_schedule = {
         "schedule": _s.webhook_sweep_interval_s,
         "options": {"queue": "aia.default", "expires": _s.webhook_sweep_interval_s * 3},
     },
+    "aia-quota-resync": {
+        "task": "aia.resync_quotas",
+        "schedule": 60.0,
+        "options": {"queue": "aia.default", "expires": 120},
+    },
     "aia-reconcile": {
         "task": "aia.reconcile",
         "schedule": _s.reconcile_interval_s,

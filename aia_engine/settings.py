@@ -15,6 +15,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from aia_engine.limits.tiers import DEFAULT_TIERS, TierLimits
+
 _PLACEHOLDER_SECRETS = {"", "change-me", "changethis", "your_development_jwt_secret_key_here"}
 
 
@@ -105,6 +107,12 @@ class Settings(BaseSettings):
     """Alert when a queue holds more messages than this."""
 
     # -- HTTP API ---------------------------------------------------------------------------
+    rate_limits_enabled: bool = True
+    rate_limit_tiers: dict[str, TierLimits] = Field(default_factory=lambda: dict(DEFAULT_TIERS))
+    """Per tier: per_hour, per_minute, burst, max_active_tasks (JSON; the guide's by default)."""
+    rate_limit_share: int | None = Field(default=None, ge=1)
+    """While Redis is down each API process limits alone to 1/share of the tier (default:
+    AIA_API_WORKERS). Set it to the number of API processes across all machines."""
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_json_depth: int = Field(default=32, ge=2)
     request_timeout_s: float = Field(default=30.0, gt=0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -13,6 +14,8 @@ from starlette.middleware import Middleware
 
 from aia_engine.auth.tokens import VerifiedTokens
 from aia_engine.db.session import Sessions, make_engine, make_sessions
+from aia_engine.limits.limiter import RateLimiter, limiter_redis
+from aia_engine.limits.quota import ActiveTasks
 from aia_engine.publishing import Publisher, PublishGate, PublishPipeline
 from aia_engine.settings import Settings, get_settings
 from aia_engine.slots import Slots
@@ -21,7 +24,7 @@ from aia_engine.webhooks.urls import Resolver, system_resolver
 from api.deps import Resources
 from api.errors import EXCEPTION_HANDLERS, unavailable
 from api.middleware import RequestContext
-from api.routes import auth, docs, health, streams, tasks, webhooks
+from api.routes import auth, docs, health, quotas, streams, tasks, webhooks
 from api.streams import StreamHub
 
 
@@ -41,6 +44,37 @@ def _celery_defaults(
         send_deliveries(app, ids)
 
     return CeleryPublisher.from_settings(settings, app), count_workers, send
+
+
+def _limiter(settings: Settings, sessions: Sessions) -> RateLimiter:
+    client = limiter_redis(settings.require_redis_url())
+
+    def degraded(now_degraded: bool) -> None:
+        if now_degraded:  # one alert per 5-minute episode, however many API processes see it
+            threading.Thread(target=_limiter_alert, args=(sessions,), daemon=True).start()
+
+    return RateLimiter(
+        client,
+        settings.rate_limit_tiers,
+        share=settings.rate_limit_share or settings.api_workers,
+        on_degraded=degraded,
+    )
+
+
+def _limiter_alert(sessions: Sessions) -> None:
+    from aia_engine.alerts import raise_alert
+    from aia_engine.publishing import utcnow
+
+    now = utcnow()
+    with sessions.begin() as session:
+        raise_alert(
+            session,
+            dedupe_key=f"rate_limiter_degraded:{int(now.timestamp()) // 300}",
+            alert_type="rate_limiter_degraded",
+            severity="warning",
+            message="Redis is unreachable: each API process now limits requests on its own",
+            now=now,
+        )
 
 
 def create_app(
@@ -84,6 +118,8 @@ def create_app(
             hold_s=settings.sse_heartbeat_s * 2 + 30,
             fail_open=False,
         ),
+        limiter=_limiter(settings, sessions) if settings.rate_limits_enabled else None,
+        active_tasks=ActiveTasks(redis_conn, sessions) if settings.rate_limits_enabled else None,
     )
 
     @asynccontextmanager
@@ -92,6 +128,8 @@ def create_app(
         pipeline.close()  # send what was accepted before the process goes
         res.webhook_http.close()
         await res.hub.close()
+        if res.limiter is not None:
+            await res.limiter.close()
         if own_sessions:
             sessions.kw["bind"].dispose()
 
@@ -99,6 +137,7 @@ def create_app(
         routes=[
             *health.routes,
             *auth.routes,
+            *quotas.routes,
             *streams.routes,
             *tasks.routes,
             *webhooks.routes,

@@ -11,6 +11,7 @@ from aia_engine.auth.clients import MISSING, active_client, cached_active_client
 from aia_engine.auth.tokens import decode_access_token
 from aia_engine.errors import PermissionDenied, Unauthenticated
 from api.deps import in_thread, resources
+from api.errors import ApiError
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,25 @@ async def require(request: Request, scope: str) -> Principal:
     """The caller, who must hold `scope` (read for GETs, write for changes, admin for operators)."""
     principal = await authenticate(request)
     request.state.client_id = principal.client_id
+    limiter = resources(request).limiter
+    if limiter is not None:
+        decision = await limiter.hit(principal.client_id, principal.tier)
+        request.state.rate_limit_headers = decision.headers()
+        request.state.rate_limit_decision = decision
+        if not decision.allowed:
+            raise ApiError(
+                "E429",
+                f"rate limit exceeded for the {principal.tier} tier; retry after "
+                f"{decision.retry_after}s",
+                {
+                    "tier": principal.tier,
+                    "limit_per_hour": decision.limits.per_hour,
+                    "limit_per_minute": decision.limits.per_minute,
+                    "burst": decision.limits.burst,
+                    "retry_after_s": decision.retry_after,
+                },
+                headers=decision.headers(),
+            )
     if scope not in principal.scopes:
         raise PermissionDenied(
             f"this operation needs the {scope!r} scope; the token has {' '.join(principal.scopes) or 'none'}",

@@ -13,6 +13,8 @@ from starlette.requests import Request
 
 from aia_engine.auth.tokens import VerifiedTokens
 from aia_engine.db.session import Sessions
+from aia_engine.limits.limiter import RateLimiter
+from aia_engine.limits.quota import ActiveTasks, ClientQuota
 from aia_engine.publishing import Publisher, PublishGate
 from aia_engine.settings import Settings
 from aia_engine.slots import Slots
@@ -44,6 +46,10 @@ class Resources:
     """This process's subscription to live events, shared by its open streams."""
     stream_slots: Slots
     """Open event streams per client, across every API process."""
+    limiter: RateLimiter | None
+    """Per-client request limits (None when AIA_RATE_LIMITS_ENABLED is false)."""
+    active_tasks: ActiveTasks | None
+    """Per-client caps of active tasks (None when AIA_RATE_LIMITS_ENABLED is false)."""
 
 
 def resources(request: Request) -> Resources:
@@ -54,3 +60,12 @@ def resources(request: Request) -> Resources:
 async def in_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run a synchronous use case (database, broker) in the thread pool."""
     return await run_in_threadpool(fn, *args, **kwargs)
+
+
+def quota_for(res: Resources, principal: Any) -> ClientQuota | None:
+    """The caller's active-task cap, from its tier."""
+    if res.active_tasks is None:
+        return None
+    tiers = res.settings.rate_limit_tiers
+    limits = tiers.get(principal.tier) or tiers["developer"]
+    return ClientQuota(res.active_tasks, principal.client_id, limits.max_active_tasks)

@@ -150,6 +150,14 @@ CATALOGUE: dict[str, ErrorCode] = {
             "CLIENT). Close one, or follow several tasks on GET /tasks/stream.",
         ),
         ErrorCode(
+            "E013",
+            429,
+            "QuotaExceeded",
+            "Too many active tasks",
+            "This client has as many active (accepted, queued or running) tasks as its tier "
+            "allows. Wait for some to finish or cancel some; GET /quotas shows where you stand.",
+        ),
+        ErrorCode(
             "E500",
             500,
             "InternalServerError",

@@ -42,10 +42,16 @@ class RequestContext:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                message["headers"] = [
-                    *message.get("headers", []),
-                    (b"x-request-id", request_id.encode()),
-                ]
+                extra = [(b"x-request-id", request_id.encode())]
+                limited = scope["state"].get("rate_limit_headers")
+                if limited:  # on every response to an identified client: 2xx, 4xx and 429
+                    have = {k.lower() for k, _ in message.get("headers", [])}
+                    extra += [
+                        (k.lower().encode(), v.encode())
+                        for k, v in limited.items()
+                        if k.lower().encode() not in have
+                    ]
+                message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
         try:

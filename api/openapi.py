@@ -64,7 +64,7 @@ def _op(
     common = ("500", "503", "504")
     if scope:
         op["security"] = [{"bearerAuth": [scope]}]
-        errors = ("401", "403", *errors)
+        errors = ("401", "403", "429", *errors)  # 429: the tier's rate limit (or task quota)
     op["responses"].update(_errors(*errors, *common))
     if body is not None:
         op["requestBody"] = {"required": True, **_json(body)}
@@ -106,7 +106,7 @@ def _stream_op(
 ) -> dict[str, Any]:
     op = _op(
         summary, "200", schemas.TaskView, scope="read", params=params,
-        errors=(*errors, "422", "429"), tag="streams",
+        errors=(*errors, "422"), tag="streams",
     )  # fmt: skip
     op["description"] = SSE_DESCRIPTION
     op["responses"]["200"] = {
@@ -443,6 +443,7 @@ def openapi_document() -> dict[str, Any]:
                 tag="webhooks",
             )
         },
+        "/quotas": {"get": _op("Get quotas", "200", schemas.Quotas, scope="read", tag="limits")},
         "/tasks/stream": {"get": _stream_op("Stream client events", [LAST_EVENT_ID])},
         "/tasks/{task_id}/events": {
             "get": _stream_op("Stream task events", [TASK_ID, LAST_EVENT_ID], errors=("404",))
@@ -473,6 +474,7 @@ def openapi_document() -> dict[str, Any]:
         schemas.WebhookList,
         schemas.WebhookDeliveryView,
         schemas.DeliveryList,
+        schemas.Quotas,
         schemas.ErrorEnvelope,
         schemas.OAuthErrorBody,
         schemas.TokenResponse,

@@ -193,6 +193,29 @@ class DeliveryList(BaseModel):
     next_cursor: str | None
 
 
+class RequestQuota(BaseModel):
+    limit_per_hour: int
+    limit_per_minute: int
+    burst: int
+    remaining_this_hour: int | None
+    burst_remaining: int | None
+    window_reset: int | None = Field(description="Unix time the hourly window resets")
+
+
+class ActiveTaskQuota(BaseModel):
+    limit: int
+    active: int | None = Field(description="None while the counter (Redis) is unreachable")
+    remaining: int | None
+
+
+class Quotas(BaseModel):
+    client_id: str
+    tier: str
+    enforced: bool
+    requests: RequestQuota
+    active_tasks: ActiveTaskQuota
+
+
 class Health(BaseModel):
     status: Literal["healthy", "degraded"]
     timestamp: str

@@ -58,3 +58,8 @@ def endpoint_slots() -> EndpointSlots:
     return EndpointSlots(
         client, settings.webhook_endpoint_concurrency, settings.webhook_timeout_s + 30
     )
+
+
+@cache
+def redis_client() -> redis.Redis:
+    return redis.Redis.from_url(get_settings().require_redis_url(), socket_timeout=5)

@@ -100,3 +100,11 @@ def sweep_webhooks() -> int:
     due = due_deliveries(runtime.sessions(), now=utcnow())
     send_deliveries(current_app, due)
     return len(due)
+
+
+@shared_task(name="aia.resync_quotas", ignore_result=True)
+def resync_quotas() -> int:
+    """Put active tasks back into the quota counters (after Redis lost its data)."""
+    from aia_engine.limits.quota import ActiveTasks
+
+    return ActiveTasks(runtime.redis_client(), runtime.sessions()).resync()

@@ -17,6 +17,7 @@ from aia_engine.db.models import Task
 from aia_engine.db.session import Sessions
 from aia_engine.errors import Conflict, EngineError
 from aia_engine.estimates import agent_durations, estimate_completion
+from aia_engine.limits.quota import ClientQuota
 from aia_engine.publishing import Publisher, PublishGate, mark_published_many, utcnow
 from aia_engine.settings import Settings
 from aia_engine.tasks.models import TaskRequest
@@ -51,7 +52,9 @@ def submit_batch(
     gate: PublishGate,
     client_id: str,
     idempotency_key: str | None = None,
+    quota: ClientQuota | None = None,
 ) -> list[dict[str, Any]]:
+    """Accept every valid item (all of them count against `quota`, or none is accepted)."""
     results: dict[int, dict[str, Any]] = {}
     valid: list[tuple[int, TaskRequest, WorkflowSpec]] = []
     for index, raw in enumerate(items):
@@ -68,6 +71,7 @@ def submit_batch(
         client_id=client_id,
         key=idempotency_key,
         results=results,
+        quota=quota,
     )
     try:
         fresh = accept()
@@ -85,6 +89,7 @@ def _accept(
     client_id: str,
     key: str | None,
     results: dict[int, dict[str, Any]],
+    quota: ClientQuota | None,
 ) -> list[tuple[str, int, WorkflowSpec, str]]:
     now = utcnow()
     with sessions.begin() as session:
@@ -109,7 +114,16 @@ def _accept(
             results[index] = accepted_item(
                 index, Accepted(new[-1].task_id, "accepted", eta, spec.agents, False)
             )
-        outbox_ids = insert_tasks(session, new, now=now) if new else []
+        ids = [t.task_id for t in new]
+        if quota is not None:
+            quota.reserve(ids)
+        try:
+            outbox_ids = insert_tasks(session, new, now=now) if new else []
+            session.flush()
+        except BaseException:
+            if quota is not None:
+                quota.release(ids)
+            raise
         fresh: list[tuple[str, int, WorkflowSpec, str]] = [
             (t.task_id, o, t.spec, t.request.priority) for t, o in zip(new, outbox_ids, strict=True)
         ]

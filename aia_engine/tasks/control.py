@@ -10,6 +10,7 @@ from sqlalchemy import select
 from aia_engine.db.models import TERMINAL_STAGE, OutboxMessage, StageStatus, Task, TaskStatus
 from aia_engine.db.session import Sessions
 from aia_engine.errors import TaskNotFound, TaskStateConflict
+from aia_engine.limits.quota import ClientQuota
 from aia_engine.publishing import Publisher, PublishGate, publish_now, utcnow
 from aia_engine.tasks.events import append_event, stage_rows
 from workflows.spec import spec_from_dict
@@ -73,6 +74,7 @@ def retry_task(
     *,
     client_id: str = "local",
     idempotency_key: str | None = None,
+    quota: ClientQuota | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """Re-run only the failed, skipped and cancelled stages, reusing completed outputs.
 
@@ -94,6 +96,8 @@ def retry_task(
                 return dict(earlier.payload["response"]), False
         if task.status not in RETRYABLE:
             raise TaskStateConflict(task_id, task.status, "retry", RETRYABLE)
+        if quota is not None:  # active again: it counts against the cap again
+            quota.reserve([task_id])
         stages = stage_rows(session, task_id)
         rerun = [name for name, row in stages.items() if row.status != StageStatus.COMPLETED]
         for name in rerun:

@@ -20,6 +20,7 @@ from aia_engine.db.models import Task, TaskStatus
 from aia_engine.db.session import Sessions, autocommit
 from aia_engine.errors import Conflict
 from aia_engine.estimates import agent_durations, estimate_completion
+from aia_engine.limits.quota import ClientQuota
 from aia_engine.publishing import Publisher, PublishGate, publish_now, utcnow
 from aia_engine.settings import Settings
 from aia_engine.tasks.models import TaskRequest
@@ -93,11 +94,15 @@ def submit_task(
     gate: PublishGate,
     client_id: str = "local",
     idempotency_key: str | None = None,
+    quota: ClientQuota | None = None,
 ) -> Accepted:
-    """Accept a task durably and hand it to the broker; never fails because the broker is down."""
+    """Accept a task durably and hand it to the broker; never fails because the broker is down.
+    With `quota`, the task must fit the client's cap of active tasks (`QuotaExceeded`)."""
     spec = build_spec(request, settings)
     now = utcnow()
     task_id = new_task_id()
+    if quota is not None:
+        quota.reserve([task_id])
     try:
         # One statement, atomic by itself: in autocommit it is one round trip, and durable
         # (synchronous commit) before "accepted" is answered.
@@ -105,8 +110,10 @@ def submit_task(
             eta = estimate_completion(spec, agent_durations(conn, now=now), start=now)
             new = NewTask(task_id, request, spec, client_id, idempotency_key, eta)
             (outbox_id,) = insert_tasks(conn, [new], now=now)
-    except IntegrityError:
-        if idempotency_key is None:
+    except BaseException as exc:
+        if quota is not None:  # no new task: give its place back
+            quota.release([task_id])
+        if idempotency_key is None or not isinstance(exc, IntegrityError):
             raise
         return _existing(
             sessions, client_id=client_id, idempotency_key=idempotency_key, request=request

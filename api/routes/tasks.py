@@ -19,7 +19,7 @@ from aia_engine.tasks.queries import get_task, list_tasks
 from aia_engine.tasks.submit import submit_task
 from api.auth import require
 from api.body import parse_model, read_json
-from api.deps import in_thread, resources
+from api.deps import in_thread, quota_for, resources
 
 _KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 
@@ -67,6 +67,7 @@ async def _submit(request: Request, *, need_workflow: bool) -> JSONResponse:
         gate=res.gate,
         client_id=principal.client_id,
         idempotency_key=idempotency_key(request),
+        quota=quota_for(res, principal),
     )
     return JSONResponse(accepted.to_dict(), status_code=202 if accepted.created else 200)
 
@@ -107,6 +108,7 @@ async def batch_submit(request: Request) -> JSONResponse:
         gate=res.gate,
         client_id=principal.client_id,
         idempotency_key=idempotency_key(request),
+        quota=quota_for(res, principal),
     )
     accepted = sum(1 for r in results if r["status"] != "rejected")
     return JSONResponse(
@@ -200,6 +202,7 @@ async def retry(request: Request) -> JSONResponse:
         request.path_params["task_id"],
         client_id=principal.client_id,
         idempotency_key=idempotency_key(request),
+        quota=quota_for(res, principal),
     )
     return JSONResponse(result, status_code=202 if started else 200)
 

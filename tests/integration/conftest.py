@@ -7,6 +7,7 @@ Each test session gets a fresh database (refusing to reuse one) and an empty Red
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -53,6 +54,13 @@ TEST_TIMINGS = {
     "AIA_TOKEN_RATE_PER_IP": "100000",
     "JWT_SECRET_KEY": "test-signing-key-" + "0123456789abcdef" * 4,
     "AIA_TOKEN_RATE_PER_CLIENT": "100000",
+    # Tests make many requests per client; the rate-limit tests use the guide's tiers.
+    "AIA_RATE_LIMIT_TIERS": json.dumps(
+        {
+            t: {"per_hour": 10**7, "per_minute": 10**7, "burst": 10**6}
+            for t in ("free", "developer", "business", "enterprise")
+        }
+    ),
     # API and worker processes must share the key that encrypts webhook secrets.
     "AIA_WEBHOOK_ENCRYPTION_KEY": "G5yf0nLmAyhuJsN5wP2cJkE1oQ0qx2iYt3K9hQvOa8Y=",
 }

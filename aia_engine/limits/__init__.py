@@ -1,0 +1,1 @@
+"""Per-client request rate limits (tiers) and execution quotas."""

@@ -1,0 +1,164 @@
+"""Execution quotas: at most `max_active_tasks` active tasks per client, across API processes.
+
+The count is a Redis sorted set of the client's active task ids, changed only by one Lua
+script that admits a whole submission (or batch) or none of it, so concurrent submissions
+through any number of API processes never pass the cap. Tasks leave the set lazily: when a
+submission would not fit, the ids whose tasks have ended in PostgreSQL (or that were reserved
+but never committed, after a minute) are removed and the submission tried once more. Beat
+re-adds active tasks after Redis lost its data (`resync`). While Redis is unreachable the quota
+is not enforced (submissions must keep working; the outbox holds them), and that is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import redis
+from sqlalchemy import text
+
+from aia_engine.db.session import Sessions
+from aia_engine.errors import EngineError
+
+log = logging.getLogger(__name__)
+GHOST_AFTER_S = 60.0
+_ACTIVE = ("accepted", "queued", "in_progress")
+
+# KEYS[1] the client's set; ARGV: now, cap, ids...
+_RESERVE = """
+local n = #ARGV - 2
+local have = redis.call('ZCARD', KEYS[1])
+local new = 0
+for i = 3, #ARGV do
+  if not redis.call('ZSCORE', KEYS[1], ARGV[i]) then new = new + 1 end
+end
+if have + new > tonumber(ARGV[2]) then return {0, have} end
+for i = 3, #ARGV do redis.call('ZADD', KEYS[1], 'NX', ARGV[1], ARGV[i]) end
+return {1, have + new}
+"""
+
+Reserve = Callable[[Sequence[str]], None]
+
+
+class QuotaExceeded(EngineError):
+    status = 429
+    type = "QuotaExceeded"
+    code = "E013"
+
+    def __init__(self, *, active: int, limit: int, requested: int) -> None:
+        super().__init__(
+            f"this client has {active} active tasks of its {limit}; {requested} more would pass "
+            "the cap. Wait for tasks to finish (or cancel some) and submit again",
+            active_tasks=active,
+            limit=limit,
+            requested=requested,
+        )
+
+
+def key(client_id: str) -> str:
+    return f"aia:quota:active:{client_id}"
+
+
+class ActiveTasks:
+    def __init__(
+        self, client: redis.Redis, sessions: Sessions, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.client, self.sessions, self.clock = client, sessions, clock
+        self._reserve = client.register_script(_RESERVE)
+        self.unenforced = 0
+
+    def reserve(self, client_id: str, task_ids: Sequence[str], cap: int) -> None:
+        """Admit all of `task_ids` or raise `QuotaExceeded`."""
+        if not task_ids:
+            return
+        try:
+            for attempt in (1, 2):
+                ok, have = self._reserve(keys=[key(client_id)], args=[self.clock(), cap, *task_ids])
+                if ok:
+                    return
+                if attempt == 1:
+                    self.prune(client_id)
+        except redis.RedisError:
+            self.unenforced += 1
+            log.warning("quota not enforced for %s: Redis is unreachable", client_id)
+            return
+        raise QuotaExceeded(active=int(have), limit=cap, requested=len(task_ids))
+
+    def release(self, client_id: str, task_ids: Sequence[str]) -> None:
+        """Give back reservations whose tasks were not created (or were answered from an
+        earlier identical request)."""
+        if task_ids:
+            try:
+                self.client.zrem(key(client_id), *task_ids)
+            except redis.RedisError:
+                log.warning("could not release %d quota reservations", len(task_ids))
+
+    def reserver(self, client_id: str, cap: int) -> Reserve:
+        return lambda ids: self.reserve(client_id, ids, cap)
+
+    def prune(self, client_id: str) -> int:
+        """Drop ids of tasks that ended, and reservations never committed after a minute."""
+        raw: list[tuple[bytes, float]] = self.client.zrange(  # type: ignore[assignment]
+            key(client_id), 0, -1, withscores=True
+        )
+        if not raw:
+            return 0
+        ids = [m.decode() for m, _ in raw]
+        scores = [float(score) for _, score in raw]
+        with self.sessions.begin() as session:
+            rows = session.execute(
+                text("SELECT id, status FROM tasks WHERE id = ANY(:ids)"), {"ids": ids}
+            ).all()
+        status = {r.id: r.status for r in rows}
+        old = self.clock() - GHOST_AFTER_S
+        gone = [
+            i
+            for i, score in zip(ids, scores, strict=True)
+            if (i in status and status[i] not in _ACTIVE) or (i not in status and score < old)
+        ]
+        if gone:
+            self.client.zrem(key(client_id), *gone)
+        return len(gone)
+
+    def usage(self, client_id: str) -> int | None:
+        """Active tasks counted now (None while Redis is unreachable)."""
+        try:
+            self.prune(client_id)
+            return int(self.client.zcard(key(client_id)))
+        except redis.RedisError:
+            return None
+
+    def resync(self) -> int:
+        """Put every active task of PostgreSQL back into its client's set (after Redis lost
+        data); returns how many were missing."""
+        with self.sessions.begin() as session:
+            rows = session.execute(
+                text(
+                    "SELECT client_id, id, extract(epoch FROM created_at) AS at FROM tasks "
+                    "WHERE status IN ('accepted', 'queued', 'in_progress')"
+                )
+            ).all()
+        added = 0
+        pipe = self.client.pipeline(transaction=False)
+        for row in rows:
+            pipe.zadd(key(row.client_id), {row.id: float(row.at)}, nx=True)
+        for result in pipe.execute():
+            added += int(result)
+        return added
+
+
+@dataclass(frozen=True)
+class ClientQuota:
+    """One client's cap, handed to the submission functions."""
+
+    tasks: ActiveTasks
+    client_id: str
+    cap: int
+
+    def reserve(self, task_ids: Sequence[str]) -> None:
+        self.tasks.reserve(self.client_id, task_ids, self.cap)
+
+    def release(self, task_ids: Sequence[str]) -> None:
+        self.tasks.release(self.client_id, task_ids)
