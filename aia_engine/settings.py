@@ -108,6 +108,8 @@ class Settings(BaseSettings):
 
     # -- HTTP API ---------------------------------------------------------------------------
     rate_limits_enabled: bool = True
+    task_quotas_enabled: bool = True
+    """Enforce each tier's `max_active_tasks`."""
     rate_limit_tiers: dict[str, TierLimits] = Field(default_factory=lambda: dict(DEFAULT_TIERS))
     """Per tier: per_hour, per_minute, burst, max_active_tasks (JSON; the guide's by default)."""
     rate_limit_share: int | None = Field(default=None, ge=1)

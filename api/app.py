@@ -119,7 +119,11 @@ def create_app(
             fail_open=False,
         ),
         limiter=_limiter(settings, sessions) if settings.rate_limits_enabled else None,
-        active_tasks=ActiveTasks(redis_conn, sessions) if settings.rate_limits_enabled else None,
+        active_tasks=ActiveTasks(
+            redis_conn, sessions, fast=limiter_redis(settings.require_redis_url())
+        )
+        if settings.task_quotas_enabled
+        else None,
     )
 
     @asynccontextmanager
@@ -130,6 +134,8 @@ def create_app(
         await res.hub.close()
         if res.limiter is not None:
             await res.limiter.close()
+        if res.active_tasks is not None and res.active_tasks.fast is not None:
+            await res.active_tasks.fast.close()
         if own_sessions:
             sessions.kw["bind"].dispose()
 

@@ -4,6 +4,7 @@ while Redis is unreachable (each process admits its share: the limits divided by
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -11,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import redis
-import redis.asyncio as aioredis
 
 from aia_engine.limits.bucket import HOUR, Bucket, Decision, decide
+from aia_engine.limits.resp import MultiplexedRedis
 from aia_engine.limits.tiers import TierLimits
 
 log = logging.getLogger(__name__)
@@ -49,17 +50,10 @@ return {allowed, string.format('%.17g', tokens), used}
 """
 
 
-def limiter_redis(url: str, *, max_connections: int = 64) -> aioredis.Redis:
-    """A client for the limiter: requests beyond `max_connections` wait for a connection
-    (briefly) instead of failing, and an unreachable Redis fails fast."""
-    pool = aioredis.BlockingConnectionPool.from_url(
-        url,
-        max_connections=max_connections,
-        timeout=1.0,
-        socket_connect_timeout=0.25,
-        socket_timeout=0.5,
-    )
-    return aioredis.Redis(connection_pool=pool)
+def limiter_redis(url: str) -> MultiplexedRedis:
+    """The limiter's client: one multiplexed connection per process; an unreachable Redis fails
+    fast (0.25 s to connect, 0.5 s to answer)."""
+    return MultiplexedRedis(url)
 
 
 def keys(client_id: str, now: float) -> list[str]:
@@ -99,7 +93,7 @@ class RateLimiter:
 
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: MultiplexedRedis,
         tiers: dict[str, TierLimits],
         *,
         share: int = 1,
@@ -113,11 +107,10 @@ class RateLimiter:
         self.fallback_decisions = 0
         self._retry_at = 0.0
         self._loaded = False
-        self._script = client.register_script(SCRIPT)
+        self._sha = hashlib.sha1(SCRIPT.encode()).hexdigest()
 
     async def close(self) -> None:
-        await self.client.aclose()
-        await self.client.connection_pool.disconnect()
+        await self.client.close()
 
     def limits_for(self, tier: str) -> TierLimits:
         return self.tiers.get(tier) or self.tiers["developer"]
@@ -129,13 +122,19 @@ class RateLimiter:
             self.fallback_decisions += 1
             return self.local.hit(client_id, limits, now)
         try:
-            if not self._loaded:  # once, before any concurrent call needs it
-                self._script.sha = await self.client.script_load(SCRIPT)
+            if not self._loaded:  # once (and again after Redis restarts without it)
+                await self.client.execute("SCRIPT", "LOAD", SCRIPT)
                 self._loaded = True
-            allowed, tokens, used = await self._script(
-                keys=keys(client_id, now),
-                args=[repr(now), limits.burst, limits.per_minute, limits.per_hour],
-            )
+            bucket, window = keys(client_id, now)
+            call = ("EVALSHA", self._sha, 2, bucket, window, repr(now), limits.burst,
+                    limits.per_minute, limits.per_hour)  # fmt: skip
+            try:
+                allowed, tokens, used = await self.client.execute(*call)
+            except redis.ResponseError as exc:
+                if "NOSCRIPT" not in str(exc):
+                    raise
+                await self.client.execute("SCRIPT", "LOAD", SCRIPT)
+                allowed, tokens, used = await self.client.execute(*call)
         except (redis.RedisError, OSError) as exc:
             log.debug("rate limiter: %r", exc)
             self._loaded = False

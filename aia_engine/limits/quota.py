@@ -11,6 +11,8 @@ is not enforced (submissions must keep working; the outbox holds them), and that
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -21,6 +23,7 @@ from sqlalchemy import text
 
 from aia_engine.db.session import Sessions
 from aia_engine.errors import EngineError
+from aia_engine.limits.resp import MultiplexedRedis, evalsha
 
 log = logging.getLogger(__name__)
 GHOST_AFTER_S = 60.0
@@ -63,11 +66,51 @@ def key(client_id: str) -> str:
 
 class ActiveTasks:
     def __init__(
-        self, client: redis.Redis, sessions: Sessions, *, clock: Callable[[], float] = time.time
+        self,
+        client: redis.Redis,
+        sessions: Sessions,
+        *,
+        clock: Callable[[], float] = time.time,
+        fast: MultiplexedRedis | None = None,
     ) -> None:
-        self.client, self.sessions, self.clock = client, sessions, clock
+        """`client` serves the synchronous calls (batches, retries, pruning); `fast`, when
+        given, the single submissions on the API's event loop."""
+        self.client, self.sessions, self.clock, self.fast = client, sessions, clock, fast
         self._reserve = client.register_script(_RESERVE)
+        self._sha = hashlib.sha1(_RESERVE.encode()).hexdigest()  # Redis names scripts by SHA-1
         self.unenforced = 0
+
+    async def reserve_async(self, client_id: str, task_ids: Sequence[str], cap: int) -> None:
+        """`reserve` on the event loop, over the multiplexed connection."""
+        if self.fast is None:
+            await asyncio.to_thread(self.reserve, client_id, task_ids, cap)
+            return
+        try:
+            for attempt in (1, 2):
+                ok, have = await evalsha(
+                    self.fast, _RESERVE, self._sha, [key(client_id)],
+                    [repr(self.clock()), cap, *task_ids],
+                )  # fmt: skip
+                if ok:
+                    return
+                if attempt == 1:
+                    await asyncio.to_thread(self.prune, client_id)
+        except (redis.RedisError, OSError):
+            self.unenforced += 1
+            log.warning("quota not enforced for %s: Redis is unreachable", client_id)
+            return
+        raise QuotaExceeded(active=int(have), limit=cap, requested=len(task_ids))
+
+    async def release_async(self, client_id: str, task_ids: Sequence[str]) -> None:
+        if not task_ids:
+            return
+        if self.fast is None:
+            await asyncio.to_thread(self.release, client_id, task_ids)
+            return
+        try:
+            await self.fast.execute("ZREM", key(client_id), *task_ids)
+        except (redis.RedisError, OSError):
+            log.warning("could not release %d quota reservations", len(task_ids))
 
     def reserve(self, client_id: str, task_ids: Sequence[str], cap: int) -> None:
         """Admit all of `task_ids` or raise `QuotaExceeded`."""
@@ -162,3 +205,9 @@ class ClientQuota:
 
     def release(self, task_ids: Sequence[str]) -> None:
         self.tasks.release(self.client_id, task_ids)
+
+    async def reserve_async(self, task_ids: Sequence[str]) -> None:
+        await self.tasks.reserve_async(self.client_id, task_ids, self.cap)
+
+    async def release_async(self, task_ids: Sequence[str]) -> None:
+        await self.tasks.release_async(self.client_id, task_ids)

@@ -95,12 +95,14 @@ def submit_task(
     client_id: str = "local",
     idempotency_key: str | None = None,
     quota: ClientQuota | None = None,
+    task_id: str | None = None,
 ) -> Accepted:
     """Accept a task durably and hand it to the broker; never fails because the broker is down.
-    With `quota`, the task must fit the client's cap of active tasks (`QuotaExceeded`)."""
+    With `quota`, the task must fit the client's cap of active tasks (`QuotaExceeded`); a
+    caller that reserved the place itself passes the reserved `task_id` and no `quota`."""
     spec = build_spec(request, settings)
     now = utcnow()
-    task_id = new_task_id()
+    task_id = task_id or new_task_id()
     if quota is not None:
         quota.reserve([task_id])
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from datetime import datetime
 from typing import Any
@@ -16,7 +17,7 @@ from aia_engine.tasks.control import cancel_task, retry_task
 from aia_engine.tasks.dryrun import plan_task
 from aia_engine.tasks.models import TaskRequest
 from aia_engine.tasks.queries import get_task, list_tasks
-from aia_engine.tasks.submit import submit_task
+from aia_engine.tasks.submit import new_task_id, submit_task
 from api.auth import require
 from api.body import parse_model, read_json
 from api.deps import in_thread, quota_for, resources
@@ -58,17 +59,30 @@ async def _submit(request: Request, *, need_workflow: bool) -> JSONResponse:
         )
     if request.query_params.get("dry_run", "").lower() in ("1", "true", "yes"):
         return JSONResponse(await in_thread(plan_task, res.sessions, body, settings=res.settings))
-    accepted = await in_thread(
-        submit_task,
-        res.sessions,
-        body,
-        settings=res.settings,
-        publisher=res.publisher,
-        gate=res.gate,
-        client_id=principal.client_id,
-        idempotency_key=idempotency_key(request),
-        quota=quota_for(res, principal),
-    )
+    # The quota's place is taken here, on the event loop (one multiplexed Redis call), and
+    # given back if no new task comes of it.
+    quota, task_id = quota_for(res, principal), new_task_id()
+    if quota is not None:
+        await quota.reserve_async([task_id])
+    try:
+        accepted = await in_thread(
+            submit_task,
+            res.sessions,
+            body,
+            settings=res.settings,
+            publisher=res.publisher,
+            gate=res.gate,
+            client_id=principal.client_id,
+            idempotency_key=idempotency_key(request),
+            task_id=task_id,
+        )
+    except BaseException:
+        if quota is not None:
+            with contextlib.suppress(Exception):
+                await quota.release_async([task_id])
+        raise
+    if quota is not None and accepted.task_id != task_id:  # an Idempotency-Key repeat
+        await quota.release_async([task_id])
     return JSONResponse(accepted.to_dict(), status_code=202 if accepted.created else 200)
 
 

@@ -79,7 +79,7 @@ def test_burst_then_per_minute_then_hourly_cap(tier: str, services: Services) ->
         assert last.retry_after == last.window_reset - int(clock.now)
         clock.now += last.retry_after  # sleeping Retry-After, then retrying, succeeds
         assert (await limiter.hit(who, tier)).allowed
-        await client.aclose()
+        await client.close()
 
     asyncio.run(scenario())
 
@@ -98,7 +98,7 @@ def test_retry_after_on_an_empty_bucket_is_enough(services: Services) -> None:
         assert not (await limiter.hit(who, "free")).allowed
         clock.now += 1
         assert (await limiter.hit(who, "free")).allowed
-        await client.aclose()
+        await client.close()
 
     asyncio.run(scenario())
 
@@ -347,3 +347,30 @@ def test_quota_counters_are_rebuilt_after_redis_loses_them(services: Services) -
         f"task_{who}_1",
     ]
     assert quota.usage(who) == 2
+
+
+def test_the_redis_script_and_the_reference_agree(services: Services) -> None:
+    """Random request times through the Lua script and through `decide`: same answers."""
+    import random
+
+    from aia_engine.limits.bucket import decide
+    from aia_engine.limits.tiers import TierLimits
+
+    tiers = {"tiny": TierLimits(per_hour=40, per_minute=12, burst=5)}
+    rng = random.Random(11)
+    clock = Clock()
+    times = sorted(clock.now + rng.uniform(0, 3000) for _ in range(300))
+
+    async def scenario() -> None:
+        limiter = RateLimiter(limiter_redis(services.redis_url), tiers, clock=clock)
+        bucket, used = None, 0
+        who = f"mirror-{secrets.token_hex(3)}"
+        for at in times:
+            clock.now = at
+            got = await limiter.hit(who, "tiny")
+            want, bucket, used = decide(bucket, used, tiers["tiny"], at)
+            assert (got.allowed, got.used) == (want.allowed, want.used), at
+            assert abs(got.tokens - want.tokens) < 1e-6
+        await limiter.close()
+
+    asyncio.run(scenario())
