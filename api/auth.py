@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from starlette.requests import Request
@@ -10,7 +11,8 @@ from starlette.requests import Request
 from aia_engine.auth.clients import MISSING, active_client, cached_active_client
 from aia_engine.auth.tokens import decode_access_token
 from aia_engine.errors import PermissionDenied, Unauthenticated
-from api.deps import in_thread, resources
+from aia_engine.limits.quota import key as active_key
+from api.deps import in_thread, quota_for, resources
 from api.errors import ApiError
 
 
@@ -44,13 +46,27 @@ async def authenticate(request: Request) -> Principal:
     return Principal(claims.client_id, claims.scopes, client.tier)
 
 
-async def require(request: Request, scope: str) -> Principal:
-    """The caller, who must hold `scope` (read for GETs, write for changes, admin for operators)."""
+async def require(request: Request, scope: str, *, reserve: Sequence[str] = ()) -> Principal:
+    """The caller, who must hold `scope` (read for GETs, write for changes, admin for operators),
+    within its tier's rate limit. `reserve`: ids of tasks about to be submitted, whose places
+    under the active-task quota are taken in the same Redis call (`QuotaExceeded` if no room);
+    the caller gives them back if no task comes of it."""
     principal = await authenticate(request)
     request.state.client_id = principal.client_id
-    limiter = resources(request).limiter
-    if limiter is not None:
-        decision = await limiter.hit(principal.client_id, principal.tier)
+    res = resources(request)
+    quota = quota_for(res, principal) if reserve else None
+    placed = -1
+    if res.limiter is not None:
+        if quota is not None:
+            decision, placed = await res.limiter.hit_and_reserve(
+                principal.client_id,
+                principal.tier,
+                quota_key=active_key(principal.client_id),
+                cap=quota.cap,
+                task_ids=reserve,
+            )
+        else:
+            decision = await res.limiter.hit(principal.client_id, principal.tier)
         request.state.rate_limit_headers = decision.headers()
         request.state.rate_limit_decision = decision
         if not decision.allowed:
@@ -68,8 +84,13 @@ async def require(request: Request, scope: str) -> Principal:
                 headers=decision.headers(),
             )
     if scope not in principal.scopes:
+        if placed == 1 and quota is not None:
+            await quota.release_async(reserve)
         raise PermissionDenied(
             f"this operation needs the {scope!r} scope; the token has {' '.join(principal.scopes) or 'none'}",
             scope=scope,
         )
+    if quota is not None and placed != 1:
+        # No room in the same call (first prune ended tasks), or not tried: the quota alone.
+        await quota.reserve_async(reserve)
     return principal

@@ -8,7 +8,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import redis
@@ -46,7 +46,23 @@ if tokens >= 1 - 1e-9 and used < hourly then
 end
 redis.call('HSET', KEYS[1], 't', string.format('%.17g', tokens), 'u', string.format('%.17g', updated))
 redis.call('EXPIRE', KEYS[1], math.ceil(cap * 60 / per_minute) + 60)
-return {allowed, string.format('%.17g', tokens), used}
+-- A submission also takes its places in the active-task set (KEYS[3]; ARGV[5] the cap,
+-- ARGV[6..] task ids), all or none, in the same call: -1 not asked, 1 taken, 0 full.
+local quota = -1
+if #KEYS >= 3 and allowed == 1 then
+  local have = redis.call('ZCARD', KEYS[3])
+  local new = 0
+  for i = 6, #ARGV do
+    if not redis.call('ZSCORE', KEYS[3], ARGV[i]) then new = new + 1 end
+  end
+  if have + new > tonumber(ARGV[5]) then
+    quota = 0
+  else
+    for i = 6, #ARGV do redis.call('ZADD', KEYS[3], 'NX', ARGV[1], ARGV[i]) end
+    quota = 1
+  end
+end
+return {allowed, string.format('%.17g', tokens), used, quota}
 """
 
 
@@ -116,34 +132,56 @@ class RateLimiter:
         return self.tiers.get(tier) or self.tiers["developer"]
 
     async def hit(self, client_id: str, tier: str) -> Decision:
+        return (await self.hit_and_reserve(client_id, tier))[0]
+
+    async def hit_and_reserve(
+        self,
+        client_id: str,
+        tier: str,
+        *,
+        quota_key: str | None = None,
+        cap: int = 0,
+        task_ids: Sequence[str] = (),
+    ) -> tuple[Decision, int]:
+        """The decision, and for a submission (`quota_key`, `cap`, `task_ids`) whether its
+        active-task places were taken in the same call: 1 taken, 0 no room, -1 not tried
+        (refused by the rate limit, or Redis unreachable)."""
         limits = self.limits_for(tier)
         now = self.clock()
         if self.degraded and time.monotonic() < self._retry_at:
             self.fallback_decisions += 1
-            return self.local.hit(client_id, limits, now)
+            return self.local.hit(client_id, limits, now), -1
         try:
             if not self._loaded:  # once (and again after Redis restarts without it)
                 await self.client.execute("SCRIPT", "LOAD", SCRIPT)
                 self._loaded = True
             bucket, window = keys(client_id, now)
-            call = ("EVALSHA", self._sha, 2, bucket, window, repr(now), limits.burst,
-                    limits.per_minute, limits.per_hour)  # fmt: skip
+            names = [bucket, window] + ([quota_key] if quota_key else [])
+            args: list[str | int | float] = [
+                repr(now),
+                limits.burst,
+                limits.per_minute,
+                limits.per_hour,
+            ]
+            if quota_key:
+                args += [cap, *task_ids]
+            call: tuple[str | int | float, ...] = ("EVALSHA", self._sha, len(names), *names, *args)
             try:
-                allowed, tokens, used = await self.client.execute(*call)
+                allowed, tokens, used, quota = await self.client.execute(*call)
             except redis.ResponseError as exc:
                 if "NOSCRIPT" not in str(exc):
                     raise
                 await self.client.execute("SCRIPT", "LOAD", SCRIPT)
-                allowed, tokens, used = await self.client.execute(*call)
+                allowed, tokens, used, quota = await self.client.execute(*call)
         except (redis.RedisError, OSError) as exc:
             log.debug("rate limiter: %r", exc)
             self._loaded = False
             self._retry_at = time.monotonic() + 1.0  # try Redis again in a second
             self._set_degraded(True)
             self.fallback_decisions += 1
-            return self.local.hit(client_id, limits, now)
+            return self.local.hit(client_id, limits, now), -1
         self._set_degraded(False)
-        return Decision(bool(allowed), limits, int(used), float(tokens), now)
+        return Decision(bool(allowed), limits, int(used), float(tokens), now), int(quota)
 
     def _set_degraded(self, degraded: bool) -> None:
         if degraded == self.degraded:

@@ -47,24 +47,26 @@ async def _body(request: Request) -> Any:
 
 
 async def _submit(request: Request, *, need_workflow: bool) -> JSONResponse:
-    principal = await require(request, "write")
+    dry_run = request.query_params.get("dry_run", "").lower() in ("1", "true", "yes")
+    task_id = new_task_id()
+    # The rate limit and the task's place under the active-task quota: one Redis call. The
+    # place is given back below if no new task comes of this request.
+    principal = await require(request, "write", reserve=() if dry_run else (task_id,))
     res = resources(request)
-    body = parse_model(TaskRequest, await _body(request))
-    if need_workflow and body.workflow is None:
-        raise InvalidRequest(
-            "workflow is required by /tasks/orchestrate; use /tasks/submit for a template task",
-            field="workflow",
-            issue="field required",
-            provided_value=None,
-        )
-    if request.query_params.get("dry_run", "").lower() in ("1", "true", "yes"):
-        return JSONResponse(await in_thread(plan_task, res.sessions, body, settings=res.settings))
-    # The quota's place is taken here, on the event loop (one multiplexed Redis call), and
-    # given back if no new task comes of it.
-    quota, task_id = quota_for(res, principal), new_task_id()
-    if quota is not None:
-        await quota.reserve_async([task_id])
+    quota = None if dry_run else quota_for(res, principal)
     try:
+        body = parse_model(TaskRequest, await _body(request))
+        if need_workflow and body.workflow is None:
+            raise InvalidRequest(
+                "workflow is required by /tasks/orchestrate; use /tasks/submit for a template task",
+                field="workflow",
+                issue="field required",
+                provided_value=None,
+            )
+        if dry_run:
+            return JSONResponse(
+                await in_thread(plan_task, res.sessions, body, settings=res.settings)
+            )
         accepted = await in_thread(
             submit_task,
             res.sessions,
