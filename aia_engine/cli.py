@@ -208,7 +208,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
                                  "-n", "dev-webhooks@%h"), env=env),
         subprocess.Popen(_celery("beat", "-l", "INFO", "-s", str(data_dir / "celerybeat-schedule")), env=env),
         subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "api.app:app_from_env",
-                          "--host", settings.api_host, "--port", str(port)], env=env),
+                          "--host", settings.api_host, "--port", str(port), "--no-access-log"],
+                         env=env),
     ]  # fmt: skip
     print(
         f"AIA Engine dev is up: database {settings.database_url}, broker {settings.redis_url}\n"
@@ -307,6 +308,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         str(args.workers or settings.api_workers),
         "--timeout-graceful-shutdown",
         "30",
+        "--no-access-log",  # the API logs each request itself, with its request and client ids
     ]
     return subprocess.call(argv, env=_child_env(settings))
 

@@ -106,6 +106,10 @@ class Settings(BaseSettings):
     alert_queue_backlog: int = Field(default=10_000, ge=1)
     """Alert when a queue holds more messages than this."""
 
+    log_format: Literal["text", "json"] = "text"
+    """`json`: one JSON object per line (request and stage lines carry their ids and timing)."""
+    log_level: str = "INFO"
+
     # -- HTTP API ---------------------------------------------------------------------------
     rate_limits_enabled: bool = True
     task_quotas_enabled: bool = True

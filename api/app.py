@@ -16,6 +16,7 @@ from aia_engine.auth.tokens import VerifiedTokens
 from aia_engine.db.session import Sessions, make_engine, make_sessions
 from aia_engine.limits.limiter import RateLimiter, limiter_redis
 from aia_engine.limits.quota import ActiveTasks
+from aia_engine.logs import configure as configure_logging
 from aia_engine.publishing import Publisher, PublishGate, PublishPipeline
 from aia_engine.settings import Settings, get_settings
 from aia_engine.slots import Slots
@@ -165,4 +166,6 @@ def create_app(
 
 def app_from_env() -> Starlette:
     """The zero-argument factory uvicorn calls (`uvicorn --factory api.app:app_from_env`)."""
-    return create_app(get_settings())
+    settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    return create_app(settings)

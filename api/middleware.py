@@ -7,6 +7,7 @@ import contextlib
 import logging
 import re
 import secrets
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.errors import envelope
 
 log = logging.getLogger(__name__)
+requests_log = logging.getLogger("aia_engine.requests")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -54,8 +56,16 @@ class RequestContext:
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
+        began = time.perf_counter()
+        status = {"code": 0}
+
+        async def send_logged(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send_with_id(message)
+
         try:
-            await self._until_started(self.app(scope, receive, send_with_id), lambda: started)
+            await self._until_started(self.app(scope, receive, send_logged), lambda: started)
         except TimeoutError:
             response = envelope(
                 Request(scope),
@@ -63,7 +73,7 @@ class RequestContext:
                 f"request took longer than {self.timeout_s:g}s",
                 {"timeout_s": self.timeout_s},
             )
-            await response(scope, receive, send_with_id)
+            await response(scope, receive, send_logged)
         except ClientDisconnect:
             log.debug("client went away during request %s", request_id)
         except Exception as exc:
@@ -82,7 +92,22 @@ class RequestContext:
             response = envelope(
                 request, "E500", "unexpected server error; contact support with the request_id"
             )
-            await response(scope, receive, send_with_id)
+            await response(scope, receive, send_logged)
+        finally:
+            requests_log.info(
+                "%s %s %s",
+                scope.get("method"),
+                scope.get("path"),
+                status["code"] or "-",
+                extra={
+                    "request_id": request_id,
+                    "client_id": scope["state"].get("client_id"),
+                    "method": scope.get("method"),
+                    "path": scope.get("path"),
+                    "status": status["code"] or None,
+                    "duration_ms": round((time.perf_counter() - began) * 1000, 2),
+                },
+            )
 
     async def _until_started(self, call: Any, started: Callable[[], bool]) -> None:
         """Run the request; past `timeout_s` without a response started, cancel it and raise

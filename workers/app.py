@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from celery import Celery
-from celery.signals import beat_init, worker_init
+from celery.signals import after_setup_logger, beat_init, worker_init
 
 log = logging.getLogger(__name__)
 app = Celery("aia_engine")
@@ -47,3 +47,13 @@ def _start_beat_threads(sender: Any = None, **_: Any) -> None:
     from workers.beat import start_background
 
     start_background(app, get_settings())
+
+
+@after_setup_logger.connect
+def _json_logs(logger: logging.Logger | None = None, **_: Any) -> None:
+    from aia_engine.logs import JsonFormatter
+    from aia_engine.settings import get_settings
+
+    if logger is not None and get_settings().log_format == "json":
+        for handler in logger.handlers:
+            handler.setFormatter(JsonFormatter())

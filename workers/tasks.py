@@ -7,6 +7,7 @@ them by name, and Flower shows `task_id` and `stage` as the task's arguments.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from celery import Task, current_app, shared_task
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
     retry_backoff_max=30,
 )
 def run_stage(self: Task[Any, Any], task_id: str, stage: str) -> str:
+    began = time.perf_counter()
     outcome = execute_stage(
         runtime.sessions(),
         task_id=task_id,
@@ -48,7 +50,19 @@ def run_stage(self: Task[Any, Any], task_id: str, stage: str) -> str:
         settings=get_settings(),
         timeout_errors=(SoftTimeLimitExceeded,),
     )
-    log.info("stage %s of task %s: %s", stage, task_id, outcome.kind)
+    log.info(
+        "stage %s of task %s: %s",
+        stage,
+        task_id,
+        outcome.kind,
+        extra={
+            "task_id": task_id,
+            "stage": stage,
+            "outcome": outcome.kind,
+            "duration_ms": round((time.perf_counter() - began) * 1000, 2),
+            "attempt": self.request.retries,
+        },
+    )
     if outcome.kind in ("retry", "wait"):
         raise self.retry(countdown=outcome.countdown, max_retries=None)
     return outcome.kind
