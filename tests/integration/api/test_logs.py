@@ -8,19 +8,37 @@ import logging
 import time
 from collections.abc import Callable
 
-import pytest
-
 from aia_engine.logs import JsonFormatter
 from tests.integration.api.conftest import Credentials, LiveApi, token_for
 from tests.integration.conftest import Engine, Services, WorkerFactory, _stop, noop, workflow
 
 
+class Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
 def test_one_line_per_request_with_ids_and_timing(
-    live_api: LiveApi, make_client: Callable[..., Credentials], caplog: pytest.LogCaptureFixture
+    live_api: LiveApi, make_client: Callable[..., Credentials]
 ) -> None:
     creds = make_client()
     token = token_for(live_api, creds)
-    caplog.set_level(logging.INFO, logger="aia_engine.requests")
+    logger = logging.getLogger("aia_engine.requests")
+    collect, level = Collect(), logger.level
+    logger.addHandler(collect)
+    logger.setLevel(logging.INFO)
+    try:
+        _requests(live_api, creds, token, collect)
+    finally:
+        logger.removeHandler(collect)
+        logger.setLevel(level)
+
+
+def _requests(live_api: LiveApi, creds: Credentials, token: str, collect: Collect) -> None:
     secret_text = "do-not-log-this-requirement"
     with live_api.client(headers={"Authorization": f"Bearer {token}"}) as http:
         ok = http.post(
@@ -29,9 +47,7 @@ def test_one_line_per_request_with_ids_and_timing(
         )
         missing = http.get("/tasks/task_nope")
     time.sleep(0.2)
-    records = {
-        r.__dict__.get("request_id"): r for r in caplog.records if r.name == "aia_engine.requests"
-    }
+    records = {r.__dict__.get("request_id"): r for r in collect.records}
     for response, status in ((ok, ok.status_code), (missing, 404)):
         record = records[response.headers["x-request-id"]]
         assert record.__dict__["client_id"] == creds.client_id
