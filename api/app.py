@@ -17,6 +17,7 @@ from aia_engine.db.session import Sessions, make_engine, make_sessions
 from aia_engine.limits.limiter import RateLimiter, limiter_redis
 from aia_engine.limits.quota import ActiveTasks
 from aia_engine.logs import configure as configure_logging
+from aia_engine.metrics.requests import RequestCounter
 from aia_engine.publishing import Publisher, PublishGate, PublishPipeline
 from aia_engine.settings import Settings, get_settings
 from aia_engine.slots import Slots
@@ -25,7 +26,7 @@ from aia_engine.webhooks.urls import Resolver, system_resolver
 from api.deps import Resources
 from api.errors import EXCEPTION_HANDLERS, unavailable
 from api.middleware import RequestContext
-from api.routes import auth, docs, health, quotas, streams, tasks, webhooks
+from api.routes import auth, docs, health, metrics, quotas, streams, tasks, webhooks
 from api.streams import StreamHub
 
 
@@ -127,9 +128,21 @@ def create_app(
         else None,
     )
 
+    request_counter = RequestCounter()
+    stop_flushing = threading.Event()
+
+    def flush_loop() -> None:  # the process's request counts into Redis, once a second
+        while not stop_flushing.wait(1.0):
+            request_counter.flush(redis_conn)
+        request_counter.flush(redis_conn)
+
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        flusher = threading.Thread(target=flush_loop, name="aia-metrics-flush", daemon=True)
+        flusher.start()
         yield
+        stop_flushing.set()
+        flusher.join(5)
         pipeline.close()  # send what was accepted before the process goes
         res.webhook_http.close()
         await res.hub.close()
@@ -143,6 +156,7 @@ def create_app(
     app = Starlette(
         routes=[
             *health.routes,
+            *metrics.routes,
             *auth.routes,
             *quotas.routes,
             *streams.routes,
@@ -151,7 +165,12 @@ def create_app(
             *docs.routes,
         ],
         middleware=[
-            Middleware(RequestContext, timeout_s=settings.request_timeout_s, counter=counter)
+            Middleware(
+                RequestContext,
+                timeout_s=settings.request_timeout_s,
+                counter=counter,
+                requests=request_counter,
+            )
         ],
         exception_handlers={
             **EXCEPTION_HANDLERS,

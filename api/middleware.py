@@ -14,6 +14,7 @@ from typing import Any
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from aia_engine.metrics.requests import RequestCounter
 from api.errors import envelope
 
 log = logging.getLogger(__name__)
@@ -25,10 +26,18 @@ class RequestContext:
     """Sets `request.state.request_id` (from X-Request-ID or new), echoes it, counts requests,
     and answers 504 in the envelope when a request runs past `timeout_s`."""
 
-    def __init__(self, app: ASGIApp, *, timeout_s: float, counter: dict[str, int]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        timeout_s: float,
+        counter: dict[str, int],
+        requests: RequestCounter | None = None,
+    ) -> None:
         self.app = app
         self.timeout_s = timeout_s
         self.counter = counter
+        self.requests = requests
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -94,6 +103,9 @@ class RequestContext:
             )
             await response(scope, receive, send_logged)
         finally:
+            elapsed_ms = (time.perf_counter() - began) * 1000
+            if self.requests is not None and status["code"]:
+                self.requests.record(status["code"], elapsed_ms)
             requests_log.info(
                 "%s %s %s",
                 scope.get("method"),
@@ -105,7 +117,7 @@ class RequestContext:
                     "method": scope.get("method"),
                     "path": scope.get("path"),
                     "status": status["code"] or None,
-                    "duration_ms": round((time.perf_counter() - began) * 1000, 2),
+                    "duration_ms": round(elapsed_ms, 2),
                 },
             )
 

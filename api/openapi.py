@@ -443,6 +443,27 @@ def openapi_document() -> dict[str, Any]:
                 tag="webhooks",
             )
         },
+        "/metrics": {
+            "get": {
+                **_op("Get metrics", "200", schemas.Metrics, scope="read", tag="monitoring"),
+                "description": "The guide's JSON; with `Accept: text/plain` the Prometheus "
+                "exposition (also at /metrics/prometheus).",
+            }
+        },
+        "/metrics/prometheus": {
+            "get": {
+                **_op(
+                    "Get Prometheus metrics", "200", schemas.Metrics, scope="read", tag="monitoring"
+                ),
+                "responses": {
+                    "200": {
+                        "description": "Prometheus text exposition format 0.0.4",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    },
+                    **_errors("401", "403", "429", "500", "503", "504"),
+                },
+            }
+        },
         "/quotas": {"get": _op("Get quotas", "200", schemas.Quotas, scope="read", tag="limits")},
         "/tasks/stream": {"get": _stream_op("Stream client events", [LAST_EVENT_ID])},
         "/tasks/{task_id}/events": {
@@ -475,6 +496,7 @@ def openapi_document() -> dict[str, Any]:
         schemas.WebhookDeliveryView,
         schemas.DeliveryList,
         schemas.Quotas,
+        schemas.Metrics,
         schemas.ErrorEnvelope,
         schemas.OAuthErrorBody,
         schemas.TokenResponse,

@@ -216,6 +216,34 @@ class Quotas(BaseModel):
     active_tasks: ActiveTaskQuota
 
 
+class SystemMetrics(BaseModel):
+    cpu_usage: float
+    memory_usage: float
+    disk_usage: float
+    active_connections: int
+
+
+class ApiMetrics(BaseModel):
+    requests_per_second: float
+    average_response_time: float = Field(description="Milliseconds, over the window")
+    error_rate: float = Field(description="4xx and 5xx answers over all answers, 0-1")
+    success_rate: float = Field(description="Percent")
+    window_seconds: int
+
+
+class BusinessMetrics(BaseModel):
+    active_tasks: int
+    completed_tasks: int
+    knowledge_atoms: int | None
+    agent_performance_score: float
+
+
+class Metrics(BaseModel):
+    system_metrics: SystemMetrics
+    api_metrics: ApiMetrics
+    business_metrics: BusinessMetrics
+
+
 class Health(BaseModel):
     status: Literal["healthy", "degraded"]
     timestamp: str

@@ -16,25 +16,12 @@ from celery import Celery
 
 from aia_engine.db.session import make_engine, make_sessions
 from aia_engine.events.pump import EventPump
-from aia_engine.monitor import QUEUES, SystemMonitor
+from aia_engine.metrics.prometheus import queue_depths
+from aia_engine.monitor import SystemMonitor
 from aia_engine.settings import Settings
 from workers.dispatch import send_deliveries
 
 log = logging.getLogger(__name__)
-
-
-def queue_depths(client: redis.Redis) -> dict[str, int]:
-    """Messages waiting per queue (Redis transport: one list per queue and priority step)."""
-    depths: dict[str, int] = {}
-    pipe = client.pipeline(transaction=False)
-    names = [
-        (q, q + suffix) for q in QUEUES for suffix in ("", "\x06\x163", "\x06\x166", "\x06\x169")
-    ]
-    for _, key in names:
-        pipe.llen(key)
-    for (queue, _), count in zip(names, pipe.execute(), strict=True):
-        depths[queue] = depths.get(queue, 0) + int(count)
-    return depths
 
 
 def stage_workers(app: Celery) -> int:

@@ -1,0 +1,1 @@
+"""Metrics: the guide's JSON (`GET /metrics`) and the Prometheus exposition."""

@@ -1,0 +1,146 @@
+"""`GET /metrics` (the guide's JSON) and the Prometheus exposition, across processes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import text
+
+from aia_engine.embedded import free_port
+from tests.integration.api.conftest import Credentials, LiveApi, token_for
+from tests.integration.api.test_rate_limits import _api_process
+from tests.integration.conftest import Services, WorkerFactory, _stop
+
+TASK = {
+    "task_type": "custom",
+    "description": "metrics",
+    "workflow": {"a": {"agent": "noop", "dependencies": []}},
+}
+
+
+def samples(body: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    out = {}
+    for family in text_string_to_metric_families(body):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def wait_done(http: httpx.Client, ids: list[str]) -> None:
+    deadline = time.monotonic() + 60
+    for task_id in ids:
+        while http.get(f"/tasks/{task_id}").json()["status"] not in ("completed", "failed"):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+
+
+def test_guide_json_fields_and_they_move(
+    live_api: LiveApi, make_client: Callable[..., Credentials], worker: Any
+) -> None:
+    token = token_for(live_api, make_client())
+    with live_api.client(headers={"Authorization": f"Bearer {token}"}) as http:
+        before = http.get("/metrics")
+        assert before.status_code == 200, before.text
+        first = before.json()
+        assert set(first) == {"system_metrics", "api_metrics", "business_metrics"}
+        assert set(first["system_metrics"]) == {
+            "cpu_usage",
+            "memory_usage",
+            "disk_usage",
+            "active_connections",
+        }
+        assert {
+            "requests_per_second",
+            "average_response_time",
+            "error_rate",
+            "success_rate",
+        } <= set(first["api_metrics"])
+        assert set(first["business_metrics"]) == {
+            "active_tasks", "completed_tasks", "knowledge_atoms", "agent_performance_score",
+        }  # fmt: skip
+        ids = [http.post("/tasks/orchestrate", json=TASK).json()["task_id"] for _ in range(3)]
+        wait_done(http, ids)
+        time.sleep(1.5)  # each API process adds its counts to Redis once a second
+        after = http.get("/metrics").json()
+        assert (
+            after["business_metrics"]["completed_tasks"]
+            >= first["business_metrics"]["completed_tasks"] + 3
+        )
+        assert after["api_metrics"]["requests_per_second"] > 0
+        assert 0 <= after["api_metrics"]["error_rate"] <= 1
+        assert 0 < after["business_metrics"]["agent_performance_score"] <= 100
+        assert after["system_metrics"]["active_connections"] > 0
+        plain = http.get("/metrics", headers={"Accept": "text/plain"})
+        assert plain.headers["content-type"].startswith("text/plain")
+        assert ("aia_tasks", (("status", "completed"),)) in samples(plain.text)
+    assert httpx.get(live_api.url + "/metrics").status_code == 401
+
+
+def test_prometheus_counters_agree_with_the_database_across_processes(
+    services: Services, make_client: Callable[..., Credentials], start_worker: WorkerFactory
+) -> None:
+    ports = [free_port(), free_port()]
+    apis = [_api_process(services, p, services.tmp / f"metrics-api-{p}.log") for p in ports]
+    workers = [start_worker("metrics-a"), start_worker("metrics-b")]
+    try:
+        creds = make_client(tier="enterprise")
+        token = httpx.post(
+            f"http://127.0.0.1:{ports[0]}/auth/token",
+            data=creds.form(grant_type="client_credentials"),
+        ).json()["access_token"]
+        made: list[int] = []
+        clients = [
+            httpx.Client(
+                base_url=f"http://127.0.0.1:{p}",
+                headers={"Authorization": f"Bearer {token}"},
+                event_hooks={"response": [lambda r: made.append(r.status_code)]},
+            )
+            for p in ports
+        ]
+        time.sleep(1.5)  # earlier requests reach Redis
+        before = samples(clients[0].get("/metrics/prometheus").text)
+        ids = [
+            clients[i % 2].post("/tasks/orchestrate", json=TASK).json()["task_id"]
+            for i in range(20)
+        ]
+        for i, task_id in enumerate(ids):
+            deadline = time.monotonic() + 60
+            while clients[i % 2].get(f"/tasks/{task_id}").json()["status"] != "completed":
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        time.sleep(1.5)
+        after_text = clients[1].get("/metrics/prometheus").text
+        after = samples(after_text)
+        with services.sessions.begin() as session:
+            stage_rows = dict(
+                session.execute(
+                    text(
+                        "SELECT status, count(*) FROM stage_runs WHERE agent = 'noop' GROUP BY status"
+                    )
+                ).all()
+            )
+            task_rows = dict(
+                session.execute(text("SELECT status, count(*) FROM tasks GROUP BY status")).all()
+            )
+        assert (
+            after[("aia_stage_runs_total", (("agent", "noop"), ("outcome", "completed")))]
+            == stage_rows["completed"]
+        )
+        assert after[("aia_tasks", (("status", "completed"),))] == task_rows["completed"]
+        # Every request this test made between the scrapes (and the first scrape itself),
+        # through either process, is counted once, with its status class.
+        between = made[1:-1]  # the two scrapes themselves excluded ...
+        count = ("aia_api_request_duration_seconds_count", ())
+        assert after[count] - before[count] == len(between) + 1  # ... but the first one counted
+        key = ("aia_api_requests_total", (("status_class", "2xx"),))
+        assert after[key] - before.get(key, 0.0) == sum(1 for c in between if c < 300) + 1
+        assert ("aia_queue_depth", (("queue", "aia.default"),)) in after
+        for c in clients:
+            c.close()
+    finally:
+        for p in apis + workers:
+            _stop(p)
