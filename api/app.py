@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -12,6 +13,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
+from aia_engine.activity import RequestLog
 from aia_engine.auth.tokens import VerifiedTokens
 from aia_engine.db.session import Sessions, make_engine, make_sessions
 from aia_engine.limits.limiter import RateLimiter, limiter_redis
@@ -26,8 +28,20 @@ from aia_engine.webhooks.urls import Resolver, system_resolver
 from api.deps import Resources
 from api.errors import EXCEPTION_HANDLERS, unavailable
 from api.middleware import RequestContext
-from api.routes import auth, docs, health, metrics, quotas, streams, tasks, webhooks
+from api.routes import (
+    auth,
+    docs,
+    health,
+    metrics,
+    monitoring,
+    quotas,
+    streams,
+    tasks,
+    webhooks,
+)
 from api.streams import StreamHub
+
+log = logging.getLogger(__name__)
 
 
 def _celery_defaults(
@@ -128,13 +142,20 @@ def create_app(
         else None,
     )
 
-    request_counter = RequestCounter()
+    request_counter, request_log = RequestCounter(), RequestLog()
     stop_flushing = threading.Event()
 
-    def flush_loop() -> None:  # the process's request counts into Redis, once a second
-        while not stop_flushing.wait(1.0):
-            request_counter.flush(redis_conn)
+    def flush() -> None:
         request_counter.flush(redis_conn)
+        try:
+            request_log.flush(sessions)
+        except Exception:
+            log.warning("could not write the user activity log; will retry", exc_info=True)
+
+    def flush_loop() -> None:  # request counts into Redis, user activity into PostgreSQL
+        while not stop_flushing.wait(1.0):
+            flush()
+        flush()
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -157,6 +178,7 @@ def create_app(
         routes=[
             *health.routes,
             *metrics.routes,
+            *monitoring.routes,
             *auth.routes,
             *quotas.routes,
             *streams.routes,
@@ -170,6 +192,7 @@ def create_app(
                 timeout_s=settings.request_timeout_s,
                 counter=counter,
                 requests=request_counter,
+                activity=request_log,
             )
         ],
         exception_handlers={

@@ -9,11 +9,13 @@ import re
 import secrets
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from aia_engine.activity import RequestLog
 from aia_engine.metrics.requests import RequestCounter
 from api.errors import envelope
 
@@ -33,11 +35,13 @@ class RequestContext:
         timeout_s: float,
         counter: dict[str, int],
         requests: RequestCounter | None = None,
+        activity: RequestLog | None = None,
     ) -> None:
         self.app = app
         self.timeout_s = timeout_s
         self.counter = counter
         self.requests = requests
+        self.activity = activity
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -66,11 +70,13 @@ class RequestContext:
             await send(message)
 
         began = time.perf_counter()
-        status = {"code": 0}
+        status = {"code": 0, "bytes": 0}
 
         async def send_logged(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
+            elif message["type"] == "http.response.body":
+                status["bytes"] += len(message.get("body", b""))
             await send_with_id(message)
 
         try:
@@ -103,23 +109,54 @@ class RequestContext:
             )
             await response(scope, receive, send_logged)
         finally:
-            elapsed_ms = (time.perf_counter() - began) * 1000
-            if self.requests is not None and status["code"]:
-                self.requests.record(status["code"], elapsed_ms)
-            requests_log.info(
-                "%s %s %s",
-                scope.get("method"),
-                scope.get("path"),
-                status["code"] or "-",
-                extra={
-                    "request_id": request_id,
-                    "client_id": scope["state"].get("client_id"),
-                    "method": scope.get("method"),
-                    "path": scope.get("path"),
-                    "status": status["code"] or None,
-                    "duration_ms": round(elapsed_ms, 2),
-                },
-            )
+            self._after(scope, request_id, status, began)
+
+    def _after(self, scope: Scope, request_id: str, status: dict[str, int], began: float) -> None:
+        """The request's log line, metrics and (when it names a user) activity row."""
+        elapsed_ms = (time.perf_counter() - began) * 1000
+        if self.requests is not None and status["code"]:
+            self.requests.record(status["code"], elapsed_ms)
+        self._log_activity(scope, status, elapsed_ms)
+        requests_log.info(
+            "%s %s %s",
+            scope.get("method"),
+            scope.get("path"),
+            status["code"] or "-",
+            extra={
+                "request_id": request_id,
+                "client_id": scope["state"].get("client_id"),
+                "method": scope.get("method"),
+                "path": scope.get("path"),
+                "status": status["code"] or None,
+                "duration_ms": round(elapsed_ms, 2),
+            },
+        )
+
+    def _log_activity(self, scope: Scope, status: dict[str, int], elapsed_ms: float) -> None:
+        """A request naming its user (X-User-ID) from an identified client joins that user's
+        activity (see GET /monitoring/user-analytics)."""
+        client_id = scope["state"].get("client_id")
+        if self.activity is None or not client_id or not status["code"]:
+            return
+        headers = dict(scope["headers"])
+        user = headers.get(b"x-user-id", b"").decode("latin-1")[:128]
+        if not user:
+            return
+        sent_in = headers.get(b"content-length", b"0")
+        self.activity.record(
+            client_id=client_id,
+            user_id=user,
+            session_id=headers.get(b"x-session-id", b"").decode("latin-1")[:128] or None,
+            activity_type="api_request",
+            source="api",
+            endpoint=str(scope.get("path", ""))[:512],
+            status_code=status["code"],
+            response_time_ms=round(elapsed_ms, 2),
+            bytes=status["bytes"] + (int(sent_in) if sent_in.isdigit() else 0),
+            occurred_at=datetime.now(UTC),
+            details={"method": scope.get("method")},
+            context={},
+        )
 
     async def _until_started(self, call: Any, started: Callable[[], bool]) -> None:
         """Run the request; past `timeout_s` without a response started, cancel it and raise

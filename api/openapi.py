@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 
 import aia_engine
+from aia_engine.activity import ActivityIn
 from aia_engine.tasks.models import TaskRequest
 from aia_engine.webhooks.registry import WebhookCreate, WebhookUpdate
 from api import schemas
@@ -464,6 +465,40 @@ def openapi_document() -> dict[str, Any]:
                 },
             }
         },
+        "/monitoring/track-user-activity": {
+            "post": _op(
+                "Track user activity",
+                "201",
+                schemas.ActivityRecorded,
+                scope="write",
+                body=_ref(ActivityIn),
+                tag="monitoring",
+            )
+        },
+        "/monitoring/user-analytics/{user_id}": {
+            "get": _op(
+                "Get user analytics",
+                "200",
+                schemas.UserAnalytics,
+                scope="read",
+                params=[
+                    {
+                        "name": "user_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "minLength": 1, "maxLength": 128},
+                    },
+                    {
+                        "name": "period",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "enum": ["1h", "24h", "7d", "30d"]},
+                    },
+                ],
+                errors=("422",),
+                tag="monitoring",
+            )
+        },
         "/quotas": {"get": _op("Get quotas", "200", schemas.Quotas, scope="read", tag="limits")},
         "/tasks/stream": {"get": _stream_op("Stream client events", [LAST_EVENT_ID])},
         "/tasks/{task_id}/events": {
@@ -497,6 +532,9 @@ def openapi_document() -> dict[str, Any]:
         schemas.DeliveryList,
         schemas.Quotas,
         schemas.Metrics,
+        ActivityIn,
+        schemas.ActivityRecorded,
+        schemas.UserAnalytics,
         schemas.ErrorEnvelope,
         schemas.OAuthErrorBody,
         schemas.TokenResponse,

@@ -244,6 +244,42 @@ class Metrics(BaseModel):
     business_metrics: BusinessMetrics
 
 
+class ActivityRecorded(BaseModel):
+    status: Literal["recorded"]
+    activity_id: str
+    user_id: str
+
+
+class AnalyticsSummary(BaseModel):
+    total_requests: int
+    successful_requests: int
+    failed_requests: int
+    average_response_time: float | None
+    data_transferred: str
+    data_transferred_bytes: int
+    most_used_endpoints: list[str]
+
+
+class UsagePatterns(BaseModel):
+    peak_hours: list[int]
+    preferred_endpoints: dict[str, float]
+
+
+class AnalyticsPerformance(BaseModel):
+    p50_response_time: float | None
+    p95_response_time: float | None
+    p99_response_time: float | None
+    error_rate: float
+
+
+class UserAnalytics(BaseModel):
+    user_id: str
+    analytics_period: Literal["1h", "24h", "7d", "30d"]
+    summary: AnalyticsSummary
+    usage_patterns: UsagePatterns
+    performance_metrics: AnalyticsPerformance
+
+
 class Health(BaseModel):
     status: Literal["healthy", "degraded"]
     timestamp: str

@@ -260,3 +260,26 @@ class SystemAlert(Base):
     message: Mapped[str] = mapped_column(Text)
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class UserActivity(Base):
+    __tablename__ = "user_activity"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(128))
+    user_id: Mapped[str] = mapped_column(String(128))
+    session_id: Mapped[str | None] = mapped_column(String(128))
+    activity_type: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(16))
+    """`tracked` (reported by the client) or `api` (a request with X-User-ID)."""
+    endpoint: Mapped[str | None] = mapped_column(String(512))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    response_time_ms: Mapped[float | None] = mapped_column(Float)
+    bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    occurred_at: Mapped[datetime]
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    context: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    __table_args__ = (
+        Index("ix_user_activity_client_user_time", "client_id", "user_id", "occurred_at"),
+    )
