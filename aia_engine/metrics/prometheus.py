@@ -4,6 +4,7 @@ webhook figures from PostgreSQL (whatever worker wrote them), queue depths from 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -50,10 +51,17 @@ def queue_depths(client: redis.Redis) -> dict[str, int]:
 
 
 class EngineCollector:
-    def __init__(self, sessions: Sessions, client: redis.Redis) -> None:
-        self.sessions, self.client = sessions, client
+    def __init__(
+        self, sessions: Sessions, client: redis.Redis, local: dict[str, float] | None = None
+    ) -> None:
+        """`local`: figures of the answering process only (named `aia_<name>`, gauges)."""
+        self.sessions, self.client, self.local = sessions, client, local or {}
 
     def collect(self) -> Iterator[Metric]:
+        for name, value in sorted(self.local.items()):
+            gauge = GaugeMetricFamily(f"aia_{name}", f"{name} (this API process)", labels=["pid"])
+            gauge.add_metric([str(os.getpid())], value)
+            yield gauge
         yield from self._api()
         yield from self._database()
         depth = GaugeMetricFamily(
@@ -144,7 +152,9 @@ def _counter(name: str, doc: str, labels: list[str], rows: Any) -> CounterMetric
     return family
 
 
-def exposition(sessions: Sessions, client: redis.Redis) -> bytes:
+def exposition(
+    sessions: Sessions, client: redis.Redis, local: dict[str, float] | None = None
+) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(EngineCollector(sessions, client))
+    registry.register(EngineCollector(sessions, client, local))
     return generate_latest(registry)

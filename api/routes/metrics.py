@@ -32,7 +32,13 @@ async def prometheus(request: Request) -> Response:
 
 async def _prometheus(request: Request) -> Response:
     res = resources(request)
-    body = await in_thread(exposition, res.sessions, res.redis)
+    local: dict[str, float] = {}
+    if res.limiter is not None:  # the fallback limiter works per process: so are its figures
+        local["rate_limiter_fallback_decisions"] = float(res.limiter.fallback_decisions)
+        local["rate_limiter_degraded"] = float(res.limiter.degraded)
+    if res.active_tasks is not None:
+        local["quota_unenforced_submissions"] = float(res.active_tasks.unenforced)
+    body = await in_thread(exposition, res.sessions, res.redis, local)
     return Response(body, media_type=PROMETHEUS)
 
 

@@ -245,6 +245,13 @@ def test_redis_down_under_load(services: Services, make_client: Callable[..., Cr
         server_errors = sum(c >= 500 for c in codes)
         assert len(codes) > 200 and server_errors / len(codes) <= 0.01, (server_errors, len(codes))
         assert not limiter.degraded  # back on the shared limiter
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as http:
+            scraped = http.get("/metrics/prometheus").text
+        fallback = next(
+            line for line in scraped.splitlines()
+            if line.startswith("aia_rate_limiter_fallback_decisions{")
+        )  # fmt: skip
+        assert float(fallback.rsplit(" ", 1)[1]) == limiter.fallback_decisions > 0
         deadline = time.monotonic() + 10
         while True:
             with services.sessions.begin() as session:
@@ -279,11 +286,24 @@ def test_600_concurrent_submissions_against_a_500_cap_admit_exactly_500(
     http = httpx.Client(
         base_url=limited_api.url, headers={"Authorization": f"Bearer {token}"}, timeout=60
     )
+    # half of them through a second API process: the cap holds across processes
+    port = free_port()
+    second = _api_process(services, port, services.tmp / f"quota-api-{port}.log")
+    other = httpx.Client(
+        base_url=f"http://127.0.0.1:{port}",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=60,
+    )
     try:
         with ThreadPoolExecutor(32) as pool:
             answers = list(
-                pool.map(lambda _: http.post("/tasks/orchestrate", json=SLOW), range(600))
+                pool.map(
+                    lambda i: (http if i % 2 else other).post("/tasks/orchestrate", json=SLOW),
+                    range(600),
+                )
             )
+        _stop(second)
+        other.close()
         codes = [a.status_code for a in answers]
         assert codes.count(202) == 500 and codes.count(429) == 100, sorted(set(codes))
         refused = next(a for a in answers if a.status_code == 429).json()["error"]
@@ -317,6 +337,7 @@ def test_600_concurrent_submissions_against_a_500_cap_admit_exactly_500(
         for task_id in active:
             cancel_task(services.sessions, publisher, task_id, client_id=creds.client_id)
         http.close()
+        _stop(second)
 
 
 def test_quota_counters_are_rebuilt_after_redis_loses_them(services: Services) -> None:
