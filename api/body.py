@@ -73,7 +73,34 @@ async def read_json(request: Request, *, limit: int, max_depth: int) -> Any:
         raise ApiError(
             "E400", f"JSON is nested deeper than {max_depth} levels", {"max_depth": max_depth}
         )
+    check_storable(data)
     return data
+
+
+def check_storable(data: Any) -> None:
+    """Refuse what valid JSON allows but PostgreSQL's jsonb cannot hold: NaN and Infinity,
+    lone UTF-16 surrogates (`\\ud800`) and NUL characters (`\\u0000`)."""
+    try:
+        text = json.dumps(data, ensure_ascii=False, allow_nan=False)
+        text.encode("utf-8")
+    except ValueError as exc:  # NaN/Infinity; UnicodeEncodeError is a ValueError too
+        raise ApiError(
+            "E400",
+            "request body holds a value JSON storage refuses (NaN, Infinity or a lone "
+            f"surrogate): {type(exc).__name__}",
+        ) from exc
+    if _has_nul(data):
+        raise ApiError("E400", "request body holds a NUL character (\\u0000), which is not allowed")
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any("\x00" in k or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def parse_model(model: type[M], data: Any) -> M:

@@ -136,3 +136,23 @@ def test_percentiles_and_mean_match_postgresql_exactly(
     assert perf["p99_response_time"] == round(percentile(times, 0.99), 1)
     assert got["summary"]["average_response_time"] == round(sum(times) / len(times), 1)
     assert got["usage_patterns"]["preferred_endpoints"] == {"/tasks/submit": 1.0}
+
+
+def test_values_json_storage_refuses_are_400_not_500(
+    live_api: LiveApi, make_client: Callable[..., Credentials]
+) -> None:
+    token = token_for(live_api, make_client())
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    bodies = [
+        b'{"user_id": "u", "activity_type": "x", "context": {"v": NaN}}',
+        b'{"user_id": "u", "activity_type": "x", "context": {"v": "\\ud801x"}}',
+        b'{"user_id": "u\\u0000", "activity_type": "x"}',
+        b'{"task_type": "data_analysis", "description": "d", "requirements": {"x": Infinity}}',
+    ]
+    with live_api.client(headers=headers) as http:
+        for path, body in zip(
+            ["/monitoring/track-user-activity"] * 3 + ["/tasks/submit"], bodies, strict=True
+        ):
+            r = http.post(path, content=body)
+            assert r.status_code == 400, (body, r.text)
+            assert r.json()["error"]["code"] == "E400"
