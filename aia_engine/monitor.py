@@ -19,7 +19,6 @@ from aia_engine.publishing import utcnow
 from aia_engine.settings import Settings
 
 log = logging.getLogger(__name__)
-QUEUES = ("aia.high", "aia.default", "aia.low", "aia.webhooks")
 SendDeliveries = Callable[[Sequence[str]], None]
 
 

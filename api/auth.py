@@ -67,7 +67,7 @@ async def require(request: Request, scope: str, *, reserve: Sequence[str] = ()) 
             )
         else:
             decision = await res.limiter.hit(principal.client_id, principal.tier)
-        request.state.rate_limit_headers = decision.headers()
+        headers = request.state.rate_limit_headers = decision.headers()
         request.state.rate_limit_decision = decision
         if not decision.allowed:
             raise ApiError(
@@ -81,7 +81,7 @@ async def require(request: Request, scope: str, *, reserve: Sequence[str] = ()) 
                     "burst": decision.limits.burst,
                     "retry_after_s": decision.retry_after,
                 },
-                headers=decision.headers(),
+                headers=headers,
             )
     if scope not in principal.scopes:
         if placed == 1 and quota is not None:

@@ -103,6 +103,14 @@ def _has_nul(value: Any) -> bool:
     return False
 
 
+async def json_body(request: Request) -> Any:
+    """The request's JSON body, within the app's size and depth limits."""
+    settings = request.app.state.resources.settings
+    return await read_json(
+        request, limit=settings.max_body_bytes, max_depth=settings.max_json_depth
+    )
+
+
 def parse_model(model: type[M], data: Any) -> M:
     """Validate `data` into `model`; the first problem becomes the guide's 422 details."""
     return validate_model(model, data)

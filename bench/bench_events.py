@@ -52,7 +52,7 @@ def start_receiver(arrivals: Arrivals) -> tuple[ThreadingHTTPServer, int]:
             self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 
         def log_message(self, *_args: Any) -> None:
-            pass
+            """No line per request: thousands of them would only slow the receiver."""
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
@@ -81,14 +81,36 @@ def paced(n: int, rate: float, fn: Any) -> list[Any]:
     return out
 
 
-def bench_webhooks(args: argparse.Namespace, tmp: Path, env: dict[str, str], port: int,
-                   arrivals: Arrivals) -> dict[str, float]:  # fmt: skip
+def one_stage_submitter(handles: Any, client_for: Any) -> Any:
+    """`submit(i)`: accept one no-op task for client `client_for(i)`, in process, durably."""
     from aia_engine.tasks.models import TaskRequest
     from aia_engine.tasks.submit import submit_task
+
+    settings, sessions, publisher, gate = handles
+    request = TaskRequest.model_validate(
+        {
+            "task_type": "custom",
+            "description": "bench",
+            "workflow": {"only": {"agent": "noop", "dependencies": []}},
+        }
+    )
+
+    def submit(i: int) -> str:
+        return submit_task(
+            sessions, request, settings=settings, publisher=publisher, gate=gate,
+            client_id=client_for(i),
+        ).task_id  # fmt: skip
+
+    return submit
+
+
+def bench_webhooks(args: argparse.Namespace, tmp: Path, env: dict[str, str], port: int,
+                   arrivals: Arrivals) -> dict[str, float]:  # fmt: skip
     from aia_engine.webhooks import registry
     from bench.raw_app import app
 
-    settings, sessions, publisher, gate = engine_handles()
+    handles = engine_handles()
+    settings, sessions = handles[0], handles[1]
     url = f"http://127.0.0.1:{port}/hook"
     warm = max(50, args.tasks // 10)
 
@@ -118,23 +140,7 @@ def bench_webhooks(args: argparse.Namespace, tmp: Path, env: dict[str, str], por
         client_id="bench-hooks",
         settings=settings.model_copy(update={"webhook_allow": [f"127.0.0.1:{port}"]}),
     )
-    request = TaskRequest.model_validate(
-        {
-            "task_type": "custom",
-            "description": "bench",
-            "workflow": {"only": {"agent": "noop", "dependencies": []}},
-        }
-    )
-
-    def submit(_i: int) -> str:
-        return submit_task(
-            sessions,
-            request,
-            settings=settings,
-            publisher=publisher,
-            gate=gate,
-            client_id="bench-hooks",
-        ).task_id
+    submit = one_stage_submitter(handles, lambda _i: "bench-hooks")
 
     for n in (warm, args.tasks):
         started = datetime.now(UTC)
@@ -198,10 +204,9 @@ async def _streams(url: str, tokens: list[str], per_client: int, stop: asyncio.E
 def bench_sse(args: argparse.Namespace, tmp: Path, env: dict[str, str]) -> dict[str, float]:
     from aia_engine.auth.clients import create_client
     from aia_engine.embedded import free_port
-    from aia_engine.tasks.models import TaskRequest
-    from aia_engine.tasks.submit import submit_task
 
-    settings, sessions, publisher, gate = engine_handles()
+    handles = engine_handles()
+    sessions = handles[1]
     port = free_port()
     api = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--factory", "api.app:app_from_env", "--port", str(port),
@@ -241,23 +246,7 @@ def bench_sse(args: argparse.Namespace, tmp: Path, env: dict[str, str]) -> dict[
         reader.start()
         while len(ready) < len(tokens) * per_client:
             time.sleep(0.1)
-        request = TaskRequest.model_validate(
-            {
-                "task_type": "custom",
-                "description": "bench",
-                "workflow": {"only": {"agent": "noop", "dependencies": []}},
-            }
-        )
-
-        def submit(i: int) -> str:
-            return submit_task(
-                sessions,
-                request,
-                settings=settings,
-                publisher=publisher,
-                gate=gate,
-                client_id=clients[i % len(clients)].client_id,
-            ).task_id
+        submit = one_stage_submitter(handles, lambda i: clients[i % len(clients)].client_id)
 
         ids = paced(args.sse_tasks, args.sse_rate, submit)
         wait_completed(sessions, ids)

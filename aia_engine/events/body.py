@@ -12,19 +12,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-# Events of the log that webhooks may subscribe to (the others reach streams only).
-WEBHOOK_EVENTS = frozenset(
-    {
-        "task.accepted",
-        "task.started",
-        "stage.completed",
-        "stage.failed",
-        "task.progress",
-        "task.completed",
-        "task.failed",
-        "task.cancelled",
-    }
+# Events of the log that webhooks may subscribe to (the others reach streams only), in the
+# order the API lists them.
+TASK_WEBHOOK_EVENTS = (
+    "task.accepted",
+    "task.started",
+    "stage.completed",
+    "stage.failed",
+    "task.progress",
+    "task.completed",
+    "task.failed",
+    "task.cancelled",
 )
+WEBHOOK_EVENTS = frozenset(TASK_WEBHOOK_EVENTS)
 TERMINAL_EVENTS = frozenset({"task.completed", "task.failed", "task.cancelled"})
 _STATUS = {
     "task.accepted": "accepted",
@@ -87,6 +87,21 @@ def public_event(
         "sequence": seq,
         "data": data,
     }
+
+
+def event_from_row(row: Any, pos: int) -> dict[str, Any]:
+    """`public_event` for a row of task_events joined with its task (`task_id`, `type`, `seq`,
+    `created_at`, `stage`, `payload`, `progress`, `results`, `error`)."""
+    return public_event(
+        pos=pos,
+        event_type=row.type,
+        seq=row.seq,
+        created_at=row.created_at,
+        stage=row.stage,
+        payload=row.payload or {},
+        task={"id": row.task_id, "progress": row.progress, "results": row.results,
+              "error": row.error},
+    )  # fmt: skip
 
 
 def alert_event(

@@ -29,7 +29,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from aia_engine.db.session import Sessions
-from aia_engine.events.body import WEBHOOK_EVENTS, public_event
+from aia_engine.events.body import WEBHOOK_EVENTS, event_from_row
 from aia_engine.publishing import utcnow
 from aia_engine.webhooks.fanout import Outgoing, create_deliveries
 
@@ -108,20 +108,7 @@ class EventPump:
             published: list[tuple[str, dict[str, Any]]] = []
             outgoing: list[Outgoing] = []
             for row, pos in zip(rows, positions, strict=True):
-                body = public_event(
-                    pos=pos,
-                    event_type=row.type,
-                    seq=row.seq,
-                    created_at=row.created_at,
-                    stage=row.stage,
-                    payload=row.payload or {},
-                    task={
-                        "id": row.task_id,
-                        "progress": row.progress,
-                        "results": row.results,
-                        "error": row.error,
-                    },
-                )
+                body = event_from_row(row, pos)
                 published.append((row.client_id, body))
                 if row.type in WEBHOOK_EVENTS:
                     outgoing.append(

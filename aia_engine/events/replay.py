@@ -9,7 +9,7 @@ from sqlalchemy import select, text
 from aia_engine.db.models import Task
 from aia_engine.db.session import Sessions
 from aia_engine.errors import TaskNotFound
-from aia_engine.events.body import public_event
+from aia_engine.events.body import event_from_row
 
 _AFTER = """
     SELECT e.pos, e.task_id, e.seq, e.type, e.stage, e.payload, e.created_at,
@@ -37,26 +37,7 @@ def events_after(
         params["task"] = task_id
     with sessions.begin() as session:
         rows = session.execute(_TASK if task_id else _CLIENT, params).all()
-    return [
-        (
-            int(r.pos),
-            public_event(
-                pos=r.pos,
-                event_type=r.type,
-                seq=r.seq,
-                created_at=r.created_at,
-                stage=r.stage,
-                payload=r.payload or {},
-                task={
-                    "id": r.task_id,
-                    "progress": r.progress,
-                    "results": r.results,
-                    "error": r.error,
-                },
-            ),
-        )
-        for r in rows
-    ]
+    return [(int(r.pos), event_from_row(r, int(r.pos))) for r in rows]
 
 
 def check_task(sessions: Sessions, task_id: str, *, client_id: str) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import redis
 
 from aia_engine.limits.bucket import HOUR, Bucket, Decision, decide
-from aia_engine.limits.resp import MultiplexedRedis
+from aia_engine.limits.resp import MultiplexedRedis, evalsha
 from aia_engine.limits.tiers import TierLimits
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,6 @@ class RateLimiter:
         self.degraded = False
         self.fallback_decisions = 0
         self._retry_at = 0.0
-        self._loaded = False
         self._sha = hashlib.sha1(SCRIPT.encode()).hexdigest()
 
     async def close(self) -> None:
@@ -152,9 +151,6 @@ class RateLimiter:
             self.fallback_decisions += 1
             return self.local.hit(client_id, limits, now), -1
         try:
-            if not self._loaded:  # once (and again after Redis restarts without it)
-                await self.client.execute("SCRIPT", "LOAD", SCRIPT)
-                self._loaded = True
             bucket, window = keys(client_id, now)
             names = [bucket, window] + ([quota_key] if quota_key else [])
             args: list[str | int | float] = [
@@ -165,17 +161,10 @@ class RateLimiter:
             ]
             if quota_key:
                 args += [cap, *task_ids]
-            call: tuple[str | int | float, ...] = ("EVALSHA", self._sha, len(names), *names, *args)
-            try:
-                allowed, tokens, used, quota = await self.client.execute(*call)
-            except redis.ResponseError as exc:
-                if "NOSCRIPT" not in str(exc):
-                    raise
-                await self.client.execute("SCRIPT", "LOAD", SCRIPT)
-                allowed, tokens, used, quota = await self.client.execute(*call)
+            reply = await evalsha(self.client, SCRIPT, self._sha, names, list(args))
+            allowed, tokens, used, quota = reply
         except (redis.RedisError, OSError) as exc:
             log.debug("rate limiter: %r", exc)
-            self._loaded = False
             self._retry_at = time.monotonic() + 1.0  # try Redis again in a second
             self._set_degraded(True)
             self.fallback_decisions += 1

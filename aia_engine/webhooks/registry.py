@@ -12,22 +12,13 @@ from sqlalchemy import select
 from aia_engine.db.models import Webhook
 from aia_engine.db.session import Sessions
 from aia_engine.errors import NotFound
+from aia_engine.events.body import TASK_WEBHOOK_EVENTS
 from aia_engine.publishing import utcnow
 from aia_engine.settings import Settings
 from aia_engine.webhooks.crypto import encrypt
 from aia_engine.webhooks.urls import Resolver, check_url, system_resolver
 
-EVENT_TYPES = (
-    "task.accepted",
-    "task.started",
-    "stage.completed",
-    "stage.failed",
-    "task.progress",
-    "task.completed",
-    "task.failed",
-    "task.cancelled",
-    "system.alert",
-)
+EVENT_TYPES = (*TASK_WEBHOOK_EVENTS, "system.alert")
 ROTATION_GRACE = timedelta(hours=24)
 
 

@@ -8,17 +8,14 @@ from starlette.routing import Route
 
 from aia_engine import activity
 from api.auth import require
-from api.body import parse_model, read_json
+from api.body import json_body, parse_model
 from api.deps import in_thread, resources
 
 
 async def track(request: Request) -> JSONResponse:
     principal = await require(request, "write")
     res = resources(request)
-    raw = await read_json(
-        request, limit=res.settings.max_body_bytes, max_depth=res.settings.max_json_depth
-    )
-    body = parse_model(activity.ActivityIn, raw)
+    body = parse_model(activity.ActivityIn, await json_body(request))
     recorded = await in_thread(activity.track, res.sessions, body, client_id=principal.client_id)
     return JSONResponse(recorded, status_code=201)
 

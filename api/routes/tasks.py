@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import re
 from datetime import datetime
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -19,7 +18,7 @@ from aia_engine.tasks.models import TaskRequest
 from aia_engine.tasks.queries import get_task, list_tasks
 from aia_engine.tasks.submit import new_task_id, submit_task
 from api.auth import require
-from api.body import parse_model, read_json
+from api.body import json_body, parse_model
 from api.deps import in_thread, quota_for, resources
 
 _KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
@@ -39,13 +38,6 @@ def idempotency_key(request: Request) -> str | None:
     return key
 
 
-async def _body(request: Request) -> Any:
-    res = resources(request)
-    return await read_json(
-        request, limit=res.settings.max_body_bytes, max_depth=res.settings.max_json_depth
-    )
-
-
 async def _submit(request: Request, *, need_workflow: bool) -> JSONResponse:
     dry_run = request.query_params.get("dry_run", "").lower() in ("1", "true", "yes")
     task_id = new_task_id()
@@ -55,7 +47,7 @@ async def _submit(request: Request, *, need_workflow: bool) -> JSONResponse:
     res = resources(request)
     quota = None if dry_run else quota_for(res, principal)
     try:
-        body = parse_model(TaskRequest, await _body(request))
+        body = parse_model(TaskRequest, await json_body(request))
         if need_workflow and body.workflow is None:
             raise InvalidRequest(
                 "workflow is required by /tasks/orchestrate; use /tasks/submit for a template task",
@@ -99,7 +91,7 @@ async def orchestrate(request: Request) -> JSONResponse:
 async def batch_submit(request: Request) -> JSONResponse:
     principal = await require(request, "write")
     res = resources(request)
-    data = await _body(request)
+    data = await json_body(request)
     tasks = data.get("tasks") if isinstance(data, dict) else None
     if not isinstance(tasks, list) or not tasks:
         raise InvalidRequest(

@@ -15,23 +15,16 @@ from aia_engine.webhooks import log as delivery_log
 from aia_engine.webhooks import registry
 from aia_engine.webhooks.delivery import attempt_delivery
 from api.auth import require
-from api.body import parse_model, read_json
+from api.body import json_body, parse_model
 from api.deps import Resources, in_thread, resources
 
 DELIVERY_STATUSES = ("pending", "delivered", "failed", "cancelled")
 
 
-async def _body(request: Request) -> Any:
-    res = resources(request)
-    return await read_json(
-        request, limit=res.settings.max_body_bytes, max_depth=res.settings.max_json_depth
-    )
-
-
 async def register(request: Request) -> JSONResponse:
     principal = await require(request, "write")
     res = resources(request)
-    body = parse_model(registry.WebhookCreate, await _body(request))
+    body = parse_model(registry.WebhookCreate, await json_body(request))
     created = await in_thread(
         registry.register,
         res.sessions,
@@ -68,7 +61,7 @@ async def one(request: Request) -> Response:
             registry.delete_webhook, res.sessions, webhook_id, client_id=principal.client_id
         )
         return Response(status_code=204)
-    body = parse_model(registry.WebhookUpdate, await _body(request))
+    body = parse_model(registry.WebhookUpdate, await json_body(request))
     return JSONResponse(
         await in_thread(
             registry.update_webhook,
