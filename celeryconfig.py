@@ -17,6 +17,8 @@ broker_transport_options = {
     "visibility_timeout": _s.visibility_timeout_s,
     "socket_connect_timeout": _s.publish_timeout_s,
     "socket_timeout": 5.0,
+    # High work overtakes a low backlog, low work never starves (AIA_QUEUE_WEIGHTS).
+    "queue_order_strategy": "workers.queue_order:WeightedPriorityCycle",
 }
 result_backend_transport_options = {"socket_connect_timeout": _s.publish_timeout_s}
 # Chord counters live in the result backend: they must outlive the longest workflow (#5237).

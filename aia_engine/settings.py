@@ -163,12 +163,27 @@ class Settings(BaseSettings):
     """Claim and complete stages with the server-side SQL of migration 0004 (one round trip
     each); off, the Python runner does everything (the reference behaviour)."""
     worker_concurrency: int = Field(default=2, ge=1)
+    queue_weights: dict[str, int] = Field(
+        default_factory=lambda: {"high": 6, "medium": 3, "low": 1}
+    )
+    """How often a worker leads with each priority's queue when all hold work (JSON); an empty
+    queue hands its turn on, so high work overtakes a low backlog and low work never starves."""
     worker_send_task_events: bool = True
     """Celery task events, which Flower shows."""
     db_pool_size: int = Field(default=5, ge=1)
     """Database connections per worker or CLI process."""
     api_db_pool_size: int = Field(default=20, ge=1)
     """Database connections per API process (its thread pool runs up to 40 requests at once)."""
+
+    @field_validator("queue_weights")
+    @classmethod
+    def _known_priorities(cls, value: dict[str, int]) -> dict[str, int]:
+        unknown = set(value) - {"high", "medium", "low"}
+        if unknown:
+            raise ValueError(f"AIA_QUEUE_WEIGHTS: unknown priorities {sorted(unknown)}")
+        if any(w < 1 for w in value.values()):
+            raise ValueError("AIA_QUEUE_WEIGHTS: every weight must be at least 1 (0 starves)")
+        return value
 
     @field_validator("database_url")
     @classmethod
