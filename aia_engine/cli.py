@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -76,9 +77,20 @@ def _parser() -> argparse.ArgumentParser:
         help=f"deliver webhooks: queue {WEBHOOK_QUEUE}, a thread pool "
         f"(default {WEBHOOK_CONCURRENCY} threads; deliveries wait on the network)",
     )
-    worker.add_argument("--hostname", "-n", default=None)
+    worker.add_argument(
+        "--hostname", "-n", default=None, help="node name (default aia-stages-PID@HOST)"
+    )
     worker.add_argument("--loglevel", "-l", default="INFO")
     worker.set_defaults(func=cmd_worker)
+
+    flower = sub.add_parser(
+        "flower",
+        help="run Flower, the Celery monitor (logins from AIA_FLOWER_BASIC_AUTH; "
+        "history kept in AIA_FLOWER_DB)",
+    )
+    flower.add_argument("--address", default=None, help="default AIA_FLOWER_ADDRESS (127.0.0.1)")
+    flower.add_argument("--port", type=int, default=None, help="default AIA_FLOWER_PORT (5555)")
+    flower.set_defaults(func=cmd_flower)
 
     beat = sub.add_parser(
         "beat",
@@ -160,8 +172,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _child_env(settings: Settings) -> dict[str, str]:
-    import os
-
     env = dict(os.environ)
     env["DATABASE_URL"] = settings.require_database_url()
     env["REDIS_URL"] = settings.require_redis_url()
@@ -263,6 +273,14 @@ def cmd_webhook_key(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _exec(argv: list[str], env: dict[str, str]) -> int:
+    """Become `argv`, so a process manager's SIGTERM reaches Celery or uvicorn themselves
+    (warm shutdown, request draining) rather than a parent that would not pass it on."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execvpe(argv[0], argv, env)
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     settings = resolved_settings()
     if args.webhooks:
@@ -273,15 +291,43 @@ def cmd_worker(args: argparse.Namespace) -> int:
         queues = args.queues or WORKER_QUEUES
         concurrency = args.concurrency or settings.worker_concurrency
         pool = []
+    # A name of its own by default, so several workers on one machine stay apart in Flower.
+    kind = "webhooks" if args.webhooks else "stages"
+    hostname = args.hostname or f"aia-{kind}-{os.getpid()}@%h"
     argv = ["worker", "-Q", queues, "-c", str(concurrency), *pool, "-l", args.loglevel]
-    if args.hostname:
-        argv += ["-n", args.hostname]
-    return subprocess.call(_celery(*argv), env=_child_env(settings))
+    argv += ["-n", hostname]
+    return _exec(_celery(*argv), _child_env(settings))
 
 
 def cmd_beat(args: argparse.Namespace) -> int:
     settings = resolved_settings()
-    return subprocess.call(_celery("beat", "-l", args.loglevel), env=_child_env(settings))
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    schedule = str(settings.data_dir / "celerybeat-schedule")
+    return _exec(_celery("beat", "-l", args.loglevel, "-s", schedule), _child_env(settings))
+
+
+def cmd_flower(args: argparse.Namespace) -> int:
+    settings = resolved_settings()
+    logins = settings.flower_basic_auth.get_secret_value()
+    if not logins:
+        raise RuntimeError(
+            "Flower needs a login: set AIA_FLOWER_BASIC_AUTH=user:password "
+            "(it can revoke and terminate tasks, so it never runs open)"
+        )
+    db = settings.flower_db or settings.data_dir / "flower.db"
+    db.parent.mkdir(parents=True, exist_ok=True)
+    env = _child_env(settings)
+    env["FLOWER_BASIC_AUTH"] = logins  # in the environment, not on a command line `ps` shows
+    argv = _celery(
+        "flower",
+        f"--address={args.address or settings.flower_address}",
+        f"--port={args.port or settings.flower_port}",
+        "--persistent=True",
+        f"--db={db}",
+        f"--state_save_interval={int(settings.flower_state_save_interval_s * 1000)}",
+        f"--max_tasks={settings.flower_max_tasks}",
+    )
+    return _exec(argv, env)
 
 
 def cmd_migrate(_args: argparse.Namespace) -> int:
@@ -307,10 +353,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "--workers",
         str(args.workers or settings.api_workers),
         "--timeout-graceful-shutdown",
-        "30",
+        str(int(settings.api_shutdown_timeout_s)),
         "--no-access-log",  # the API logs each request itself, with its request and client ids
     ]
-    return subprocess.call(argv, env=_child_env(settings))
+    return _exec(argv, _child_env(settings))
 
 
 if __name__ == "__main__":

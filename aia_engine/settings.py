@@ -56,7 +56,15 @@ class Settings(BaseSettings):
         default=60, ge=1, le=1440, validation_alias=_env("JWT_EXPIRY_MINUTES")
     )
     api_host: str = Field(default="127.0.0.1", validation_alias=_env("API_HOST"))
-    api_port: int = Field(default=8000, ge=1, le=65535, validation_alias=_env("API_PORT"))
+    api_port: int = Field(
+        default=8000,
+        ge=1,
+        le=65535,
+        validation_alias=AliasChoices("AIA_API_PORT", "API_PORT", "PORT"),
+    )
+    """Also read from PORT, which process managers and platforms set for a `web` process."""
+    api_shutdown_timeout_s: float = Field(default=30.0, gt=0)
+    """On SIGTERM the API stops accepting and answers the requests in flight for up to this long."""
 
     jwt_key_id: str = "k1"
     """`kid` of JWT_SECRET_KEY; tokens are signed with it."""
@@ -170,6 +178,16 @@ class Settings(BaseSettings):
     queue hands its turn on, so high work overtakes a low backlog and low work never starves."""
     worker_send_task_events: bool = True
     """Celery task events, which Flower shows."""
+    flower_address: str = "127.0.0.1"
+    flower_port: int = Field(default=5555, ge=1, le=65535)
+    flower_basic_auth: SecretStr = Field(default=SecretStr(""))
+    """Flower's logins, "user:password" (several separated by commas); `aia-engine flower`
+    refuses to start without one."""
+    flower_db: Path | None = None
+    """Where Flower keeps its history across restarts (default: AIA_DATA_DIR/flower.db)."""
+    flower_state_save_interval_s: float = Field(default=30.0, gt=0)
+    flower_max_tasks: int = Field(default=100_000, ge=100)
+    """Tasks Flower keeps in memory (and in its database)."""
     db_pool_size: int = Field(default=5, ge=1)
     """Database connections per worker or CLI process."""
     api_db_pool_size: int = Field(default=20, ge=1)
@@ -183,6 +201,18 @@ class Settings(BaseSettings):
             raise ValueError(f"AIA_QUEUE_WEIGHTS: unknown priorities {sorted(unknown)}")
         if any(w < 1 for w in value.values()):
             raise ValueError("AIA_QUEUE_WEIGHTS: every weight must be at least 1 (0 starves)")
+        return value
+
+    @field_validator("flower_basic_auth")
+    @classmethod
+    def _logins(cls, value: SecretStr) -> SecretStr:
+        for login in filter(None, value.get_secret_value().split(",")):
+            user, _, password = login.partition(":")
+            if not user or len(password) < 8:
+                raise ValueError(
+                    "AIA_FLOWER_BASIC_AUTH must be user:password pairs, each password at "
+                    "least 8 characters"
+                )
         return value
 
     @field_validator("database_url")

@@ -38,7 +38,7 @@ def plain_message(sig: Mapping[str, Any], *, reply_to: str) -> tuple[str, str]:
         "lang": "py",
         "task": sig["task"],
         "id": task_id,
-        "shadow": None,
+        "shadow": options.get("shadow"),
         "eta": None,
         "expires": None,
         "group": None,
@@ -47,8 +47,8 @@ def plain_message(sig: Mapping[str, Any], *, reply_to: str) -> tuple[str, str]:
         "timelimit": [hard, soft],
         "root_id": task_id,
         "parent_id": None,
-        "argsrepr": repr(tuple(args)),
-        "kwargsrepr": repr(kwargs),
+        "argsrepr": options.get("argsrepr") or repr(tuple(args)),
+        "kwargsrepr": options.get("kwargsrepr") or repr(kwargs),
         "origin": ORIGIN,
         "ignore_result": bool(options.get("ignore_result", False)),
         "replaced_task_nesting": 0,
@@ -58,19 +58,23 @@ def plain_message(sig: Mapping[str, Any], *, reply_to: str) -> tuple[str, str]:
     body = json.dumps(
         [args, kwargs, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}]
     )
+    properties: dict[str, Any] = {
+        "correlation_id": task_id,
+        "reply_to": reply_to,
+        "delivery_mode": 2,
+        "delivery_info": {"exchange": "", "routing_key": queue},
+        "priority": 0,
+        "body_encoding": "base64",
+        "delivery_tag": str(uuid.uuid4()),
+    }
+    if options.get("kwargsrepr"):
+        # Celery passes the option on as a message property too; so do we, to stay identical.
+        properties["kwargsrepr"] = options["kwargsrepr"]
     envelope = {
         "body": base64.b64encode(body.encode()).decode(),
         "content-encoding": "utf-8",
         "content-type": "application/json",
         "headers": headers,
-        "properties": {
-            "correlation_id": task_id,
-            "reply_to": reply_to,
-            "delivery_mode": 2,
-            "delivery_info": {"exchange": "", "routing_key": queue},
-            "priority": 0,
-            "body_encoding": "base64",
-            "delivery_tag": str(uuid.uuid4()),
-        },
+        "properties": properties,
     }
     return queue, json.dumps(envelope)

@@ -69,16 +69,26 @@ def stage_signature(
 ) -> Signature[Any]:
     stage = spec.stages[name]
     soft = stage.timeout_s or options.default_timeout_s
+    kwargs = {"task_id": task_id, "stage": name}
     return signature(
         RUN_STAGE,
-        kwargs={"task_id": task_id, "stage": name},
+        kwargs=kwargs,
         immutable=True,
+        # What logs, task events and Flower show: which stage and agent (the message itself
+        # carries ids only).
+        shadow=stage_label(name, stage.agent),
+        kwargsrepr=repr({**kwargs, "agent": stage.agent}),
         queue=queue_for(options.priority),
         soft_time_limit=soft,
         time_limit=soft + options.hard_limit_grace_s,
         # Only a stage that a chord counts needs its (tiny) result stored.
         ignore_result=not keep_result,
     )
+
+
+def stage_label(stage: str, agent: str) -> str:
+    """The name a stage's Celery task shows in logs and Flower: `aia.run_stage[stage:agent]`."""
+    return f"{RUN_STAGE}[{stage}:{agent}]"
 
 
 class _Translator:

@@ -45,6 +45,11 @@ def test_ready_made_message_equals_celerys(services: Services) -> None:
         "task_id": "task_a",
         "stage": "only",
     }
+    # Logs and Flower name the stage and agent; the message body carries ids only.
+    assert ours["headers"]["shadow"] == "aia.run_stage[only:noop]"
+    assert ours["headers"]["kwargsrepr"] == (
+        "{'task_id': 'task_a', 'stage': 'only', 'agent': 'noop'}"
+    )
 
 
 def test_batches_of_one_stage_tasks_run_to_completion(engine: Engine, worker: Any) -> None:

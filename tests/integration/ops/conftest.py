@@ -1,0 +1,102 @@
+"""Operations tests: the Procfile's commands as an operator runs them, as real processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.api.conftest import make_client  # noqa: F401  (a fixture)
+from tests.integration.conftest import ROOT, Services
+
+FLOWER_LOGIN = ("operator", "flower-test-password")
+
+
+def procfile() -> dict[str, str]:
+    entries = {}
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, command = line.partition(":")
+            entries[name.strip()] = command.strip()
+    return entries
+
+
+def ops_env(services: Services, data_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment an operator gives each process: the service URLs and settings only."""
+    env = {
+        **services.env,
+        # The console scripts of the interpreter running the tests (`aia-engine`, `celery`).
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "AIA_DATA_DIR": str(data_dir),
+        "AIA_FLOWER_BASIC_AUTH": ":".join(FLOWER_LOGIN),
+        "PYTHONUNBUFFERED": "1",
+        **extra,
+    }
+    return env
+
+
+def start(
+    services: Services, command: str | list[str], env: dict[str, str], log: Path
+) -> subprocess.Popen[bytes]:
+    """Start a command (a Procfile line through bash, or an argv) in its own process group."""
+    argv = ["bash", "-c", command] if isinstance(command, str) else command
+    proc = subprocess.Popen(
+        argv,
+        env=env,
+        cwd=ROOT,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    proc.log_path = log  # type: ignore[attr-defined]
+    services.workers.append(proc)
+    return proc
+
+
+def log_of(proc: subprocess.Popen[bytes]) -> str:
+    path: Path = proc.log_path  # type: ignore[attr-defined]
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
+def wait_for(check: Any, proc: subprocess.Popen[bytes], what: str, timeout: float = 60) -> Any:
+    """Poll `check()` until it returns something truthy; fail early if `proc` died."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            found = check()
+        except (httpx.HTTPError, OSError):
+            found = None
+        if found:
+            return found
+        if proc.poll() is not None:
+            pytest.fail(f"{what}: the process exited with {proc.returncode}:\n{log_of(proc)}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: not after {timeout}s:\n{log_of(proc)[-4000:]}")
+        time.sleep(0.2)
+
+
+def terminate(proc: subprocess.Popen[bytes], timeout: float = 40) -> int:
+    """SIGTERM, as a process manager sends it; the exit code (fails if it had to be killed)."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+        pytest.fail(f"still running {timeout}s after SIGTERM:\n{log_of(proc)[-4000:]}")
+
+
+def celery_ping(env: dict[str, str], node: str) -> bool:
+    done = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "workers.app", "inspect", "ping", "-d", node,
+         "--timeout", "3"],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    return done.returncode == 0 and "pong" in done.stdout
