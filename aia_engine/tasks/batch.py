@@ -1,7 +1,9 @@
 """Batch submission: every valid item accepted in one transaction, invalid ones reported by index.
 
 With an Idempotency-Key K, item i is keyed `K:i`, so a script that retries a batch gets the
-same tasks back and no duplicates.
+same tasks back and no duplicates. An item may instead carry its own `idempotency_key` (what
+`aia-engine batch submit` sends: one per line of its file), which does not depend on how items
+were grouped into batches.
 """
 
 from __future__ import annotations
@@ -15,12 +17,12 @@ from sqlalchemy.exc import IntegrityError
 
 from aia_engine.db.models import Task
 from aia_engine.db.session import Sessions
-from aia_engine.errors import Conflict, EngineError
+from aia_engine.errors import Conflict, EngineError, InvalidRequest
 from aia_engine.estimates import agent_durations, estimate_completion
 from aia_engine.limits.quota import ClientQuota
 from aia_engine.publishing import Publisher, PublishGate, mark_published_many, utcnow
 from aia_engine.settings import Settings
-from aia_engine.tasks.models import TaskRequest
+from aia_engine.tasks.models import IDEMPOTENCY_KEY, TaskRequest
 from aia_engine.tasks.submit import (
     Accepted,
     NewTask,
@@ -56,11 +58,23 @@ def submit_batch(
 ) -> list[dict[str, Any]]:
     """Accept every valid item (all of them count against `quota`, or none is accepted)."""
     results: dict[int, dict[str, Any]] = {}
-    valid: list[tuple[int, TaskRequest, WorkflowSpec]] = []
+    valid: list[Valid] = []
+    seen_keys: set[str] = set()
     for index, raw in enumerate(items):
         try:
+            raw, own_key = _own_key(raw, index)
+            item_key = own_key or (f"{idempotency_key}:{index}" if idempotency_key else None)
+            if item_key is not None and item_key in seen_keys:
+                raise InvalidRequest(
+                    f"tasks[{index}].idempotency_key repeats an earlier item's key",
+                    field=f"tasks[{index}].idempotency_key",
+                    issue="duplicate key in one batch",
+                    provided_value=item_key,
+                )
             request = validate_model(TaskRequest, raw, where=f"tasks[{index}]")
-            valid.append((index, request, build_spec(request, settings)))
+            valid.append((index, request, build_spec(request, settings), item_key))
+            if item_key is not None:
+                seen_keys.add(item_key)
         except EngineError as exc:
             results[index] = rejected(index, exc)
     accept = partial(
@@ -69,7 +83,6 @@ def submit_batch(
         valid,
         settings=settings,
         client_id=client_id,
-        key=idempotency_key,
         results=results,
         quota=quota,
     )
@@ -81,21 +94,39 @@ def submit_batch(
     return [results[i] for i in range(len(items))]
 
 
+Valid = tuple[int, TaskRequest, WorkflowSpec, str | None]
+
+
+def _own_key(raw: Any, index: int) -> tuple[Any, str | None]:
+    """Take an item's own `idempotency_key` out of it (checked like the header)."""
+    if not isinstance(raw, dict) or "idempotency_key" not in raw:
+        return raw, None
+    raw = dict(raw)
+    key = raw.pop("idempotency_key")
+    if not isinstance(key, str) or not IDEMPOTENCY_KEY.match(key):
+        raise InvalidRequest(
+            "idempotency_key must be 1-200 visible ASCII characters",
+            field=f"tasks[{index}].idempotency_key",
+            issue="invalid key",
+            provided_value=key if isinstance(key, str) else type(key).__name__,
+        )
+    return raw, key
+
+
 def _accept(
     sessions: Sessions,
-    valid: list[tuple[int, TaskRequest, WorkflowSpec]],
+    valid: list[Valid],
     *,
     settings: Settings,
     client_id: str,
-    key: str | None,
     results: dict[int, dict[str, Any]],
     quota: ClientQuota | None,
 ) -> list[tuple[str, int, WorkflowSpec, str]]:
     now = utcnow()
     with sessions.begin() as session:
         existing: dict[str, Task] = {}
-        if key is not None:
-            keys = [f"{key}:{i}" for i, _, _ in valid]
+        keys = [k for *_, k in valid if k is not None]
+        if keys:
             existing = {
                 t.idempotency_key or "": t
                 for t in session.scalars(
@@ -104,9 +135,8 @@ def _accept(
             }
         durations = agent_durations(session, now=now)
         new: list[NewTask] = []
-        for index, request, spec in valid:
-            item_key = f"{key}:{index}" if key is not None else None
-            if item_key in existing:
+        for index, request, spec, item_key in valid:
+            if item_key is not None and item_key in existing:
                 results[index] = _repeat(index, existing[item_key], request, item_key)
                 continue
             eta = estimate_completion(spec, durations, start=now)

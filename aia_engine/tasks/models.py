@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 Priority = Literal["high", "medium", "low"]
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
+"""An Idempotency-Key (header or batch item): 1-200 visible ASCII characters."""
 
 
 class TaskRequest(BaseModel):

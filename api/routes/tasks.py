@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import re
 from datetime import datetime
 
 from starlette.requests import Request
@@ -14,21 +13,19 @@ from aia_engine.errors import InvalidRequest
 from aia_engine.tasks.batch import submit_batch
 from aia_engine.tasks.control import cancel_task, retry_task
 from aia_engine.tasks.dryrun import plan_task
-from aia_engine.tasks.models import TaskRequest
+from aia_engine.tasks.models import IDEMPOTENCY_KEY, TaskRequest
 from aia_engine.tasks.queries import get_task, list_tasks
 from aia_engine.tasks.submit import new_task_id, submit_task
 from api.auth import require
 from api.body import json_body, parse_model
 from api.deps import in_thread, quota_for, resources
 
-_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
-
 
 def idempotency_key(request: Request) -> str | None:
     key = request.headers.get("idempotency-key")
     if key is None:
         return None
-    if not _KEY.match(key):
+    if not IDEMPOTENCY_KEY.match(key):
         raise InvalidRequest(
             "Idempotency-Key must be 1-200 visible ASCII characters",
             field="Idempotency-Key",

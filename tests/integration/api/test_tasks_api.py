@@ -317,6 +317,38 @@ def test_batch_submit_accepts_valid_items_and_reports_invalid_ones(
     assert too_many.status_code == 422
 
 
+def test_batch_items_with_their_own_keys_are_accepted_once_however_they_are_grouped(
+    authed: Callable[..., httpx.Client],
+) -> None:
+    items = [{"task_type": "noop", "idempotency_key": f"file-a:{n}"} for n in range(1, 7)]
+    with authed() as http:
+        first = http.post("/tasks/batch-submit", json={"tasks": items[:4]}).json()
+        # The same items again, grouped differently (a resumed script), with one new item
+        second = http.post("/tasks/batch-submit", json={"tasks": items[2:]}).json()
+        duplicate = http.post(
+            "/tasks/batch-submit", json={"tasks": [items[0], {**items[0]}, {"task_type": "noop"}]}
+        ).json()
+        bad = http.post(
+            "/tasks/batch-submit",
+            json={"tasks": [{"task_type": "noop", "idempotency_key": "has space"}]},
+        ).json()
+        changed = http.post(
+            "/tasks/batch-submit",
+            json={"tasks": [{**items[0], "priority": "high"}]},
+        ).json()
+        listed = http.get("/tasks", params={"limit": 200}).json()
+    ids = {r["task_id"] for r in first["results"]}
+    assert first["accepted"] == 4 and all(r["created"] for r in first["results"])
+    assert [r["created"] for r in second["results"]] == [False, False, True, True]
+    assert {r["task_id"] for r in second["results"][:2]} <= ids
+    assert [r["status"] for r in duplicate["results"]] == ["accepted", "rejected", "accepted"]
+    assert duplicate["results"][0]["task_id"] in ids and duplicate["results"][0]["created"] is False
+    assert duplicate["results"][1]["error"]["details"]["issue"] == "duplicate key in one batch"
+    assert bad["results"][0]["error"]["details"]["field"] == "tasks[0].idempotency_key"
+    assert changed["rejected"] == 1 and changed["results"][0]["error"]["type"] == "Conflict"
+    assert listed["count"] == 6 + 1  # six keyed items, one unkeyed
+
+
 def test_cancel_and_retry_over_http(authed: Callable[..., httpx.Client]) -> None:
     slow = {
         "task_type": "t",
