@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from aia_engine import cli_clients, cli_tasks
+from aia_engine import cli_batch, cli_clients, cli_tasks
 from aia_engine.cli_common import SERVICES_FILE, resolved_settings
 from aia_engine.errors import EngineError
 from aia_engine.settings import Settings, get_settings
@@ -165,6 +165,8 @@ def _parser() -> argparse.ArgumentParser:
 
     rec = sub.add_parser("reconcile", help="relay the outbox and re-dispatch stuck workflows once")
     rec.set_defaults(func=cli_tasks.cmd_reconcile)
+
+    cli_batch.add_parser(sub)
 
     agents = sub.add_parser("agents", help="list the registered agents")
     agents.set_defaults(func=cli_tasks.cmd_agents)

@@ -135,6 +135,13 @@ class Settings(BaseSettings):
     api_workers: int = Field(default=1, ge=1)
     """uvicorn worker processes for `aia-engine serve`."""
 
+    # -- scripts talking to the API (`aia-engine batch`, `aia_engine.client`) ----------------
+    api_url: str = "http://127.0.0.1:8000"
+    """The API that `aia-engine batch` sends to."""
+    client_id: str = ""
+    """OAuth2 client credentials of `aia-engine batch` (`aia-engine clients create` makes them)."""
+    client_secret: SecretStr = Field(default=SecretStr(""))
+
     # -- engine -----------------------------------------------------------------------------
     data_dir: Path = Path(".aia")
     """Where `aia-engine dev` keeps the embedded PostgreSQL and Redis data."""

@@ -254,7 +254,14 @@ def openapi_document() -> dict[str, Any]:
                     "type": "object",
                     "required": ["tasks"],
                     "properties": {
-                        "tasks": {"type": "array", "minItems": 1, "items": task_request}
+                        "tasks": {
+                            "type": "array",
+                            "minItems": 1,
+                            "description": "Each item may carry its own `idempotency_key` "
+                            "(1-200 visible ASCII characters), used instead of "
+                            "`Idempotency-Key:index`.",
+                            "items": task_request,
+                        }
                     },
                 },
             )
@@ -291,6 +298,12 @@ def openapi_document() -> dict[str, Any]:
                     {
                         "name": "created_before",
                         "in": "query",
+                        "schema": {"type": "string", "format": "date-time"},
+                    },
+                    {
+                        "name": "updated_after",
+                        "in": "query",
+                        "description": "Only tasks changed at or after this time (polling).",
                         "schema": {"type": "string", "format": "date-time"},
                     },
                     {

@@ -100,6 +100,7 @@ def list_tasks(
     task_type: str | None = None,
     created_after: datetime | None = None,
     created_before: datetime | None = None,
+    updated_after: datetime | None = None,
     limit: int = 50,
     cursor: str | None = None,
 ) -> dict[str, Any]:
@@ -116,6 +117,8 @@ def list_tasks(
         stmt = stmt.where(Task.created_at >= created_after)
     if created_before:
         stmt = stmt.where(Task.created_at < created_before)
+    if updated_after:  # what changed since a poll (`aia-engine batch submit --wait`)
+        stmt = stmt.where(Task.updated_at >= updated_after)
     if cursor:
         at, last_id = _decode_cursor(cursor)
         stmt = stmt.where(or_(Task.created_at < at, and_(Task.created_at == at, Task.id < last_id)))

@@ -177,6 +177,7 @@ async def list_all(request: Request) -> JSONResponse:
         task_type=request.query_params.get("task_type"),
         created_after=_when(request, "created_after"),
         created_before=_when(request, "created_before"),
+        updated_after=_when(request, "updated_after"),
         limit=_limit(request),
         cursor=request.query_params.get("cursor"),
     )

@@ -100,3 +100,23 @@ def celery_ping(env: dict[str, str], node: str) -> bool:
         env=env, cwd=ROOT, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     return done.returncode == 0 and "pong" in done.stdout
+
+
+class ApiServer:
+    """`aia-engine serve` as its own process (as the Procfile's `web` runs it)."""
+
+    def __init__(self, services: Services, name: str, **extra: str) -> None:
+        from aia_engine.embedded import free_port
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = ops_env(services, services.tmp / name, API_PORT=str(self.port), **extra)
+        self.proc = start(services, "aia-engine serve", self.env, services.tmp / f"{name}.log")
+        wait_for(
+            lambda: httpx.get(f"{self.url}/openapi.json", timeout=2).status_code == 200,
+            self.proc,
+            f"{name} API up",
+        )
+
+    def stop(self) -> int:
+        return terminate(self.proc)

@@ -1,0 +1,109 @@
+"""`aia-engine batch submit FILE`: one task per line, sent through the HTTP API."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from aia_engine.settings import get_settings
+
+
+def add_parser(sub: Any) -> None:
+    batch = sub.add_parser(
+        "batch",
+        help="submit a file of tasks (JSON Lines or CSV) through the API",
+        description="Batch jobs from scripts. Credentials come from AIA_CLIENT_ID and "
+        "AIA_CLIENT_SECRET, the API from AIA_API_URL.",
+    )
+    bsub = batch.add_subparsers(dest="batch_command", metavar="ACTION", required=True)
+    submit = bsub.add_parser(
+        "submit",
+        help="send every line of FILE as a task; run it again to resume",
+        description="Send every line of FILE as a task (JSON Lines: one task body per line; "
+        "CSV: a header row naming task fields, with requirements/context/workflow/"
+        "agents_required as JSON and requirements.X/context.X as single values). Each line "
+        "has an idempotency key from the file and the line, so running the same command "
+        "again after an interruption sends only what was not accepted.",
+    )
+    submit.add_argument("file", type=Path)
+    submit.add_argument("--format", choices=["jsonl", "csv"], help="default: by the extension")
+    submit.add_argument(
+        "--batch-id",
+        help="names this batch in the idempotency keys (default: the file's absolute path); "
+        "give the same one to resume a file that moved",
+    )
+    submit.add_argument("--api-url", help="default AIA_API_URL (http://127.0.0.1:8000)")
+    submit.add_argument(
+        "--chunk-size", type=int, default=100, help="lines per request (default 100)"
+    )
+    submit.add_argument("--in-flight", type=int, default=4, help="requests at once (default 4)")
+    submit.add_argument(
+        "--wait", action="store_true", help="follow the tasks until they end, write results"
+    )
+    submit.add_argument(
+        "--results", type=Path, help="with --wait: where results go (default FILE.results.jsonl)"
+    )
+    submit.add_argument(
+        "--timeout", type=float, default=None, help="with --wait: seconds to wait at most"
+    )
+    bar = submit.add_mutually_exclusive_group()
+    bar.add_argument(
+        "--progress",
+        dest="progress",
+        action="store_true",
+        default=None,
+        help="draw the progress bar even when stderr is not a terminal",
+    )
+    bar.add_argument("--no-progress", dest="progress", action="store_false")
+    submit.add_argument("--json", action="store_true", help="print the summary as JSON")
+    submit.set_defaults(func=cmd_batch_submit)
+
+
+def cmd_batch_submit(args: argparse.Namespace) -> int:
+    from aia_engine.client import ApiClient, submit_file
+    from aia_engine.client.progress import ProgressBar
+
+    if not args.file.is_file():
+        raise RuntimeError(f"{args.file}: no such file")
+    if args.chunk_size < 1 or args.in_flight < 1:
+        raise RuntimeError("--chunk-size and --in-flight must be at least 1")
+    settings = get_settings()
+    show = sys.stderr.isatty() if args.progress is None else args.progress
+    bar = ProgressBar(sys.stderr) if show else None
+    results = args.results or args.file.with_name(args.file.name + ".results.jsonl")
+    try:
+        api = ApiClient(
+            args.api_url or settings.api_url,
+            settings.client_id,
+            settings.client_secret.get_secret_value(),
+            on_wait=bar.waiting if bar else None,
+        )
+    except ValueError as exc:
+        raise RuntimeError(str(exc)) from exc
+    with api:
+        summary = submit_file(
+            api,
+            args.file,
+            fmt=args.format,
+            batch_id=args.batch_id,
+            chunk_size=args.chunk_size,
+            in_flight=args.in_flight,
+            progress=bar,
+            wait_for_tasks=args.wait,
+            results=results if args.wait else None,
+            wait_timeout_s=args.timeout,
+        )
+    if bar:
+        bar.close()
+    if args.json:
+        print(json.dumps(summary.to_dict(), indent=2))
+    else:
+        print(summary.render())
+        if args.wait and not summary.interrupted:
+            print(f"results: {results}")
+    if summary.interrupted:
+        return 130
+    return 0 if summary.ok else 1
