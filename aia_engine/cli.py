@@ -115,8 +115,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(func=cli_tasks.cmd_run)
 
+    status = sub.add_parser(
+        "status",
+        help="without TASK_ID: workers, queue depths per priority, tasks by status, the "
+        "oldest waiting task (exit 1 when no worker takes stages); with it: that task",
+    )
+    status.add_argument("task_id", nargs="?")
+    status.add_argument("--json", action="store_true", help="print JSON (for scripts)")
+    status.add_argument(
+        "--timeout", type=float, default=2.0, help="seconds to wait for workers to answer"
+    )
+    status.set_defaults(func=cli_tasks.cmd_status)
+
     for name, helptext, func in (
-        ("status", "show a task's status, stages and results", cli_tasks.cmd_status),
         ("cancel", "cancel a task's whole workflow", cli_tasks.cmd_cancel),
         ("retry", "re-run a failed or cancelled task from its failure", cli_tasks.cmd_retry),
     ):
@@ -163,7 +174,10 @@ def _parser() -> argparse.ArgumentParser:
     key = sub.add_parser("webhook-key", help="print a new AIA_WEBHOOK_ENCRYPTION_KEY")
     key.set_defaults(func=cmd_webhook_key)
 
-    rec = sub.add_parser("reconcile", help="relay the outbox and re-dispatch stuck workflows once")
+    rec = sub.add_parser(
+        "reconcile",
+        help="relay the outbox and re-dispatch stuck workflows once, saying what was done",
+    )
     rec.set_defaults(func=cli_tasks.cmd_reconcile)
 
     cli_batch.add_parser(sub)

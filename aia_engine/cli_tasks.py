@@ -82,9 +82,22 @@ def _follow(sessions: Any, task_id: str, *, timeout: float) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from aia_engine.tasks.queries import get_task
 
-    _, sessions, _, _ = _runtime()
-    print(json.dumps(get_task(sessions, args.task_id), indent=2))
-    return 0
+    if args.task_id:
+        _, sessions, _, _ = _runtime()
+        print(json.dumps(get_task(sessions, args.task_id), indent=2))
+        return 0
+    import redis
+
+    from aia_engine.ops_status import render, system_status
+    from aia_engine.publishing import utcnow
+
+    settings, sessions, publisher, _ = _runtime()
+    client = redis.Redis.from_url(settings.require_redis_url(), socket_timeout=5)
+    status = system_status(sessions, client, publisher.app, now=utcnow(), timeout_s=args.timeout)
+    print(json.dumps(status, indent=2) if args.json else render(status))
+    stage_queues = {"aia.high", "aia.default", "aia.low"}
+    alive = any(set(w["queues"]) & stage_queues for w in status["workers"])
+    return 0 if alive else 1
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
@@ -114,8 +127,12 @@ def cmd_reconcile(_args: argparse.Namespace) -> int:
     print(f"reconciler: {report.summary()}")
     for task_id, stages in report.redispatched.items():
         print(f"  re-dispatched {task_id}: {', '.join(stages)}")
+    for task_id, stages in report.expired_leases.items():
+        print(f"  lease expired (its worker is gone) {task_id}: {', '.join(stages)}")
     for task_id in report.settled:
         print(f"  settled {task_id}")
+    for task_id in report.failed:
+        print(f"  could not publish {task_id} (the broker refused; the next run tries again)")
     return 0
 
 
