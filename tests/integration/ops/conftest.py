@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -120,3 +121,14 @@ class ApiServer:
 
     def stop(self) -> int:
         return terminate(self.proc)
+
+
+def tiers(max_active: int) -> str:
+    """AIA_RATE_LIMIT_TIERS with no practical rate limit and `max_active` tasks per client."""
+    limits = {
+        "per_hour": 10**7,
+        "per_minute": 10**7,
+        "burst": 10**6,
+        "max_active_tasks": max_active,
+    }
+    return json.dumps(dict.fromkeys(("free", "developer", "business", "enterprise"), limits))

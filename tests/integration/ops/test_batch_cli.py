@@ -17,19 +17,9 @@ from sqlalchemy import func, select, update
 from aia_engine.db.models import StageRun, Task
 from tests.integration.api.conftest import Credentials
 from tests.integration.conftest import ROOT, Services, WorkerFactory, _empty_redis_db, _stop
-from tests.integration.ops.conftest import ApiServer, log_of, wait_for
+from tests.integration.ops.conftest import ApiServer, log_of, tiers, wait_for
 
 NOOP = {"task_type": "batch", "workflow": {"only": {"agent": "noop"}}}
-
-
-def tiers(max_active: int) -> str:
-    return json.dumps(
-        {
-            t: {"per_hour": 10**7, "per_minute": 10**7, "burst": 10**6,
-                "max_active_tasks": max_active}
-            for t in ("free", "developer", "business", "enterprise")
-        }
-    )  # fmt: skip
 
 
 def tasks_of(services: Services, client_id: str) -> int:
