@@ -155,6 +155,31 @@ def openapi_document() -> dict[str, Any]:
                 extra_ok={"503": {"description": "Degraded", **_json(_ref(schemas.Health))}},
             )
         },
+        "/health/live": {
+            "get": {
+                "summary": "Liveness",
+                "description": "This process answers; no dependency is checked.",
+                "operationId": "live",
+                "tags": ["system"],
+                "responses": {
+                    "200": {
+                        "description": "Alive",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["status", "version"],
+                                    "properties": {
+                                        "status": {"type": "string", "enum": ["alive"]},
+                                        "version": {"type": "string"},
+                                    },
+                                }
+                            }
+                        },
+                    }
+                },
+            }
+        },
         "/auth/token": {
             "post": {
                 "summary": "Token",

@@ -71,4 +71,13 @@ async def health(request: Request) -> JSONResponse:
     return JSONResponse(body, status_code=503 if failing else 200)
 
 
-routes = [Route("/health", health, methods=["GET"])]
+async def live(_request: Request) -> JSONResponse:
+    """Liveness: this process answers (no dependency checked; container health checks use it,
+    so an API is not restarted because a worker or PostgreSQL is down)."""
+    return JSONResponse({"status": "alive", "version": aia_engine.__version__})
+
+
+routes = [
+    Route("/health", health, methods=["GET"]),
+    Route("/health/live", live, methods=["GET"]),
+]
