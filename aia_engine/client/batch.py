@@ -331,8 +331,10 @@ def _follow(
     """Poll the tasks that changed since the last look; fetch each finished one once."""
     lines_of = {task_id: number for number, task_id in summary.tasks.items()}
     pending = set(lines_of)
-    # Tasks an earlier run created may have ended long ago: look at each of them once.
-    first_look = [t for t in summary.earlier if t in pending]
+    # The listing only covers tasks this run created (the API finds them by creation time);
+    # tasks an earlier run created are looked at one by one until they end.
+    earlier = {t for t in summary.earlier if t in pending}
+    created_after = since - timedelta(minutes=1)
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     since -= timedelta(seconds=5)
     with (
@@ -341,8 +343,8 @@ def _follow(
     ):
         while pending:
             looked = datetime.now(UTC)
-            ended = [t for t in _changed(api, since) if t in pending] + first_look
-            first_look = []
+            changed = _changed(api, since, created_after)
+            ended = [t for t in changed if t in pending] + sorted(earlier & pending)
             for view in pool.map(lambda t: api.request("GET", f"/tasks/{t}"), set(ended)):
                 status = view["status"]
                 if status not in TERMINAL:
@@ -374,12 +376,17 @@ def _results_file(path: Path | str | None) -> Iterator[IO[str] | None]:
         yield handle
 
 
-def _changed(api: ApiClient, since: datetime) -> list[str]:
-    """Ids of this client's tasks in a final status that changed at or after `since`."""
+def _changed(api: ApiClient, since: datetime, created_after: datetime) -> list[str]:
+    """Ids of this client's tasks created after `created_after`, in a final status, that
+    changed at or after `since`."""
     ended: list[str] = []
     cursor = None
     while True:
-        params: dict[str, Any] = {"updated_after": since.isoformat(), "limit": 200}
+        params: dict[str, Any] = {
+            "updated_after": since.isoformat(),
+            "created_after": created_after.isoformat(),
+            "limit": 200,
+        }
         if cursor:
             params["cursor"] = cursor
         page = api.request("GET", "/tasks", params=params)

@@ -194,12 +194,15 @@ def test_csv_with_wait_follows_every_task_through_the_quota_and_writes_results(
     path = services.tmp / "tasks.csv"
     path.write_text("\n".join(rows) + "\n")
     results = services.tmp / "tasks-results.jsonl"
+    command = ["aia-engine", "batch", "submit", str(path), "--wait", "--results", str(results),
+               "--timeout", "240", "--json"]  # fmt: skip
     try:
-        done = subprocess.run(
-            ["aia-engine", "batch", "submit", str(path), "--wait", "--results", str(results),
-             "--timeout", "240", "--json"],
-            env=batch_env(api, creds), cwd=ROOT, capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
+        done = subprocess.run(command, env=batch_env(api, creds), cwd=ROOT, capture_output=True,
+                              text=True, timeout=300)  # fmt: skip
+        first_results = results.read_text()
+        # Run again: nothing new is sent, and the finished tasks are reported all the same
+        again = subprocess.run(command, env=batch_env(api, creds), cwd=ROOT, capture_output=True,
+                               text=True, timeout=300)  # fmt: skip
     finally:
         _stop(worker)
         api.stop()
@@ -209,7 +212,11 @@ def test_csv_with_wait_follows_every_task_through_the_quota_and_writes_results(
     assert [r["line"] for r in summary["rejected"]] == [11, 21]
     assert "not valid JSON" in summary["rejected"][0]["reason"]
     assert "ghost" in summary["rejected"][1]["reason"]
-    written = [json.loads(x) for x in results.read_text().splitlines()]
+    rerun = json.loads(again.stdout)
+    assert (rerun["accepted"], rerun["already_submitted"]) == (0, 38), rerun
+    assert rerun["finished"] == {"completed": 38}
+    assert sorted(results.read_text().splitlines()) == sorted(first_results.splitlines())
+    written = [json.loads(x) for x in first_results.splitlines()]
     assert len(written) == 38 and {r["status"] for r in written} == {"completed"}
     for row in written:
         n = row["line"] - 1  # the header is line 1; row n is on line n + 1
