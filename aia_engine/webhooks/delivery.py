@@ -126,9 +126,12 @@ def attempt_delivery(
     except UnsafeWebhookUrl as exc:
         sent = Sent(None, 0.0, f"refused before connecting: {exc.message}", None, None, None)
     else:
-        # The slot covers the connection only. A short wait: a busy endpoint must not hold
-        # this worker for long; past it the attempt is handed back and sent again shortly.
-        if slots is not None and not slots.acquire(claimed.webhook_id, delivery_id, wait_s=0.5):
+        # The slot covers the connection only. A short wait (a fast endpoint frees a slot in
+        # moments): a slow endpoint must not hold this thread, which healthy endpoints'
+        # deliveries need; past it the attempt is handed back and sent again shortly.
+        if slots is not None and not slots.acquire(
+            claimed.webhook_id, delivery_id, wait_s=SLOT_WAIT_S
+        ):
             _hand_back(sessions, delivery_id)
             return AttemptOutcome("busy")
         try:
@@ -172,6 +175,7 @@ def attempt_delivery(
     return AttemptOutcome(decision.kind, sent.status_code, alerts)
 
 
+SLOT_WAIT_S = 0.1
 _SECRETS: dict[str, str] = {}
 
 
