@@ -18,8 +18,9 @@ from aia_engine import cli_batch, cli_clients, cli_tasks
 from aia_engine.cli_common import SERVICES_FILE, resolved_settings
 from aia_engine.errors import EngineError
 from aia_engine.settings import Settings, get_settings
+from workflows.compiler import STAGE_QUEUES
 
-WORKER_QUEUES = "aia.high,aia.default,aia.low"
+WORKER_QUEUES = ",".join(STAGE_QUEUES)
 WEBHOOK_QUEUE = "aia.webhooks"
 WEBHOOK_CONCURRENCY = 16
 
@@ -78,7 +79,10 @@ def _parser() -> argparse.ArgumentParser:
         f"(default {WEBHOOK_CONCURRENCY} threads; deliveries wait on the network)",
     )
     worker.add_argument(
-        "--hostname", "-n", default=None, help="node name (default aia-stages-PID@HOST)"
+        "--hostname",
+        "-n",
+        default=None,
+        help="node name (default aia-stages-PID@HOST, or aia-webhooks-PID@HOST)",
     )
     worker.add_argument("--loglevel", "-l", default="INFO")
     worker.set_defaults(func=cmd_worker)

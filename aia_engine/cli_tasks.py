@@ -95,9 +95,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     client = redis.Redis.from_url(settings.require_redis_url(), socket_timeout=5)
     status = system_status(sessions, client, publisher.app, now=utcnow(), timeout_s=args.timeout)
     print(json.dumps(status, indent=2) if args.json else render(status))
-    stage_queues = {"aia.high", "aia.default", "aia.low"}
-    alive = any(set(w["queues"]) & stage_queues for w in status["workers"])
-    return 0 if alive else 1
+    return 0 if status["stage_workers"] else 1
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from aia_engine.db.models import OutboxMessage, Task, TaskStatus
 from aia_engine.db.session import Sessions
 from aia_engine.metrics.prometheus import queue_depths
-from workflows.compiler import PRIORITY_QUEUES
+from workflows.compiler import PRIORITY_QUEUES, STAGE_QUEUES
 
 WAITING = (TaskStatus.ACCEPTED, TaskStatus.QUEUED)
 
@@ -38,8 +38,10 @@ def system_status(
         unpublished = session.scalar(
             select(func.count()).where(OutboxMessage.published_at.is_(None))
         )
+    workers = _workers(app, timeout_s)
     return {
-        "workers": _workers(app, timeout_s),
+        "workers": workers,
+        "stage_workers": sum(1 for w in workers if set(w["queues"]) & set(STAGE_QUEUES)),
         "queues": {p: depths.get(q, 0) for p, q in PRIORITY_QUEUES.items()}
         | {"webhooks": depths.get("aia.webhooks", 0)},
         "tasks": {s.value: int(counts.get(s.value, 0)) for s in TaskStatus},
@@ -78,15 +80,14 @@ def _workers(app: Celery, timeout_s: float) -> list[dict[str, Any]]:
 
 def render(status: dict[str, Any]) -> str:
     workers = status["workers"]
-    stage_workers = [w for w in workers if set(w["queues"]) & set(PRIORITY_QUEUES.values())]
-    lines = [f"workers: {len(workers)} alive ({len(stage_workers)} running stages)"]
+    lines = [f"workers: {len(workers)} alive ({status['stage_workers']} taking stages)"]
     for w in workers:
         lines.append(
             f"  {w['name']:<40} queues {','.join(w['queues']) or '-':<30} "
             f"concurrency {w['concurrency'] or '?':<3} running {w['running']:<4} "
             f"processed {w['processed']}"
         )
-    if not stage_workers:
+    if not status["stage_workers"]:
         lines.append("  no worker takes workflow stages: start one with `aia-engine worker`")
     q = status["queues"]
     lines.append(

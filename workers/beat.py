@@ -20,6 +20,7 @@ from aia_engine.metrics.prometheus import queue_depths
 from aia_engine.monitor import SystemMonitor
 from aia_engine.settings import Settings
 from workers.dispatch import send_deliveries
+from workflows.compiler import STAGE_QUEUES
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +28,7 @@ log = logging.getLogger(__name__)
 def stage_workers(app: Celery) -> int:
     """Workers consuming a stage queue (webhook-only workers do not run workflows)."""
     replies = app.control.inspect(timeout=1.0).active_queues() or {}
-    stage_queues = {"aia.high", "aia.default", "aia.low"}
-    return sum(1 for queues in replies.values() if {q["name"] for q in queues} & stage_queues)
+    return sum(1 for queues in replies.values() if {q["name"] for q in queues} & set(STAGE_QUEUES))
 
 
 def start_background(app: Celery, settings: Settings) -> list[threading.Event]:

@@ -38,6 +38,8 @@ from workflows.spec import WorkflowSpec
 
 RUN_STAGE = "aia.run_stage"
 PRIORITY_QUEUES = {"high": "aia.high", "medium": "aia.default", "low": "aia.low"}
+STAGE_QUEUES = tuple(PRIORITY_QUEUES.values())
+"""The queues a stage worker consumes (webhook deliveries have `aia.webhooks` to themselves)."""
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,10 @@ from sqlalchemy import text
 from aia_engine.db.session import Sessions
 from aia_engine.metrics.collect import system_figures
 from aia_engine.metrics.requests import totals
+from workflows.compiler import STAGE_QUEUES
 
 BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0)
-QUEUES = ("aia.high", "aia.default", "aia.low", "aia.webhooks")
+QUEUES = (*STAGE_QUEUES, "aia.webhooks")
 _DURATION = "extract(epoch FROM finished_at - started_at)"
 _STAGE_HISTOGRAM = text(
     "SELECT agent, count(*) AS n, coalesce(sum("
