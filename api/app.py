@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 import redis
 from sqlalchemy.exc import OperationalError
 from starlette.applications import Starlette
@@ -19,6 +20,7 @@ from aia_engine.db.session import Sessions, make_engine, make_sessions
 from aia_engine.limits.limiter import RateLimiter, limiter_redis
 from aia_engine.limits.quota import ActiveTasks
 from aia_engine.logs import configure as configure_logging
+from aia_engine.logs import flush as flush_logs
 from aia_engine.metrics.requests import RequestCounter
 from aia_engine.publishing import Publisher, PublishGate, PublishPipeline
 from aia_engine.settings import Settings, get_settings
@@ -159,6 +161,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        # No more request threads than pooled database connections: past the pool, each
+        # request would open (and close) an overflow connection, a few milliseconds each.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.api_db_pool_size
         flusher = threading.Thread(target=flush_loop, name="aia-metrics-flush", daemon=True)
         flusher.start()
         yield
@@ -173,6 +178,7 @@ def create_app(
             await res.active_tasks.fast.close()
         if own_sessions:
             sessions.kw["bind"].dispose()
+        flush_logs()
 
     app = Starlette(
         routes=[
@@ -209,5 +215,5 @@ def create_app(
 def app_from_env() -> Starlette:
     """The zero-argument factory uvicorn calls (`uvicorn --factory api.app:app_from_env`)."""
     settings = get_settings()
-    configure_logging(settings.log_format, settings.log_level)
+    configure_logging(settings.log_format, settings.log_level, background=True)
     return create_app(settings)

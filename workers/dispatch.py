@@ -59,8 +59,10 @@ class CeleryPublisher:
         if plain:
             reply_to = str(self.app.thread_oid)
             messages = [plain_message(c, reply_to=reply_to) for c in plain]
-            with self.app.connection_for_write() as conn:
-                client = conn.default_channel.client  # type: ignore[attr-defined]
+            # A pooled broker connection: a new one per flush costs a Redis connect and
+            # kombu's transport lookup.
+            with self.app.connection_or_acquire() as conn:
+                client = conn.default_channel.client
                 with client.pipeline(transaction=False) as pipe:
                     for queue, payload in messages:
                         pipe.lpush(queue, payload)

@@ -187,7 +187,8 @@ def insert_tasks(
             "workflow": t.spec.to_dict(),
             "assigned_agents": t.spec.agents,
             "idempotency_key": t.idempotency_key,
-            "request_hash": request_hash(t.request),
+            # Only a keyed request can be repeated, and only a repeat compares digests.
+            "request_hash": request_hash(t.request) if t.idempotency_key else None,
             "eta": t.eta.isoformat(),
             "payload": {"task_type": t.request.task_type, "stages": list(t.spec.stages)},
         }
