@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +64,21 @@ def add_parser(sub: Any) -> None:
     submit.set_defaults(func=cmd_batch_submit)
 
 
+@contextlib.contextmanager
+def _refused() -> Iterator[None]:
+    """The API refusing the credentials or the scope stops the run with a clear error."""
+    from aia_engine.client import ApiError
+
+    try:
+        yield
+    except ApiError as exc:
+        hint = {
+            401: "check AIA_CLIENT_ID and AIA_CLIENT_SECRET",
+            403: "the client needs the write scope",
+        }.get(exc.status, "")
+        raise RuntimeError(f"the API at the given URL refused: {exc}; {hint}".rstrip("; ")) from exc
+
+
 def cmd_batch_submit(args: argparse.Namespace) -> int:
     from aia_engine.client import ApiClient, submit_file
     from aia_engine.client.progress import ProgressBar
@@ -83,7 +100,7 @@ def cmd_batch_submit(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise RuntimeError(str(exc)) from exc
-    with api:
+    with api, _refused():
         summary = submit_file(
             api,
             args.file,

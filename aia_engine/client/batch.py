@@ -296,8 +296,11 @@ def _send_chunk(api: ApiClient, chunk: list[Line]) -> list[Outcome]:
     try:
         answer = api.request("POST", "/tasks/batch-submit", json={"tasks": items})
     except ApiError as exc:
-        too_big = exc.status == 413 or exc.error.get("code") == "E013"  # body, or quota
-        if too_big and len(chunk) > 1:  # halve it
+        if exc.status in (401, 403):  # credentials or scope: no line can go; stop the run
+            raise
+        too_many = (exc.error.get("details") or {}).get("issue") == "too many items"
+        too_big = exc.status == 413 or exc.error.get("code") == "E013" or too_many
+        if too_big and len(chunk) > 1:  # body, quota or batch size: halve it
             half = len(chunk) // 2
             return _send_chunk(api, chunk[:half]) + _send_chunk(api, chunk[half:])
         kind = "failed" if exc.status in (0, 500) else "rejected"

@@ -71,8 +71,10 @@ def test_a_10000_line_file_interrupted_half_way_resumes_to_exactly_10000_tasks(
     try:
         # Given a run interrupted with SIGINT (Ctrl-C) part way through
         log = services.tmp / "batch-first.log"
-        first = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log.open("wb"),
-                                 stderr=subprocess.STDOUT)  # fmt: skip
+        # (chunks of 250: past the server's 100 a request, so the CLI halves them; the keys do
+        # not depend on the grouping, which the second run changes)
+        first = subprocess.Popen([*command, "--chunk-size", "250"], env=env, cwd=ROOT,
+                                 stdout=log.open("wb"), stderr=subprocess.STDOUT)  # fmt: skip
         first.log_path = log  # type: ignore[attr-defined]
         wait_for(lambda: tasks_of(services, creds.client_id) >= 2_500, first, "a quarter sent")
         first.send_signal(signal.SIGINT)
@@ -175,6 +177,14 @@ def test_forced_progress_without_a_terminal_and_a_clear_error_without_credential
         env={**env, "AIA_CLIENT_SECRET": ""}, cwd=ROOT, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert no_creds.returncode == 2 and "AIA_CLIENT_SECRET" in no_creds.stderr
+    wrong = subprocess.run(
+        ["aia-engine", "batch", "submit", str(path), "--chunk-size", "500"],
+        env={**env, "AIA_CLIENT_SECRET": "not-the-secret"}, cwd=ROOT, capture_output=True,
+        text=True, timeout=60,
+    )  # fmt: skip
+    assert wrong.returncode == 2, wrong.stderr
+    assert "refused: 401" in wrong.stderr and "check AIA_CLIENT_ID" in wrong.stderr
+    assert "Traceback" not in wrong.stderr
 
 
 def test_csv_with_wait_follows_every_task_through_the_quota_and_writes_results(
