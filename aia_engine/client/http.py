@@ -1,9 +1,10 @@
 """`ApiClient`: client-credentials tokens, and requests retried the way the API asks.
 
 429 waits for `Retry-After` (rate limit or active-task quota) and tries again, for as long as
-it takes (unless the request alone is larger than the whole quota: that is raised); 502/503/504 and network errors are retried with exponential backoff a bounded number
-of times. Retrying a submission is safe only with idempotency keys, which the batch sender
-always uses.
+it takes (unless the request alone is larger than the whole quota: that is raised); 502, 503,
+504 and network errors are retried with exponential backoff a bounded number of times.
+Retrying a submission is safe only with idempotency keys (an `Idempotency-Key` header, or a
+batch item's `idempotency_key`), which the batch sender always uses.
 """
 
 from __future__ import annotations
