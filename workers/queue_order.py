@@ -60,7 +60,9 @@ class WeightedPriorityCycle:
         # Queues the weights do not name (a custom queue) count once and come after.
         present = {q: self.weights.get(q, 1) for q in self.items}
         self._schedule = leader_schedule(present)
-        self._order = sorted(self.items, key=self._rank)
+        order = sorted(self.items, key=self._rank)
+        # Each fetch asks for one of these lists (kombu calls `consume` before every BRPOP).
+        self._orders = {lead: [lead] + [q for q in order if q != lead] for lead in order}
         self._pos = 0
 
     def _rank(self, queue: str) -> tuple[int, str]:
@@ -70,8 +72,7 @@ class WeightedPriorityCycle:
     def consume(self, n: int) -> list[str]:
         if not self._schedule:
             return self.items[:n]
-        leader = self._schedule[self._pos % len(self._schedule)]
-        return ([leader] + [q for q in self._order if q != leader])[:n]
+        return self._orders[self._schedule[self._pos % len(self._schedule)]][:n]
 
     def rotate(self, last_used: str) -> str:
         self._pos += 1

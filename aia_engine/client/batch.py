@@ -133,8 +133,11 @@ def _key(batch_id: str, number: int, content: str) -> str:
 
 
 def count_lines(path: Path, fmt: str | None = None) -> int:
-    """Lines that hold a task (blank lines do not count)."""
-    return sum(1 for _ in read_lines(path, fmt=fmt, batch_id="-"))
+    """Lines that hold a task (blank lines and rows do not count), without parsing them."""
+    with path.open(encoding="utf-8", newline="") as handle:
+        if detect_format(path, fmt) == "csv":
+            return max(0, sum(1 for row in csv.reader(handle) if any(row)) - 1)  # the header
+        return sum(1 for text in handle if text.strip())
 
 
 def read_lines(
@@ -284,8 +287,7 @@ def _send_all(
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             settle(done)
     except KeyboardInterrupt:
-        api.cancel()
-        summary.interrupted = True
+        api.cancel()  # requests waiting to retry give up, so the pool stops at once
         pool.shutdown(wait=True, cancel_futures=True)
         raise
     pool.shutdown(wait=True)

@@ -100,15 +100,23 @@ class ApiClient:
     ) -> Any:
         return self._send(method, path, json=json, params=params, headers=headers)
 
-    def _send(self, method: str, path: str, *, authed: bool = True, **kwargs: Any) -> Any:
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        authed: bool = True,
+        headers: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> Any:
         failures = 0
         renewed = False
         while True:
-            headers = dict(kwargs.pop("headers", None) or {})
+            sent = dict(headers or {})
             if authed:
-                headers["Authorization"] = f"Bearer {self.token()}"
+                sent["Authorization"] = f"Bearer {self.token()}"
             try:
-                answer = self._http.request(method, path, headers=headers, **kwargs)
+                answer = self._http.request(method, path, headers=sent, **kwargs)
             except httpx.TransportError as exc:
                 failures += 1
                 if failures > self.max_retries:
@@ -116,9 +124,7 @@ class ApiClient:
                         0, {"message": f"{type(exc).__name__}: {exc} ({self.url})"}
                     ) from exc
                 self._wait("network error", self.backoff_s * 2 ** (failures - 1))
-                kwargs["headers"] = headers
                 continue
-            kwargs["headers"] = headers
             if answer.status_code == 401 and authed and not renewed:
                 renewed = True
                 self.token(renew=True)

@@ -22,7 +22,7 @@ from aia_engine.estimates import agent_durations, estimate_completion
 from aia_engine.limits.quota import ClientQuota
 from aia_engine.publishing import Publisher, PublishGate, mark_published_many, utcnow
 from aia_engine.settings import Settings
-from aia_engine.tasks.models import IDEMPOTENCY_KEY, TaskRequest
+from aia_engine.tasks.models import TaskRequest, checked_key
 from aia_engine.tasks.submit import (
     Accepted,
     NewTask,
@@ -103,14 +103,7 @@ def _own_key(raw: Any, index: int) -> tuple[Any, str | None]:
         return raw, None
     raw = dict(raw)
     key = raw.pop("idempotency_key")
-    if not isinstance(key, str) or not IDEMPOTENCY_KEY.match(key):
-        raise InvalidRequest(
-            "idempotency_key must be 1-200 visible ASCII characters",
-            field=f"tasks[{index}].idempotency_key",
-            issue="invalid key",
-            provided_value=key if isinstance(key, str) else type(key).__name__,
-        )
-    return raw, key
+    return raw, checked_key(key, field=f"tasks[{index}].idempotency_key", issue="invalid key")
 
 
 def _accept(

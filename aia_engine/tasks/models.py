@@ -7,9 +7,23 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from aia_engine.errors import InvalidRequest
+
 Priority = Literal["high", "medium", "low"]
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 """An Idempotency-Key (header or batch item): 1-200 visible ASCII characters."""
+
+
+def checked_key(key: object, *, field: str, issue: str) -> str:
+    """`key` if it is a valid idempotency key; else InvalidRequest naming `field`."""
+    if isinstance(key, str) and IDEMPOTENCY_KEY.match(key):
+        return key
+    raise InvalidRequest(
+        f"{field} must be 1-200 visible ASCII characters",
+        field=field,
+        issue=issue,
+        provided_value=key[:200] if isinstance(key, str) else type(key).__name__,
+    )
 
 
 class TaskRequest(BaseModel):

@@ -13,7 +13,7 @@ from aia_engine.errors import InvalidRequest
 from aia_engine.tasks.batch import submit_batch
 from aia_engine.tasks.control import cancel_task, retry_task
 from aia_engine.tasks.dryrun import plan_task
-from aia_engine.tasks.models import IDEMPOTENCY_KEY, TaskRequest
+from aia_engine.tasks.models import TaskRequest, checked_key
 from aia_engine.tasks.queries import get_task, list_tasks
 from aia_engine.tasks.submit import new_task_id, submit_task
 from api.auth import require
@@ -25,14 +25,7 @@ def idempotency_key(request: Request) -> str | None:
     key = request.headers.get("idempotency-key")
     if key is None:
         return None
-    if not IDEMPOTENCY_KEY.match(key):
-        raise InvalidRequest(
-            "Idempotency-Key must be 1-200 visible ASCII characters",
-            field="Idempotency-Key",
-            issue="invalid header",
-            provided_value=key[:200],
-        )
-    return key
+    return checked_key(key, field="Idempotency-Key", issue="invalid header")
 
 
 async def _submit(request: Request, *, need_workflow: bool) -> JSONResponse:

@@ -66,7 +66,13 @@ def log_of(proc: subprocess.Popen[bytes]) -> str:
     return path.read_text(errors="replace") if path.exists() else ""
 
 
-def wait_for(check: Any, proc: subprocess.Popen[bytes], what: str, timeout: float = 60) -> Any:
+def wait_for(
+    check: Any,
+    proc: subprocess.Popen[bytes] | None,
+    what: str,
+    timeout: float = 60,
+    interval: float = 0.2,
+) -> Any:
     """Poll `check()` until it returns something truthy; fail early if `proc` died."""
     deadline = time.monotonic() + timeout
     while True:
@@ -76,11 +82,11 @@ def wait_for(check: Any, proc: subprocess.Popen[bytes], what: str, timeout: floa
             found = None
         if found:
             return found
-        if proc.poll() is not None:
+        if proc is not None and proc.poll() is not None:
             pytest.fail(f"{what}: the process exited with {proc.returncode}:\n{log_of(proc)}")
         if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not after {timeout}s:\n{log_of(proc)[-4000:]}")
-        time.sleep(0.2)
+            pytest.fail(f"{what}: not after {timeout}s:\n{log_of(proc)[-4000:] if proc else ''}")
+        time.sleep(interval)
 
 
 def terminate(proc: subprocess.Popen[bytes], timeout: float = 40) -> int:

@@ -218,7 +218,8 @@ def test_csv_with_wait_follows_every_task_through_the_quota_and_writes_results(
         api.stop()
     summary = json.loads(done.stdout)
     assert done.returncode == 1, done.stderr  # two lines were rejected
-    assert summary["accepted"] == 38 and summary["finished"] == {"completed": 38}, summary
+    assert summary["total"] == 40 and summary["accepted"] == 38, summary
+    assert summary["finished"] == {"completed": 38}, summary
     assert [r["line"] for r in summary["rejected"]] == [11, 21]
     assert "not valid JSON" in summary["rejected"][0]["reason"]
     assert "ghost" in summary["rejected"][1]["reason"]

@@ -8,7 +8,6 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 import httpx
 import redis
@@ -25,7 +24,15 @@ from tests.integration.conftest import (
     noop,
     workflow,
 )
-from tests.integration.ops.conftest import ApiServer, log_of, ops_env, start, terminate, tiers
+from tests.integration.ops.conftest import (
+    ApiServer,
+    log_of,
+    ops_env,
+    start,
+    terminate,
+    tiers,
+    wait_for,
+)
 from tests.integration.test_durability import (
     assert_each_output_written_once,
     private_engine,
@@ -44,14 +51,6 @@ def stages_in(engine: Engine, ids: list[str], status: str) -> set[tuple[str, str
     return {(t, n) for t, n in rows}
 
 
-def wait_until(check: Callable[[], Any], what: str, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (found := check()):
-        assert time.monotonic() < deadline, what
-        time.sleep(0.05)
-    return found
-
-
 def test_sigterm_to_a_worker_finishes_what_it_runs_and_another_worker_runs_the_rest(
     services: Services, engine: Engine, start_worker: WorkerFactory
 ) -> None:
@@ -63,8 +62,8 @@ def test_sigterm_to_a_worker_finishes_what_it_runs_and_another_worker_runs_the_r
         env = ops_env(services, services.tmp / "term-worker", REDIS_URL=url)
         first = start(services, "aia-engine worker --concurrency 4", env,
                       services.tmp / "term-worker.log")  # fmt: skip
-        running = wait_until(lambda: len(s := stages_in(mine, ids, "running")) >= 3 and s,
-                             "stages running")  # fmt: skip
+        running = wait_for(lambda: len(s := stages_in(mine, ids, "running")) >= 3 and s,
+                           None, "stages running", interval=0.05)  # fmt: skip
 
         # When it gets SIGTERM (as a process manager stops it)
         terminated_at = time.monotonic()
@@ -185,7 +184,8 @@ def test_three_workers_share_300_two_stage_workflows_and_a_kill_9_loses_nothing(
         workers = [start_worker(f"scale{i}", concurrency=2, env=env) for i in range(3)]
         beat = start_beat(services, env)
         # When one of them is killed with SIGKILL mid-run
-        wait_until(lambda: len(stages_in(mine, ids, "completed")) >= 150, "a quarter done")
+        wait_for(lambda: len(stages_in(mine, ids, "completed")) >= 150, None, "a quarter done",
+                 interval=0.05)  # fmt: skip
         victim = workers[1]
         os.killpg(victim.pid, signal.SIGKILL)
         victim.wait(10)
