@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -46,34 +47,38 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(json.dumps(accepted.to_dict(), indent=2))
     if not args.wait:
         return 0
-    return _follow(sessions, accepted.task_id, timeout=args.timeout)
+    return _follow(settings, sessions, accepted.task_id, timeout=args.timeout)
 
 
-def _follow(sessions: Any, task_id: str, *, timeout: float) -> int:
+def _follow(settings: Settings, sessions: Any, task_id: str, *, timeout: float) -> int:
     from aia_engine.tasks.queries import get_task
+    from aia_engine.tasks.wait import TaskWaiter, WaitTimeout
 
     seen: dict[str, tuple[str, float]] = {}
     deadline = time.monotonic() + timeout
-    while True:
-        view = get_task(sessions, task_id)
-        for stage in view["stages"]:
-            key = (stage["status"], stage["progress"])
-            if seen.get(stage["name"]) != key:
-                seen[stage["name"]] = key
+    with TaskWaiter.from_settings(settings) as waiter:
+        while True:
+            view = get_task(sessions, task_id)
+            for stage in view["stages"]:
+                key = (stage["status"], stage["progress"])
+                if seen.get(stage["name"]) != key:
+                    seen[stage["name"]] = key
+                    print(
+                        f"  [{view['progress']:5.1f}%] {stage['name']:<20} {stage['agent']:<26} "
+                        f"{stage['status']:<10} {stage['progress']:5.1f}%",
+                        flush=True,
+                    )
+            if view["status"] in ("completed", "failed", "cancelled"):
+                break
+            if time.monotonic() > deadline:
                 print(
-                    f"  [{view['progress']:5.1f}%] {stage['name']:<20} {stage['agent']:<26} "
-                    f"{stage['status']:<10} {stage['progress']:5.1f}%",
-                    flush=True,
+                    f"timed out after {timeout:g}s; the task goes on: aia-engine status {task_id}",
+                    file=sys.stderr,
                 )
-        if view["status"] in ("completed", "failed", "cancelled"):
-            break
-        if time.monotonic() > deadline:
-            print(
-                f"timed out after {timeout:g}s; the task goes on: aia-engine status {task_id}",
-                file=sys.stderr,
-            )
-            return 3
-        time.sleep(0.5)
+                return 3
+            # Progress twice a second; the end as soon as the task's notification comes.
+            with contextlib.suppress(WaitTimeout):
+                waiter.wait([task_id], timeout=0.5)
     print(f"task {task_id} {view['status']}")
     print(json.dumps(view.get("results") or view.get("error"), indent=2))
     return 0 if view["status"] == "completed" else 1

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import select, text, update
+from sqlalchemy import Connection, select, text
 from sqlalchemy.orm import Session
 
 from aia_engine.db.models import TERMINAL_STAGE, TERMINAL_TASK, OutboxMessage, Task
-from aia_engine.db.session import Sessions
+from aia_engine.db.session import Sessions, autocommit
 from aia_engine.settings import Settings
 from aia_engine.tasks.events import relax_commit, stage_rows
 from workflows.spec import WorkflowSpec, spec_from_dict
@@ -131,8 +131,8 @@ class PublishPipeline:
             self.gate.succeeded()
             sent += len(items)
             try:
-                with self.sessions.begin() as session:
-                    mark_published_many(session, [(t, o) for t, o, _, _ in items], now=utcnow())
+                with autocommit(self.sessions) as conn:
+                    mark_published_many(conn, [(t, o) for t, o, _, _ in items], now=utcnow())
             except Exception as exc:  # the relay republishes these later; stages are idempotent
                 log.warning("recording %d published tasks failed: %s", len(items), exc)
 
@@ -178,8 +178,10 @@ def publish_now(
         log.warning("publish of task %s failed, the outbox relay will retry: %s", task_id, exc)
         return False
     gate.succeeded()
-    with sessions.begin() as session:
-        mark_published(session, task_id=task_id, outbox_id=outbox_id, now=utcnow())
+    # One statement in autocommit: one round trip, and the task row is locked only while it
+    # runs (a stage claiming the task right after the publish does not wait for a transaction).
+    with autocommit(sessions) as conn:
+        mark_published_many(conn, [(task_id, outbox_id)], now=utcnow())
     return True
 
 
@@ -187,8 +189,10 @@ def mark_published(session: Session, *, task_id: str, outbox_id: int, now: datet
     mark_published_many(session, [(task_id, outbox_id)], now=now)
 
 
-_MARK_TASKS = text("""
-WITH old AS (
+_MARK_PUBLISHED = text("""
+WITH sent AS (
+    UPDATE outbox SET published_at = :now WHERE id = ANY(:outbox_ids)
+), old AS (
     SELECT id, status FROM tasks WHERE id = ANY(:task_ids) ORDER BY id FOR UPDATE
 ), upd AS (
     UPDATE tasks AS t SET
@@ -205,18 +209,24 @@ SELECT id, event_seq, 'task.queued', NULL, '{}'::jsonb, :now FROM upd WHERE was 
 """)
 
 
-def mark_published_many(session: Session, marks: list[tuple[str, int]], *, now: datetime) -> None:
+def mark_published_many(
+    session: Session | Connection, marks: list[tuple[str, int]], *, now: datetime
+) -> None:
     """Outbox rows published; their tasks `queued` (with a `task.queued` event) if still accepted.
 
-    Task rows are locked in id order, so concurrent markers never deadlock each other.
+    One statement. Task rows are locked in id order, so concurrent markers never deadlock each
+    other. In a session the commit is relaxed (a lost mark only makes the relay publish again).
     """
-    relax_commit(session)
+    if isinstance(session, Session):
+        relax_commit(session)
     session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id.in_([o for _, o in marks]))
-        .values(published_at=now)
+        _MARK_PUBLISHED,
+        {
+            "outbox_ids": [o for _, o in marks],
+            "task_ids": sorted({t for t, _ in marks}),
+            "now": now,
+        },
     )
-    session.execute(_MARK_TASKS, {"task_ids": sorted({t for t, _ in marks}), "now": now})
 
 
 def residual_spec(session: Session, task: Task) -> WorkflowSpec | None:

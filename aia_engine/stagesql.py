@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import text
+import psycopg
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 
-from aia_engine.db.session import Sessions, autocommit
+from aia_engine.db.session import Sessions
 
-_CLAIM = text(
-    "SELECT outcome, attempt, task_row, inputs FROM aia_claim_stage(:t, :s, :c, :timeout, :grace)"
-)
-_COMPLETE = text("SELECT aia_complete_stage(:t, :s, :c, CAST(:output AS jsonb), :duration)")
+_CLAIM = "SELECT outcome, attempt, task_row, inputs FROM aia_claim_stage(%s, %s, %s, %s, %s)"
+_COMPLETE = "SELECT aia_complete_stage(%s, %s, %s, %s::jsonb, %s)"
 
 
 @dataclass(frozen=True)
@@ -38,18 +38,10 @@ def claim_in_sql(
     default_timeout_s: float,
     grace_s: float,
 ) -> SqlClaim:
-    with autocommit(sessions) as conn:
-        row = conn.execute(
-            _CLAIM,
-            {
-                "t": task_id,
-                "s": stage,
-                "c": celery_id,
-                "timeout": default_timeout_s,
-                "grace": grace_s,
-            },
-        ).one()
-    return SqlClaim(str(row.outcome), int(row.attempt), row.task_row, row.inputs)
+    outcome, attempt, task_row, inputs = _call(
+        sessions, _CLAIM, (task_id, stage, celery_id, default_timeout_s, grace_s)
+    )
+    return SqlClaim(str(outcome), int(attempt), task_row, inputs)
 
 
 def complete_in_sql(
@@ -61,16 +53,35 @@ def complete_in_sql(
     output: dict[str, Any],
     duration: float,
 ) -> str:
-    with autocommit(sessions) as conn:
-        return str(
-            conn.execute(
-                _COMPLETE,
-                {
-                    "t": task_id,
-                    "s": stage,
-                    "c": celery_id,
-                    "output": json.dumps(output),
-                    "duration": duration,
-                },
-            ).scalar_one()
-        )
+    (outcome,) = _call(
+        sessions, _COMPLETE, (task_id, stage, celery_id, json.dumps(output), duration)
+    )
+    return str(outcome)
+
+
+def _call(sessions: Sessions, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...]:
+    """One statement, in autocommit, on a pooled connection's psycopg connection directly.
+
+    These two calls are on every stage's path, and SQLAlchemy's per-call work (connection
+    wrapping, isolation-level switching, statement compilation and result processing) adds
+    about half a round trip to each. The pool is still SQLAlchemy's: a connection that breaks is invalidated and
+    errors surface as SQLAlchemy's (an `OperationalError` is retried by the stage task).
+    """
+    engine: Engine = sessions.kw["bind"]
+    pooled = engine.raw_connection()
+    try:
+        conn = cast(psycopg.Connection[Any], pooled.driver_connection)
+        conn.autocommit = True
+        try:
+            row = conn.execute(sql, params).fetchone()
+        finally:
+            if not conn.closed:
+                conn.autocommit = False  # as the pool hands connections out
+    except psycopg.Error as exc:
+        if isinstance(exc, psycopg.OperationalError) or conn.closed:
+            pooled.invalidate(exc)
+        raise DBAPIError.instance(sql, params, exc, psycopg.Error) from exc
+    finally:
+        pooled.close()
+    assert row is not None
+    return tuple(row)

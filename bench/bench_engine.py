@@ -21,7 +21,6 @@ from typing import Any
 
 import redis
 from celery import chain, chord, group
-from sqlalchemy import func, select
 
 from bench.services import BenchServices, private_services
 
@@ -75,21 +74,22 @@ def engine_handles() -> tuple[Any, Any, Any, Any]:
     )
 
 
-def wait_completed(sessions: Any, ids: list[str], timeout: float = 600) -> None:
-    from aia_engine.db.models import Task
+def wait_completed(ids: list[str], timeout: float = 600) -> None:
+    """Until every task is `completed` in PostgreSQL, as a script would wait: woken by the
+    engine's end-of-task notification (`aia_engine.tasks.wait`), not by polling."""
+    from aia_engine.settings import get_settings
+    from aia_engine.tasks.wait import TaskWaiter
 
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with sessions.begin() as s:
-            done = s.scalar(
-                select(func.count())
-                .select_from(Task)
-                .where(Task.id.in_(ids), Task.status == "completed")
-            )
-        if done == len(ids):
-            return
-        time.sleep(0.002 if len(ids) < 5 else 0.2)
-    raise TimeoutError(f"only {done}/{len(ids)} completed")
+    global _waiter
+    if _waiter is None:
+        _waiter = TaskWaiter.from_settings(get_settings())
+    statuses = _waiter.wait(ids, timeout=timeout)
+    failed = {k: v for k, v in statuses.items() if v != "completed"}
+    if failed:
+        raise RuntimeError(f"tasks did not complete: {failed}")
+
+
+_waiter: Any = None
 
 
 def run_threads(threads: int, n: int, fn: Any) -> list[Any]:
@@ -139,7 +139,7 @@ def bench_throughput(n: int, threads: int, r: redis.Redis) -> dict[str, float]:
     t0 = time.perf_counter()
     ids = run_threads(threads, n, submit)
     submit_s = time.perf_counter() - t0
-    wait_completed(sessions, ids)
+    wait_completed(ids)
     pipeline.close()
     eng_s = time.perf_counter() - t0
     eng_calls = (redis_calls(r) - calls0) / n
@@ -185,7 +185,7 @@ def bench_latency(kind: str, runs: int) -> dict[str, float]:
         task_id = submit_task(
             sessions, request, settings=settings, publisher=publisher, gate=gate
         ).task_id
-        wait_completed(sessions, [task_id])
+        wait_completed([task_id])
         eng.append(time.perf_counter() - t0)
         if i == 0:
             raw.clear()

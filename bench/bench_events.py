@@ -145,7 +145,7 @@ def bench_webhooks(args: argparse.Namespace, tmp: Path, env: dict[str, str], por
     for n in (warm, args.tasks):
         started = datetime.now(UTC)
         ids = paced(n, args.rate, submit)
-        wait_completed(sessions, ids)
+        wait_completed(ids)
         got = collect(n)
     engine = [(at - ts(json.loads(body)["timestamp"])) * 1000 for at, body in got]
     from sqlalchemy import text
@@ -249,7 +249,7 @@ def bench_sse(args: argparse.Namespace, tmp: Path, env: dict[str, str]) -> dict[
         submit = one_stage_submitter(handles, lambda i: clients[i % len(clients)].client_id)
 
         ids = paced(args.sse_tasks, args.sse_rate, submit)
-        wait_completed(sessions, ids)
+        wait_completed(ids)
         time.sleep(1.0)
         loop.call_soon_threadsafe(stop.set)
         reader.join(30)

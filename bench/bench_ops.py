@@ -102,7 +102,7 @@ def engine_tps(n: int, stages: int) -> float:
         results = submit_batch(sessions, [body] * min(100, n - start), settings=settings,
                                publisher=publisher, gate=gate, client_id="local")  # fmt: skip
         ids += [r["task_id"] for r in results]
-    wait_completed(sessions, ids)
+    wait_completed(ids)
     return n / (time.perf_counter() - t0)
 
 

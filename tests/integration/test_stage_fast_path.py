@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from aia_engine.db.models import StageRun, Task, TaskEvent
+from aia_engine.db.session import make_engine, make_sessions
 from aia_engine.stages import execute_stage
+from aia_engine.stagesql import claim_in_sql, complete_in_sql
 from tests.integration.conftest import Engine, noop, workflow
 
 WORKFLOW = workflow(
@@ -78,3 +82,78 @@ def test_dependency_not_finished_waits_on_both_paths(engine: Engine) -> None:
             engine.sessions, task_id=task_id, stage="d", celery_id="early", settings=settings
         )
         assert outcome.kind == "wait"
+
+
+def test_fast_path_leaves_pooled_connections_as_the_pool_hands_them_out(engine: Engine) -> None:
+    sessions = make_sessions(make_engine(engine.services.settings, pool_size=1, relaxed=True))
+    pool_engine = sessions.kw["bind"]
+    task_id = engine.submit(WORKFLOW, client_id="fast-path-test")
+    claim = claim_in_sql(
+        sessions, task_id=task_id, stage="a", celery_id="c-a", default_timeout_s=20, grace_s=2
+    )
+    assert claim.outcome == "claimed" and claim.inputs == {}
+    assert claim.task_row is not None and claim.task_row["stage"]["agent"] == "noop"
+    # The connection the claim ran on is back in the pool out of autocommit: a session's
+    # transaction on it is still one transaction (its rollback undoes its write).
+    with sessions() as session:
+        raw = session.connection().connection.driver_connection
+        assert raw is not None and raw.autocommit is False
+        session.execute(
+            text("UPDATE tasks SET description = 'changed' WHERE id = :t"), {"t": task_id}
+        )
+        session.rollback()
+    with engine.sessions.begin() as session:
+        assert session.get(Task, task_id).description == "test"  # type: ignore[union-attr]
+    pool_engine.dispose()
+
+
+def test_fast_path_reconnects_after_losing_its_connection(engine: Engine) -> None:
+    sessions = make_sessions(make_engine(engine.services.settings, pool_size=1, relaxed=True))
+    pool_engine = sessions.kw["bind"]
+    task_id = engine.submit(WORKFLOW, client_id="fast-path-test")
+    pooled = pool_engine.raw_connection()
+    backend = pooled.driver_connection.info.backend_pid  # type: ignore[union-attr]
+    pooled.close()
+    with engine.sessions.begin() as session:
+        session.execute(text("SELECT pg_terminate_backend(:p)"), {"p": backend})
+    # The broken connection surfaces as SQLAlchemy's OperationalError (the stage task retries
+    # on it) and is dropped from the pool ...
+    with pytest.raises(OperationalError):
+        claim_in_sql(
+            sessions, task_id=task_id, stage="a", celery_id="c-a", default_timeout_s=20, grace_s=2
+        )
+    # ... so the retry gets a fresh one and claims the stage.
+    claim = claim_in_sql(
+        sessions, task_id=task_id, stage="a", celery_id="c-a", default_timeout_s=20, grace_s=2
+    )
+    assert claim.outcome == "claimed"
+    assert (
+        complete_in_sql(
+            sessions, task_id=task_id, stage="a", celery_id="c-a", output={"x": 1}, duration=0.01
+        )
+        == "completed"
+    )
+    pool_engine.dispose()
+
+
+def test_a_database_error_in_the_fast_path_is_sqlalchemys(engine: Engine) -> None:
+    sessions = make_sessions(make_engine(engine.services.settings, pool_size=1, relaxed=True))
+    with pytest.raises(DBAPIError) as caught:
+        # NaN is not a number JSON accepts: PostgreSQL refuses the output.
+        complete_in_sql(
+            sessions, task_id="t", stage="a", celery_id="c", output={"x": float("nan")}, duration=0
+        )
+    assert not isinstance(caught.value, OperationalError)
+    # The connection stays usable.
+    assert (
+        claim_in_sql(
+            sessions,
+            task_id="task_missing",
+            stage="a",
+            celery_id="c",
+            default_timeout_s=1,
+            grace_s=1,
+        ).outcome
+        == "missing"
+    )
+    sessions.kw["bind"].dispose()

@@ -1,0 +1,110 @@
+"""Waiting for tasks to end, woken by PostgreSQL rather than by polling.
+
+A trigger (migration 0008) sends `NOTIFY aia_task_ended '<task id> <status>'` when a task
+completes, fails or is cancelled, at commit. `TaskWaiter` holds one connection of its own
+that LISTENs on that channel: it reads the statuses once (after LISTEN, so no end can fall
+between the read and the first notification), then sleeps until a notification names a task
+it waits for. It reads the statuses again every `recheck_s` regardless, so a notification lost
+with a dropped connection costs at most that long.
+
+    with TaskWaiter.from_settings(settings) as waiter:
+        statuses = waiter.wait(task_ids, timeout=600)   # {task_id: "completed" | ...}
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from types import TracebackType
+
+import psycopg
+from sqlalchemy.engine import make_url
+
+from aia_engine.db.models import TaskStatus
+from aia_engine.settings import Settings
+
+CHANNEL = "aia_task_ended"
+ENDED = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
+
+
+class WaitTimeout(TimeoutError):
+    """Some tasks had not ended by the deadline; `ended` holds those that had."""
+
+    def __init__(self, pending: set[str], ended: dict[str, str], timeout: float) -> None:
+        super().__init__(f"{len(pending)} task(s) had not ended after {timeout:g}s")
+        self.pending = pending
+        self.ended = ended
+
+
+def libpq_url(database_url: str) -> str:
+    """A SQLAlchemy URL (`postgresql+psycopg://...`) as libpq takes it."""
+    url = make_url(database_url).set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
+
+
+class TaskWaiter:
+    """One listening connection; not thread-safe (use one waiter per thread)."""
+
+    def __init__(self, database_url: str, *, recheck_s: float = 1.0) -> None:
+        self.recheck_s = recheck_s
+        self._conn = psycopg.connect(libpq_url(database_url), autocommit=True, connect_timeout=5)
+        self._conn.execute(f"LISTEN {CHANNEL}")
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, recheck_s: float = 1.0) -> TaskWaiter:
+        return cls(settings.require_database_url(), recheck_s=recheck_s)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> TaskWaiter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def statuses(self, task_ids: Iterable[str]) -> dict[str, str]:
+        """The current status of each task that exists."""
+        rows = self._conn.execute(
+            "SELECT id, status FROM tasks WHERE id = ANY(%s)", (list(task_ids),)
+        ).fetchall()
+        return {str(task_id): str(status) for task_id, status in rows}
+
+    def wait(self, task_ids: Iterable[str], *, timeout: float | None = None) -> dict[str, str]:
+        """Block until every task in `task_ids` has ended; return each one's final status.
+
+        Raises `WaitTimeout` after `timeout` seconds (None: no limit), and `KeyError` for an
+        id that names no task.
+        """
+        pending = set(task_ids)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        ended = self._ended(pending)
+        checked = time.monotonic()
+        while pending - ended.keys():
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                raise WaitTimeout(pending - ended.keys(), ended, timeout or 0.0)
+            if now - checked >= self.recheck_s:  # a notification may have been lost
+                ended.update(self._ended(pending - ended.keys()))
+                checked = now
+                continue
+            slice_s = checked + self.recheck_s - now
+            if deadline is not None:
+                slice_s = min(slice_s, deadline - now)
+            for note in self._conn.notifies(timeout=slice_s, stop_after=1):
+                task_id, _, status = note.payload.partition(" ")
+                if task_id in pending:
+                    ended[task_id] = status
+        return ended
+
+    def _ended(self, task_ids: set[str]) -> dict[str, str]:
+        found = self.statuses(task_ids)
+        missing = task_ids - found.keys()
+        if missing:
+            raise KeyError(f"no such task: {', '.join(sorted(missing))}")
+        return {task_id: status for task_id, status in found.items() if status in ENDED}
