@@ -8,9 +8,10 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from aia_engine.db.models import StageRun, StageStatus
+from aia_engine.db.session import Sessions
 from workflows.plan import critical_path
 from workflows.spec import WorkflowSpec
 
@@ -20,14 +21,20 @@ _lock = threading.Lock()
 _cache: tuple[float, dict[str, float]] | None = None
 
 
-def agent_durations(session: Session | Connection, *, now: datetime) -> dict[str, float]:
-    """Mean seconds of completed stages per agent over the last day (cached a minute)."""
+def agent_durations(source: Session | Connection | Sessions, *, now: datetime) -> dict[str, float]:
+    """Mean seconds of completed stages per agent over the last day (cached a minute).
+
+    `source` may be a session factory: a connection is then taken only when the cache is old.
+    """
     global _cache
     with _lock:
         if _cache is not None and time.monotonic() - _cache[0] < _CACHE_TTL_S:
             return _cache[1]
+    if isinstance(source, sessionmaker):
+        with source() as session:
+            return agent_durations(session, now=now)
     seconds = func.avg(func.extract("epoch", StageRun.finished_at - StageRun.started_at))
-    rows = session.execute(
+    rows = source.execute(
         select(StageRun.agent, seconds)
         .where(
             StageRun.status == StageStatus.COMPLETED, StageRun.finished_at > now - timedelta(days=1)

@@ -2,19 +2,17 @@
 
 `claim_in_sql` and `complete_in_sql` call `aia_claim_stage` / `aia_complete_stage`, which take
 the same locks in the same order as the Python runner in `aia_engine.stages`. They answer
-'slow' for anything unusual, having changed nothing, and the Python runner takes over.
+'slow' for anything unusual, having changed nothing, and the Python runner takes over. Both
+run on psycopg directly (`aia_engine.db.direct`): they are on every stage's path.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
-import psycopg
-from sqlalchemy import Engine
-from sqlalchemy.exc import DBAPIError
-
+from aia_engine.db.direct import direct
 from aia_engine.db.session import Sessions
 
 _CLAIM = "SELECT outcome, attempt, task_row, inputs FROM aia_claim_stage(%s, %s, %s, %s, %s)"
@@ -60,28 +58,7 @@ def complete_in_sql(
 
 
 def _call(sessions: Sessions, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...]:
-    """One statement, in autocommit, on a pooled connection's psycopg connection directly.
-
-    These two calls are on every stage's path, and SQLAlchemy's per-call work (connection
-    wrapping, isolation-level switching, statement compilation and result processing) adds
-    about half a round trip to each. The pool is still SQLAlchemy's: a connection that breaks is invalidated and
-    errors surface as SQLAlchemy's (an `OperationalError` is retried by the stage task).
-    """
-    engine: Engine = sessions.kw["bind"]
-    pooled = engine.raw_connection()
-    try:
-        conn = cast(psycopg.Connection[Any], pooled.driver_connection)
-        conn.autocommit = True
-        try:
-            row = conn.execute(sql, params).fetchone()
-        finally:
-            if not conn.closed:
-                conn.autocommit = False  # as the pool hands connections out
-    except psycopg.Error as exc:
-        if isinstance(exc, psycopg.OperationalError) or conn.closed:
-            pooled.invalidate(exc)
-        raise DBAPIError.instance(sql, params, exc, psycopg.Error) from exc
-    finally:
-        pooled.close()
+    with direct(sessions) as conn:
+        row = conn.execute(sql, params).fetchone()
     assert row is not None
     return tuple(row)

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from aia_engine.db.direct import in_session, sqlalchemy_errors
 from aia_engine.db.models import Task
 from aia_engine.db.session import Sessions
 from aia_engine.errors import Conflict, EngineError, InvalidRequest
@@ -141,8 +142,11 @@ def _accept(
         if quota is not None:
             quota.reserve(ids)
         try:
-            outbox_ids = insert_tasks(session, new, now=now) if new else []
-            session.flush()
+            if new:
+                with sqlalchemy_errors():
+                    outbox_ids = insert_tasks(in_session(session), new, now=now)
+            else:
+                outbox_ids = []
         except BaseException:
             if quota is not None:
                 quota.release(ids)

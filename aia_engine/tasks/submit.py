@@ -11,13 +11,13 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, select, text
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from aia_engine.agents.registry import UnknownAgent, known_agents
+from aia_engine.db.direct import Psycopg, direct
 from aia_engine.db.models import Task, TaskStatus
-from aia_engine.db.session import Sessions, autocommit
+from aia_engine.db.session import Sessions
 from aia_engine.errors import Conflict
 from aia_engine.estimates import agent_durations, estimate_completion
 from aia_engine.limits.quota import ClientQuota
@@ -108,9 +108,9 @@ def submit_task(
     try:
         # One statement, atomic by itself: in autocommit it is one round trip, and durable
         # (synchronous commit) before "accepted" is answered.
-        with autocommit(sessions) as conn:
-            eta = estimate_completion(spec, agent_durations(conn, now=now), start=now)
-            new = NewTask(task_id, request, spec, client_id, idempotency_key, eta)
+        eta = estimate_completion(spec, agent_durations(sessions, now=now), start=now)
+        new = NewTask(task_id, request, spec, client_id, idempotency_key, eta)
+        with direct(sessions) as conn:
             (outbox_id,) = insert_tasks(conn, [new], now=now)
     except BaseException as exc:
         if quota is not None:  # no new task: give its place back
@@ -142,39 +142,38 @@ class NewTask:
     eta: datetime
 
 
-_INSERT_ACCEPTED = text("""
+_INSERT_ACCEPTED = """
 WITH t AS (
     INSERT INTO tasks (id, client_id, task_type, description, priority, requirements, context, workflow,
                        assigned_agents, status, progress, partial_results, idempotency_key, request_hash,
                        event_seq, dispatch_count, created_at, updated_at, estimated_completion)
     SELECT id, client_id, task_type, description, priority, requirements, context, workflow,
-           assigned_agents, 'accepted', 0, '{}'::jsonb, idempotency_key, request_hash, 1, 0, :now, :now, eta
-    FROM jsonb_to_recordset(CAST(:tasks AS jsonb)) AS x(
+           assigned_agents, 'accepted', 0, '{}'::jsonb, idempotency_key, request_hash, 1, 0, %(now)s, %(now)s, eta
+    FROM jsonb_to_recordset(CAST(%(tasks)s AS jsonb)) AS x(
         id text, client_id text, task_type text, description text, priority text, requirements jsonb,
         context jsonb, workflow jsonb, assigned_agents jsonb, idempotency_key text, request_hash text,
         eta timestamptz)
 ), s AS (
     INSERT INTO stage_runs (task_id, name, agent, position, dependencies, status, attempt, max_attempts,
                             progress, updated_at)
-    SELECT task_id, name, agent, position, dependencies, 'pending', 0, max_attempts, 0, :now
-    FROM jsonb_to_recordset(CAST(:stages AS jsonb)) AS x(
+    SELECT task_id, name, agent, position, dependencies, 'pending', 0, max_attempts, 0, %(now)s
+    FROM jsonb_to_recordset(CAST(%(stages)s AS jsonb)) AS x(
         task_id text, name text, agent text, position int, dependencies jsonb, max_attempts int)
 ), e AS (
     INSERT INTO task_events (task_id, seq, type, payload, created_at)
-    SELECT id, 1, 'task.accepted', payload, :now
-    FROM jsonb_to_recordset(CAST(:tasks AS jsonb)) AS x(id text, payload jsonb)
+    SELECT id, 1, 'task.accepted', payload, %(now)s
+    FROM jsonb_to_recordset(CAST(%(tasks)s AS jsonb)) AS x(id text, payload jsonb)
 )
 INSERT INTO outbox (task_id, kind, payload, attempts, created_at)
-SELECT id, 'dispatch', '{}'::jsonb, 0, :now FROM jsonb_to_recordset(CAST(:tasks AS jsonb)) AS x(id text)
+SELECT id, 'dispatch', '{}'::jsonb, 0, %(now)s FROM jsonb_to_recordset(CAST(%(tasks)s AS jsonb)) AS x(id text)
 RETURNING task_id, id
-""")
+"""
 
 
-def insert_tasks(
-    session: Session | Connection, tasks: list[NewTask], *, now: datetime
-) -> list[int]:
+def insert_tasks(conn: Psycopg, tasks: list[NewTask], *, now: datetime) -> list[int]:
     """Insert tasks with their stages, first events and outbox rows in ONE statement (one round
-    trip, whatever the number of tasks). Returns the outbox ids in the order of `tasks`."""
+    trip, whatever the number of tasks), on psycopg directly (`aia_engine.db.direct`: in
+    autocommit, or `in_session`). Returns the outbox ids in the order of `tasks`."""
     rows = [
         {
             "id": t.task_id,
@@ -206,16 +205,8 @@ def insert_tasks(
         for t in tasks
         for position, (name, stage) in enumerate(t.spec.stages.items())
     ]
-    found: dict[str, int] = dict(
-        session.execute(
-            _INSERT_ACCEPTED,
-            {
-                "tasks": json.dumps(rows),
-                "stages": json.dumps(stages),
-                "now": now,
-            },
-        ).all()
-    )
+    params = {"tasks": json.dumps(rows), "stages": json.dumps(stages), "now": now}
+    found: dict[str, int] = dict(conn.execute(_INSERT_ACCEPTED, params).fetchall())
     return [int(found[t.task_id]) for t in tasks]
 
 
