@@ -4,8 +4,8 @@ A trigger (migration 0008) sends `NOTIFY aia_task_ended '<task id> <status>'` wh
 completes, fails or is cancelled, at commit. `TaskWaiter` holds one connection of its own
 that LISTENs on that channel: it reads the statuses once (after LISTEN, so no end can fall
 between the read and the first notification), then sleeps until a notification names a task
-it waits for. It reads the statuses again every `recheck_s` regardless, so a notification lost
-with a dropped connection costs at most that long.
+it waits for. It reads the statuses again every `recheck_s` regardless, so a lost
+notification costs at most that long, and reconnects when the database goes away.
 
     with TaskWaiter.from_settings(settings) as waiter:
         statuses = waiter.wait(task_ids, timeout=600)   # {task_id: "completed" | ...}
@@ -13,9 +13,11 @@ with a dropped connection costs at most that long.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable
 from types import TracebackType
+from typing import Any
 
 import psycopg
 from sqlalchemy.engine import make_url
@@ -23,7 +25,10 @@ from sqlalchemy.engine import make_url
 from aia_engine.db.models import TaskStatus
 from aia_engine.settings import Settings
 
+log = logging.getLogger(__name__)
+
 CHANNEL = "aia_task_ended"
+RECONNECT_S = 0.5
 ENDED = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
 
 
@@ -47,8 +52,13 @@ class TaskWaiter:
 
     def __init__(self, database_url: str, *, recheck_s: float = 1.0) -> None:
         self.recheck_s = recheck_s
-        self._conn = psycopg.connect(libpq_url(database_url), autocommit=True, connect_timeout=5)
-        self._conn.execute(f"LISTEN {CHANNEL}")
+        self._url = libpq_url(database_url)
+        self._conn = self._connect()
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        conn = psycopg.connect(self._url, autocommit=True, connect_timeout=5)
+        conn.execute(f"LISTEN {CHANNEL}")
+        return conn
 
     @classmethod
     def from_settings(cls, settings: Settings, *, recheck_s: float = 1.0) -> TaskWaiter:
@@ -79,28 +89,52 @@ class TaskWaiter:
         """Block until every task in `task_ids` has ended; return each one's final status.
 
         Raises `WaitTimeout` after `timeout` seconds (None: no limit), and `KeyError` for an
-        id that names no task.
+        id that names no task. A lost database connection is re-made (every 0.5 s) and the
+        statuses read again; it does not end the wait.
         """
         pending = set(task_ids)
         deadline = None if timeout is None else time.monotonic() + timeout
-        ended = self._ended(pending)
-        checked = time.monotonic()
-        while pending - ended.keys():
+        ended: dict[str, str] = {}
+        checked: float | None = None  # when the table was last read
+        while checked is None or pending - ended.keys():
             now = time.monotonic()
-            if deadline is not None and now >= deadline:
+            if checked is not None and deadline is not None and now >= deadline:
                 raise WaitTimeout(pending - ended.keys(), ended, timeout or 0.0)
-            if now - checked >= self.recheck_s:  # a notification may have been lost
-                ended.update(self._ended(pending - ended.keys()))
-                checked = now
-                continue
-            slice_s = checked + self.recheck_s - now
-            if deadline is not None:
-                slice_s = min(slice_s, deadline - now)
-            for note in self._conn.notifies(timeout=slice_s, stop_after=1):
-                task_id, _, status = note.payload.partition(" ")
-                if task_id in pending:
-                    ended[task_id] = status
+            try:
+                if checked is None or now - checked >= self.recheck_s:
+                    # First, and whenever a notification may have been lost.
+                    ended.update(self._ended(pending - ended.keys()))
+                    checked = now
+                    continue
+                slice_s = checked + self.recheck_s - now
+                if deadline is not None:
+                    slice_s = min(slice_s, deadline - now)
+                for note in self._conn.notifies(timeout=slice_s, stop_after=1):
+                    task_id, _, status = note.payload.partition(" ")
+                    if task_id in pending:
+                        ended[task_id] = status
+            except psycopg.OperationalError as exc:
+                log.warning("waiting for tasks: database connection lost (%s); reconnecting", exc)
+                self._reconnect(deadline, pending - ended.keys(), ended, timeout)
+                checked = None  # notifications sent while disconnected are gone: read again
         return ended
+
+    def _reconnect(
+        self,
+        deadline: float | None,
+        pending: set[str],
+        ended: dict[str, str],
+        timeout: float | None,
+    ) -> None:
+        self._conn.close()
+        while True:
+            try:
+                self._conn = self._connect()
+                return
+            except psycopg.OperationalError as exc:
+                if deadline is not None and time.monotonic() + RECONNECT_S >= deadline:
+                    raise WaitTimeout(pending, ended, timeout or 0.0) from exc
+                time.sleep(RECONNECT_S)
 
     def _ended(self, task_ids: set[str]) -> dict[str, str]:
         found = self.statuses(task_ids)

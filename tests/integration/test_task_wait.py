@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+from sqlalchemy import text
 
 from aia_engine.tasks.control import cancel_task
 from aia_engine.tasks.wait import TaskWaiter, WaitTimeout
@@ -93,3 +94,21 @@ def test_unknown_task_ids_are_refused(engine: Engine) -> None:
         pytest.raises(KeyError, match="task_doesnotexist"),
     ):
         waiter.wait(["task_doesnotexist"], timeout=1)
+
+
+def test_a_lost_connection_is_made_again_and_the_wait_goes_on(engine: Engine) -> None:
+    task_id = engine.submit(workflow({"slow": noop(sleep_s=1.5)}))
+
+    def terminate(pid: int) -> None:
+        with engine.sessions.begin() as session:
+            session.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+
+    with TaskWaiter.from_settings(engine.services.settings, recheck_s=60) as waiter:
+        backend = waiter._conn.info.backend_pid
+        timer = threading.Timer(0.3, terminate, args=(backend,))
+        timer.start()
+        started = time.monotonic()
+        assert waiter.wait([task_id], timeout=30) == {task_id: "completed"}
+        assert time.monotonic() - started < 10
+        timer.join()
+        assert waiter._conn.info.backend_pid != backend
