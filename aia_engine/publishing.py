@@ -185,10 +185,6 @@ def publish_now(
     return True
 
 
-def mark_published(session: Session, *, task_id: str, outbox_id: int, now: datetime) -> None:
-    mark_published_many(session, [(task_id, outbox_id)], now=now)
-
-
 _MARK_PUBLISHED = text("""
 WITH sent AS (
     UPDATE outbox SET published_at = :now WHERE id = ANY(:outbox_ids)

@@ -106,10 +106,10 @@ def submit_task(
     if quota is not None:
         quota.reserve([task_id])
     try:
-        # One statement, atomic by itself: in autocommit it is one round trip, and durable
-        # (synchronous commit) before "accepted" is answered.
         eta = estimate_completion(spec, agent_durations(sessions, now=now), start=now)
         new = NewTask(task_id, request, spec, client_id, idempotency_key, eta)
+        # One statement, atomic by itself: in autocommit it is one round trip, and durable
+        # (synchronous commit) before "accepted" is answered.
         with direct(sessions) as conn:
             (outbox_id,) = insert_tasks(conn, [new], now=now)
     except BaseException as exc:
