@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,9 +39,16 @@ def private_services(tag: str) -> Iterator[BenchServices]:
     os.environ.update({"DATABASE_URL": db_url, "REDIS_URL": redis_url})
     get_settings.cache_clear()
     upgrade(get_settings())
+    finished = False
     try:
         yield BenchServices(db_url, redis_url, tmp)
+        finished = True
     finally:
         redis_proc.terminate()
+        redis_proc.wait(30)
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if finished:  # a failed run keeps its logs (and the private Redis's files) to read
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            print(f"logs kept in {tmp}")
