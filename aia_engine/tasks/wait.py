@@ -2,9 +2,9 @@
 
 A trigger (migration 0008) sends `NOTIFY aia_task_ended '<task id> <status>'` when a task
 completes, fails or is cancelled, at commit. `TaskWaiter` holds one connection of its own
-that LISTENs on that channel: it reads the statuses once (after LISTEN, so no end can fall
-between the read and the first notification), then sleeps until a notification names a task
-it waits for. It reads the statuses again every `recheck_s` regardless, so a lost
+that LISTENs on that channel while it waits: it reads the statuses once (after LISTEN, so no
+end can fall between the read and the first notification), then sleeps until a notification
+names a task it waits for. It reads the statuses again every `recheck_s` regardless, so a lost
 notification costs at most that long, and reconnects when the database goes away.
 
     with TaskWaiter.from_settings(settings) as waiter:
@@ -13,6 +13,7 @@ notification costs at most that long, and reconnects when the database goes away
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Iterable
@@ -56,9 +57,7 @@ class TaskWaiter:
         self._conn = self._connect()
 
     def _connect(self) -> psycopg.Connection[Any]:
-        conn = psycopg.connect(self._url, autocommit=True, connect_timeout=5)
-        conn.execute(f"LISTEN {CHANNEL}")
-        return conn
+        return psycopg.connect(self._url, autocommit=True, connect_timeout=5)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, recheck_s: float = 1.0) -> TaskWaiter:
@@ -94,6 +93,22 @@ class TaskWaiter:
         """
         pending = set(task_ids)
         deadline = None if timeout is None else time.monotonic() + timeout
+        # Listening only while waiting: a connection that listens but is not read holds back
+        # the server's notification queue for everyone (it fills, and then NOTIFY fails).
+        try:
+            self._listen()
+        except psycopg.OperationalError:  # the connection died while idle
+            self._reconnect(deadline, pending, {}, timeout)
+        try:
+            return self._wait(pending, deadline, timeout)
+        finally:
+            if not self._conn.closed:
+                with contextlib.suppress(psycopg.Error):
+                    self._conn.execute(f"UNLISTEN {CHANNEL}")
+
+    def _wait(
+        self, pending: set[str], deadline: float | None, timeout: float | None
+    ) -> dict[str, str]:
         ended: dict[str, str] = {}
         checked: float | None = None  # when the table was last read
         while checked is None or pending - ended.keys():
@@ -119,6 +134,13 @@ class TaskWaiter:
                 checked = None  # notifications sent while disconnected are gone: read again
         return ended
 
+    def _listen(self) -> None:
+        self._conn.execute(f"LISTEN {CHANNEL}")
+        # Drop what an earlier wait left unread: a task that ended then may have been retried
+        # since. The statuses are read after this, so nothing current is lost.
+        for _ in self._conn.notifies(timeout=0):
+            pass
+
     def _reconnect(
         self,
         deadline: float | None,
@@ -130,6 +152,7 @@ class TaskWaiter:
         while True:
             try:
                 self._conn = self._connect()
+                self._listen()
                 return
             except psycopg.OperationalError as exc:
                 if deadline is not None and time.monotonic() + RECONNECT_S >= deadline:

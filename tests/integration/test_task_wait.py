@@ -112,3 +112,27 @@ def test_a_lost_connection_is_made_again_and_the_wait_goes_on(engine: Engine) ->
         assert time.monotonic() - started < 10
         timer.join()
         assert waiter._conn.info.backend_pid != backend
+
+
+def test_an_old_unread_notification_is_not_taken_for_the_tasks_end(engine: Engine) -> None:
+    task_id = engine.submit(workflow({"slow": noop(sleep_s=1.0)}))
+    with TaskWaiter.from_settings(engine.services.settings, recheck_s=60) as waiter:
+        # As if an earlier wait had left this task's previous end unread on the connection
+        # (a task that failed, was then retried, and is running again).
+        waiter._conn.execute("LISTEN aia_task_ended")
+        waiter._conn.execute(f"NOTIFY aia_task_ended, '{task_id} failed'")
+        assert waiter.wait([task_id], timeout=30) == {task_id: "completed"}
+
+
+def test_a_waiter_listens_only_while_it_waits(engine: Engine) -> None:
+    task_id = engine.submit(workflow({"a": noop()}))
+
+    def listening(waiter: TaskWaiter) -> list[str]:
+        # pg_listening_channels() answers for its own session: ask the waiter's connection.
+        return [r[0] for r in waiter._conn.execute("SELECT pg_listening_channels()").fetchall()]
+
+    with TaskWaiter.from_settings(engine.services.settings) as waiter:
+        assert listening(waiter) == []
+        waiter.wait([task_id], timeout=30)
+        # An idle listener that nobody reads would hold back the server's notification queue.
+        assert listening(waiter) == []
