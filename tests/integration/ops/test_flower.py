@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from typing import Any
 
 import httpx
@@ -41,6 +42,20 @@ def test_flower_shows_the_workers_and_each_stage_by_stage_and_agent(
             flower,
             "flower up",
         )
+
+        # Flower answers HTTP before its event receiver has subscribed, and task events sent
+        # before that are gone (a broadcast): wait until it has seen a probe task's events.
+        def sees_events() -> bool:
+            probe = engine.submit(workflow({"probe": noop()}))
+            engine.wait(probe)
+            deadline = time.monotonic() + 3
+            while time.monotonic() < deadline:
+                if stage_tasks(url, probe):
+                    return True
+                time.sleep(0.2)
+            return False
+
+        wait_for(sees_events, flower, "flower receiving task events")
         task_id = engine.submit(workflow(STAGES))
         assert engine.wait(task_id)["status"] == "completed"
         # Then its API lists the engine's worker
