@@ -149,11 +149,17 @@ class Settings(BaseSettings):
     """Largest workflow accepted (stages)."""
     default_stage_timeout_s: float = Field(default=300.0, gt=0)
     """Soft time limit of a stage that sets no `timeout_s`."""
-    max_stage_timeout_s: float = Field(default=3600.0, gt=0)
-    """Largest `timeout_s` a stage may ask for; the broker visibility timeout must exceed it."""
+    max_stage_timeout_s: float = Field(default=900.0, gt=0)
+    """Largest `timeout_s` a stage may ask for (the most time one stage may hold a worker
+    process); the broker visibility timeout must exceed it."""
     stage_hard_limit_grace_s: float = Field(default=10.0, ge=1)
     """Seconds between a stage's soft limit (the agent is told) and its hard kill."""
     max_stage_retries: int = Field(default=10, ge=0)
+    max_stage_output_bytes: int = Field(default=4_194_304, ge=1024)
+    """Largest stage output stored (bytes of its JSON); a larger one fails the stage (E020)."""
+    max_stage_redispatches: int = Field(default=5, ge=0)
+    """How many times a stage is run again after a run that recorded no outcome (its worker
+    died, its lease ran out); the next loss fails it as lost (E021)."""
     max_workflow_duration_s: float = Field(default=86_400.0, gt=0)
     """Longest a workflow may take end to end; Celery results must outlive it (chord counters)."""
     visibility_timeout_s: float = Field(default=7_200.0, gt=0)
@@ -177,6 +183,12 @@ class Settings(BaseSettings):
     stage_fast_path: bool = True
     """Claim and complete stages with the server-side SQL of migration 0004 (one round trip
     each); off, the Python runner does everything (the reference behaviour)."""
+    worker_synchronous_commit: Literal["on", "off", "local", "remote_write", "remote_apply"] = "on"
+    """PostgreSQL `synchronous_commit` of worker connections. `on`: a stage's claim and outcome
+    are on disk before anyone is told. `off` is faster but a database crash can forget the
+    last fraction of a second of completions (see docs/operations.md)."""
+    agent_modules: list[str] = Field(default_factory=list)
+    """Python modules imported at start (API and workers) to register more agents (JSON list)."""
     worker_concurrency: int = Field(default=2, ge=1)
     queue_weights: dict[str, int] = Field(
         default_factory=lambda: {"high": 6, "medium": 3, "low": 1}

@@ -15,6 +15,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from aia_engine.activity import RequestLog
+from aia_engine.agents import known_agents
 from aia_engine.auth.tokens import VerifiedTokens
 from aia_engine.db.session import Sessions, make_engine, make_sessions
 from aia_engine.limits.limiter import RateLimiter, limiter_redis
@@ -104,6 +105,9 @@ def create_app(
     count_workers: Callable[[], int] | None = None,
     resolver: Resolver = system_resolver,
 ) -> Starlette:
+    # Load every agent now: a module named in AIA_AGENT_MODULES that cannot be imported stops
+    # the start instead of failing the first request that names an agent.
+    known_agents()
     default_publisher, default_count, send = _celery_defaults(settings)
     publisher = publisher or default_publisher
     count_workers = count_workers or default_count

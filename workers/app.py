@@ -17,12 +17,16 @@ app.autodiscover_tasks(["workers"], related_name="tasks", force=True)
 @worker_init.connect
 def _prepare_worker(sender: Any = None, **_: Any) -> None:
     from aia_engine.agents import known_agents
+    from aia_engine.agents.registry import AgentModuleError
     from aia_engine.settings import get_settings
     from workers.safety import UnsafeWorkerConfig, check_worker
 
     # Load the agents (built-ins and entry points) once in the parent, before the pool forks,
     # so no child pays for it on its first stage and a broken plugin shows at start.
-    log.info("agents: %s", ", ".join(known_agents()))
+    try:
+        log.info("agents: %s", ", ".join(known_agents()))
+    except AgentModuleError as exc:
+        raise SystemExit(f"aia-engine: {exc}") from exc
     try:
         check_worker(app.conf, get_settings())
     except UnsafeWorkerConfig as exc:

@@ -133,7 +133,7 @@ def _replace_deps(stage: StageSpec, deps: tuple[str, ...]) -> StageSpec:
 class Limits:
     max_stages: int = 100
     max_retries: int = 10
-    max_timeout_s: float = 3600.0
+    max_timeout_s: float = 900.0
 
 
 def parse_workflow(

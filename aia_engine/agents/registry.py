@@ -7,10 +7,15 @@ A third-party package declares, in its pyproject.toml:
 
 where `my_agent` is an object with `name`, `description` and `run(ctx) -> dict` (or a function
 taking the context, whose docstring becomes the description).
+
+An operator can also name modules in AIA_AGENT_MODULES (a JSON list); each is imported when the
+registry is first used (API and workers do that at start) and registers its agents with
+`@agent(...)`. A module that cannot be imported stops the process: it was asked for by name.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
 from collections.abc import Callable
@@ -26,6 +31,10 @@ ENTRY_POINT_GROUP = "aia_engine.agents"
 _registry: dict[str, Agent] = {}
 _discovered = False
 _discover_lock = threading.Lock()
+
+
+class AgentModuleError(RuntimeError):
+    """Raised when a module named in AIA_AGENT_MODULES cannot be imported."""
 
 
 class UnknownAgent(InvalidRequest):
@@ -91,8 +100,21 @@ def _discover() -> None:
 
         for ep in entry_points(group=ENTRY_POINT_GROUP):
             _register_entry_point(ep)
+        _import_agent_modules()
         # Set last: another thread must never see a half-filled registry.
         _discovered = True
+
+
+def _import_agent_modules() -> None:
+    from aia_engine.settings import get_settings
+
+    for name in get_settings().agent_modules:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:
+            raise AgentModuleError(
+                f"AIA_AGENT_MODULES names {name!r}, which cannot be imported: {exc!r}"
+            ) from exc
 
 
 def _register_entry_point(ep: EntryPoint) -> None:

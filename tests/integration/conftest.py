@@ -61,6 +61,8 @@ TEST_TIMINGS = {
             for t in ("free", "developer", "business", "enterprise")
         }
     ),
+    # The test-only agent (`test_noop`: waits, fails, ...) that no shipped agent may offer.
+    "AIA_AGENT_MODULES": '["tests.agents"]',
     # API and worker processes must share the key that encrypts webhook secrets.
     "AIA_WEBHOOK_ENCRYPTION_KEY": "G5yf0nLmAyhuJsN5wP2cJkE1oQ0qx2iYt3K9hQvOa8Y=",
 }
@@ -303,7 +305,8 @@ def workflow(stages: dict[str, dict[str, Any]], **extra: Any) -> dict[str, Any]:
 
 
 def noop(*deps: str, **params: Any) -> dict[str, Any]:
-    stage: dict[str, Any] = {"agent": "noop", "dependencies": list(deps)}
+    """A stage of the test-only agent `test_noop` (tests/agents.py), with `params`."""
+    stage: dict[str, Any] = {"agent": "test_noop", "dependencies": list(deps)}
     options = {
         k: params.pop(k)
         for k in ("retries", "retry_backoff", "timeout_s", "on_failure")

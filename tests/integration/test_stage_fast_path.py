@@ -92,7 +92,7 @@ def test_fast_path_leaves_pooled_connections_as_the_pool_hands_them_out(engine: 
         sessions, task_id=task_id, stage="a", celery_id="c-a", default_timeout_s=20, grace_s=2
     )
     assert claim.outcome == "claimed" and claim.inputs == {}
-    assert claim.task_row is not None and claim.task_row["stage"]["agent"] == "noop"
+    assert claim.task_row is not None and claim.task_row["stage"]["agent"] == "test_noop"
     # The connection the claim ran on is back in the pool out of autocommit: a session's
     # transaction on it is still one transaction (its rollback undoes its write).
     with sessions() as session:

@@ -117,7 +117,7 @@ def test_the_guides_handler_and_standard_webhooks_accept_every_delivery(
     hooks.register(receiver, ["task.completed", "task.failed"], "client-guide")
     ok = run_tasks(engine, "client-guide", 3)
     failed = engine.submit(
-        workflow({"boom": {"agent": "noop", "dependencies": [], "params": {"fail": True}}}),
+        workflow({"boom": {"agent": "test_noop", "dependencies": [], "params": {"fail": True}}}),
         client_id="client-guide",
     )
     assert engine.wait(failed)["status"] == "failed"

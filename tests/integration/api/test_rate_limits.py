@@ -274,7 +274,7 @@ def test_redis_down_under_load(services: Services, make_client: Callable[..., Cr
 SLOW = {
     "task_type": "custom",
     "description": "quota test",
-    "workflow": {"wait": {"agent": "noop", "dependencies": [], "params": {"sleep_s": 60}}},
+    "workflow": {"wait": {"agent": "test_noop", "dependencies": [], "params": {"sleep_s": 60}}},
 }
 
 

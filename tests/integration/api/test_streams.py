@@ -79,7 +79,7 @@ def read_events(
 def chain(n: int, sleep_s: float) -> dict[str, Any]:
     stages = {
         f"s{i}": {
-            "agent": "noop",
+            "agent": "test_noop",
             "dependencies": [f"s{i - 1}"] if i else [],
             "params": {"sleep_s": sleep_s},
         }

@@ -353,7 +353,7 @@ def test_cancel_and_retry_over_http(authed: Callable[..., httpx.Client]) -> None
     slow = {
         "task_type": "t",
         "workflow": {
-            "slow": {"agent": "noop", "params": {"sleep_s": 5, "steps": 50}},
+            "slow": {"agent": "test_noop", "params": {"sleep_s": 5, "steps": 50}},
             "next": {"agent": "noop", "dependencies": ["slow"]},
         },
     }

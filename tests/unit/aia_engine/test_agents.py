@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+import time
 from typing import Any
 
 import pytest
@@ -139,13 +140,36 @@ def test_report_assembles_upstream_outputs_into_json_and_markdown() -> None:
     assert any("Market size" in f for f in out["key_findings"])
 
 
-def test_noop_fails_for_the_first_attempts_then_succeeds() -> None:
-    noop = get_agent("noop")
+def test_the_test_agent_fails_for_the_first_attempts_then_succeeds() -> None:
+    import tests.agents  # noqa: F401  (registers `test_noop`, as AIA_AGENT_MODULES does)
+
+    probe = get_agent("test_noop")
     with pytest.raises(AgentError):
-        noop.run(ctx(params={"fail_attempts": 1}))
+        probe.run(ctx(params={"fail_attempts": 1}))
     attempt_two = ctx(params={"fail_attempts": 1})
     attempt_two.attempt = 2
-    assert noop.run(attempt_two)["stage"] == "s"
+    assert probe.run(attempt_two)["stage"] == "s"
+
+
+def test_shipped_noop_takes_no_parameter_that_reaches_the_host() -> None:
+    # A client may send anything in params: the shipped noop neither looks at files, nor
+    # waits, nor fails on request; its answer is the same whether a path exists or not.
+    noop = get_agent("noop")
+    for path in ("/etc/passwd", "/definitely/not/here", "/root/.ssh/id_rsa"):
+        started = time.monotonic()
+        out = noop.run(
+            ctx(
+                params={
+                    "fail_until_exists": path,
+                    "sleep_s": 3600,
+                    "fail": True,
+                    "fail_attempts": 5,
+                    "echo": path,
+                }
+            )
+        )
+        assert out == {"stage": "s", "upstream": [], "echo": path}
+        assert time.monotonic() - started < 0.5
 
 
 def test_unknown_dataset_lists_the_known_ones() -> None:
