@@ -140,3 +140,21 @@ class StageTimedOut(EngineError):
     status = 504
     type = "StageTimedOut"
     code = "E011"
+
+
+class StageOutputNotStorable(EngineError):
+    """Raised when a stage's output cannot be stored: not JSON (NaN, Infinity, ...), over
+    AIA_MAX_STAGE_OUTPUT_BYTES, or refused by PostgreSQL; the stage fails with it."""
+
+    status = 500
+    type = "StageOutputNotStorable"
+    code = "E020"
+
+
+class StageLost(EngineError):
+    """Recorded when a stage's runs kept ending without an outcome (its worker died, its lease
+    ran out) more than AIA_MAX_STAGE_REDISPATCHES times; the stage fails with it."""
+
+    status = 500
+    type = "StageLost"
+    code = "E021"

@@ -8,7 +8,7 @@ from typing import Any
 from aia_engine.db.models import StageStatus
 from aia_engine.db.session import Sessions
 from aia_engine.publishing import utcnow
-from aia_engine.tasks.events import append_event, lock_task_with_stages, relax_commit
+from aia_engine.tasks.events import append_event, lock_task_with_stages
 from aia_engine.tasks.settle import merged_partials, task_progress
 
 
@@ -31,7 +31,6 @@ class ProgressReporter:
         self.last = time.monotonic()
         now = utcnow()
         with self.sessions.begin() as session:
-            relax_commit(session)
             task, stages = lock_task_with_stages(session, self.task_id)
             if task is None:
                 return

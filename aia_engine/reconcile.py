@@ -3,7 +3,10 @@
 A workflow is stuck when a message vanished (Redis flushed or restarted without persistence, a
 chord counter expired, a worker died holding a stage). PostgreSQL still knows every stage, so:
   * every stage ended but the task did not -> settle it here;
-  * a running stage whose lease expired -> back to pending (its worker is gone);
+  * a running stage whose lease expired -> back to pending (its worker is gone), counted in
+    the stage's `redispatches`; once that count has reached AIA_MAX_STAGE_REDISPATCHES, the
+    stage fails as lost (E021) instead, so a stage that kills or hangs every worker that runs
+    it cannot loop;
   * a pending stage whose dependencies all ended more than `stuck_after_s` ago (or, for a first
     stage, whose task was dispatched that long ago) and still has not started -> re-dispatch
     the residual workflow (every stage not yet ended).
@@ -24,7 +27,7 @@ from aia_engine.db.session import Sessions
 from aia_engine.publishing import Publisher, utcnow
 from aia_engine.settings import Settings
 from aia_engine.tasks.events import append_event, lock_task, stage_rows
-from aia_engine.tasks.settle import settle_if_done
+from aia_engine.tasks.settle import fail_stage, lost_error, settle_if_done
 from workflows.spec import spec_from_dict
 
 log = logging.getLogger(__name__)
@@ -38,13 +41,15 @@ class ReconcileReport:
     settled: list[str] = field(default_factory=list)
     redispatched: dict[str, list[str]] = field(default_factory=dict)
     expired_leases: dict[str, list[str]] = field(default_factory=dict)
+    lost: dict[str, list[str]] = field(default_factory=dict)
     failed: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         return (
             f"checked {self.checked} active task(s): settled {len(self.settled)}, "
             f"re-dispatched {len(self.redispatched)}, expired leases in "
-            f"{len(self.expired_leases)}, publish failures {len(self.failed)}"
+            f"{len(self.expired_leases)}, lost stages in {len(self.lost)}, "
+            f"publish failures {len(self.failed)}"
         )
 
 
@@ -72,14 +77,26 @@ def reconcile(
         report.checked += 1
         try:
             _reconcile_one(
-                sessions, publisher, task_id, now=now, quiet_since=quiet_since, report=report
+                sessions,
+                publisher,
+                task_id,
+                now=now,
+                quiet_since=quiet_since,
+                max_redispatches=settings.max_stage_redispatches,
+                report=report,
             )
         except Exception as exc:
             report.failed.append(task_id)
             log.warning("reconciling task %s failed: %s", task_id, exc)
             if len(report.failed) >= 3:
                 break  # the broker is likely down; the next run tries again
-    if report.settled or report.redispatched or report.expired_leases or report.failed:
+    if (
+        report.settled
+        or report.redispatched
+        or report.expired_leases
+        or report.lost
+        or report.failed
+    ):
         log.info("reconciler: %s", report.summary())
     return report
 
@@ -91,6 +108,7 @@ def _reconcile_one(
     *,
     now: datetime,
     quiet_since: datetime,
+    max_redispatches: int,
     report: ReconcileReport,
 ) -> None:
     with sessions.begin() as session:
@@ -106,16 +124,27 @@ def _reconcile_one(
             for n, r in stages.items()
             if r.status == StageStatus.RUNNING and r.lease_until is not None and r.lease_until < now
         ]
+        lost = [n for n in expired if stages[n].redispatches >= max_redispatches]
+        for name in lost:
+            error = lost_error(name, stages[name], max_redispatches)
+            fail_stage(session, task, stages, name, error, now=now)
+            log.error("stage %s of task %s lost: %s", name, task_id, error["message"])
+        if lost:
+            report.lost[task_id] = lost
+            if task.status not in ACTIVE:
+                return  # that settled the task
+        expired = [n for n in expired if n not in lost]
         for name in expired:
             row = stages[name]
             row.status, row.lease_until, row.updated_at = StageStatus.PENDING, None, now
+            row.redispatches += 1
             append_event(
                 session,
                 task,
                 "stage.lease_expired",
                 now=now,
                 stage=name,
-                payload={"celery_id": row.celery_id},
+                payload={"celery_id": row.celery_id, "redispatches": row.redispatches},
             )
         if expired:
             report.expired_leases[task_id] = expired

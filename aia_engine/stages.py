@@ -5,30 +5,37 @@ redelivery; a claim carries a lease (the stage's hard time limit), so a duplicat
 not run a stage another worker holds; the output is written only by the claim that holds the
 row, so it is written once. A stage also checks here that its dependencies ended, whatever
 the canvas says, so no message can start it early.
+
+Every run ends the stage or hands it on: an output that cannot be stored (not JSON, over
+AIA_MAX_STAGE_OUTPUT_BYTES, refused by PostgreSQL) fails it with E020; a delivery that finds
+the stage still `running` under its own or an expired claim is a run after one that recorded
+no outcome (its process died), counted in `redispatches`, and past AIA_MAX_STAGE_REDISPATCHES
+the stage fails as lost (E021). So a poison message cannot loop.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from aia_engine.agents.base import AgentContext
 from aia_engine.agents.registry import get_agent
 from aia_engine.db.models import TERMINAL_STAGE, StageRun, StageStatus, Task, TaskStatus
 from aia_engine.db.session import Sessions
-from aia_engine.errors import EngineError, StageTimedOut
+from aia_engine.errors import EngineError, StageOutputNotStorable, StageTimedOut
 from aia_engine.progress import ProgressReporter
 from aia_engine.publishing import utcnow
 from aia_engine.settings import Settings
 from aia_engine.stagesql import claim_in_sql, complete_in_sql
-from aia_engine.tasks.events import append_event, lock_task_with_stages, relax_commit
-from aia_engine.tasks.settle import settle_if_done, skip_unreachable
+from aia_engine.storable import encode_output, refused_output, refused_value, storable_error
+from aia_engine.tasks.events import append_event, lock_task_with_stages
+from aia_engine.tasks.settle import fail_stage, lost_error, settle_if_done, skip_unreachable
 from workflows.spec import StageSpec, spec_from_dict, stage_from_dict
 
 log = logging.getLogger(__name__)
@@ -44,6 +51,7 @@ OutcomeKind = Literal[
     "superseded",
     "cancelled",
     "missing",
+    "lost",
 ]
 
 
@@ -88,49 +96,101 @@ def execute_stage(
     if isinstance(claim, Outcome):
         return claim
     started = time.monotonic()
-    output: dict[str, Any] | None = None
-    error: dict[str, Any] | None = None
-    try:
-        output = _run_agent(
-            sessions, claim, task_id=task_id, stage=stage, celery_id=celery_id, settings=settings
-        )
-    except timeout_errors as exc:
-        error = StageTimedOut(
-            f"stage {stage!r} exceeded its time limit of {claim.soft_limit:g}s", stage=stage
-        ).to_dict()
-        log.warning("stage %s of task %s timed out: %s", stage, task_id, exc)
-    except EngineError as exc:
-        error = exc.to_dict()
-    except Exception as exc:
-        error = {
-            "type": type(exc).__name__,
-            "code": "E013",
-            "message": str(exc)[:2000],
-            "details": {},
-        }
-        log.exception("agent %s failed in stage %s of task %s", claim.spec.agent, stage, task_id)
-    duration = time.monotonic() - started
-    if settings.stage_fast_path and error is None and output is not None:
-        fast = complete_in_sql(
-            sessions,
-            task_id=task_id,
-            stage=stage,
-            celery_id=celery_id,
-            output=output,
-            duration=duration,
-        )
-        if fast != "slow":
-            return Outcome(fast)  # type: ignore[arg-type]
-    return _record(
+    output, error = _run_agent_safely(
         sessions,
         claim,
         task_id=task_id,
         stage=stage,
         celery_id=celery_id,
-        output=output,
-        error=error,
-        duration=duration,
+        settings=settings,
+        timeout_errors=timeout_errors,
     )
+    duration = time.monotonic() - started
+    encoded: str | None = None
+    if error is None:
+        try:
+            encoded = encode_output(
+                output,
+                stage=stage,
+                agent=claim.spec.agent,
+                max_bytes=settings.max_stage_output_bytes,
+            )
+        except StageOutputNotStorable as exc:
+            output, error = None, exc.to_dict()
+            log.warning("stage %s of task %s: %s", stage, task_id, exc.message)
+    try:
+        if settings.stage_fast_path and encoded is not None:
+            fast = complete_in_sql(
+                sessions,
+                task_id=task_id,
+                stage=stage,
+                celery_id=celery_id,
+                output_json=encoded,
+                duration=duration,
+            )
+            if fast != "slow":
+                return Outcome(fast)  # type: ignore[arg-type]
+        return _record(
+            sessions,
+            claim,
+            task_id=task_id,
+            stage=stage,
+            celery_id=celery_id,
+            output=output,
+            error=error,
+            duration=duration,
+        )
+    except DBAPIError as exc:
+        # PostgreSQL refused a value (the output, or the task's results it completes): the
+        # stage fails with E020 instead of staying `running`. Anything else (a lost
+        # connection) is raised, and the Celery task retries it.
+        refusal = refused_value(exc)
+        if refusal is None:
+            raise
+        log.warning("stage %s of task %s: output refused: %s", stage, task_id, refusal)
+        return _record(
+            sessions,
+            claim,
+            task_id=task_id,
+            stage=stage,
+            celery_id=celery_id,
+            output=None,
+            error=refused_output(stage, refusal),
+            duration=duration,
+        )
+
+
+def _run_agent_safely(
+    sessions: Sessions,
+    claim: _Claim,
+    *,
+    task_id: str,
+    stage: str,
+    celery_id: str,
+    settings: Settings,
+    timeout_errors: tuple[type[BaseException], ...],
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """(output, None) or (None, error): anything the agent raises becomes the stage's error."""
+    try:
+        output = _run_agent(
+            sessions, claim, task_id=task_id, stage=stage, celery_id=celery_id, settings=settings
+        )
+        return output, None
+    except timeout_errors as exc:
+        log.warning("stage %s of task %s timed out: %s", stage, task_id, exc)
+        return None, StageTimedOut(
+            f"stage {stage!r} exceeded its time limit of {claim.soft_limit:g}s", stage=stage
+        ).to_dict()
+    except EngineError as exc:
+        return None, exc.to_dict()
+    except Exception as exc:
+        log.exception("agent %s failed in stage %s of task %s", claim.spec.agent, stage, task_id)
+        return None, {
+            "type": type(exc).__name__,
+            "code": "E013",
+            "message": str(exc)[:2000],
+            "details": {},
+        }
 
 
 def _claim_fast(
@@ -169,7 +229,6 @@ def _claim(
 ) -> _Claim | Outcome:
     now = utcnow()
     with sessions.begin() as session:
-        relax_commit(session)
         task, stages = lock_task_with_stages(session, task_id)
         if task is None:
             log.error("stage %s of unknown task %s dropped", stage, task_id)
@@ -189,6 +248,17 @@ def _claim(
             and row.lease_until > now
         ):
             return Outcome("held")
+        lost_runs = 0
+        if row.status == StageStatus.RUNNING:
+            # Our own claim (a redelivery after our process died) or an expired one: that run
+            # recorded no outcome.
+            if row.redispatches >= settings.max_stage_redispatches:
+                error = lost_error(stage, row, settings.max_stage_redispatches)
+                fail_stage(session, task, stages, stage, error, now=now)
+                log.error("stage %s of task %s lost: %s", stage, task_id, error["message"])
+                return Outcome("lost")
+            row.redispatches += 1
+            lost_runs = row.redispatches
         spec = spec_from_dict(task.workflow).stages[stage]
         deps = [stages[d] for d in spec.dependencies]
         if any(d.status not in TERMINAL_STAGE for d in deps):
@@ -220,14 +290,10 @@ def _claim(
             task.status = TaskStatus.IN_PROGRESS
             task.started_at = now
             append_event(session, task, "task.started", now=now)
-        append_event(
-            session,
-            task,
-            "stage.started",
-            now=now,
-            stage=stage,
-            payload={"attempt": row.attempt, "agent": row.agent},
-        )
+        started: dict[str, Any] = {"attempt": row.attempt, "agent": row.agent}
+        if lost_runs:
+            started["lost_runs"] = lost_runs
+        append_event(session, task, "stage.started", now=now, stage=stage, payload=started)
         inputs = {d.name: _input_of(d) for d in deps}
         return _Claim(
             spec,
@@ -284,18 +350,7 @@ def _run_agent(
         _progress=reporter,
         log=logging.getLogger(f"aia_engine.agents.{claim.spec.agent}"),
     )
-    output = get_agent(claim.spec.agent).run(ctx)
-    if not isinstance(output, dict):
-        raise EngineError(
-            f"agent {claim.spec.agent!r} returned {type(output).__name__}, not a dict"
-        )
-    try:
-        json.dumps(output)
-    except (TypeError, ValueError) as exc:
-        raise EngineError(
-            f"agent {claim.spec.agent!r} returned an output that is not JSON: {exc}"
-        ) from exc
-    return output
+    return get_agent(claim.spec.agent).run(ctx)
 
 
 def _record(
@@ -310,8 +365,9 @@ def _record(
     duration: float,
 ) -> Outcome:
     now = utcnow()
+    if error is not None:
+        error = storable_error(error)
     with sessions.begin() as session:
-        relax_commit(session)
         task, stages = lock_task_with_stages(session, task_id)
         if task is None:
             return Outcome("missing")

@@ -8,7 +8,6 @@ run on psycopg directly (`aia_engine.db.direct`): they are on every stage's path
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,12 +47,11 @@ def complete_in_sql(
     task_id: str,
     stage: str,
     celery_id: str,
-    output: dict[str, Any],
+    output_json: str,
     duration: float,
 ) -> str:
-    (outcome,) = _call(
-        sessions, _COMPLETE, (task_id, stage, celery_id, json.dumps(output), duration)
-    )
+    """Record a success; `output_json` is the output's JSON text (`storable.encode_output`)."""
+    (outcome,) = _call(sessions, _COMPLETE, (task_id, stage, celery_id, output_json, duration))
     return str(outcome)
 
 

@@ -21,8 +21,9 @@ from aia_engine.errors import AgentError
     "test_noop",
     "Test-only. Params: sleep_s (wait, reporting progress in `steps`), fail (always fail), "
     "fail_attempts (fail the first N attempts), fail_until_exists (fail while that file is "
-    "missing), pad_bytes (add a string of that many bytes to the output), exit_process (end the "
-    "worker process mid-stage), echo (returned as is).",
+    "missing), pad_bytes (add a string of that many bytes to the output), emit_nul (put a NUL "
+    "character in the output, which PostgreSQL refuses), exit_process (end the worker process "
+    "mid-stage), echo (returned as is).",
 )
 def run(ctx: AgentContext) -> dict[str, Any]:
     attempt = ctx.attempt
@@ -44,6 +45,8 @@ def run(ctx: AgentContext) -> dict[str, Any]:
         "upstream": sorted(ctx.inputs),
         "echo": ctx.params.get("echo"),
     }
+    if ctx.params.get("emit_nul"):
+        output["nul"] = "a\x00b"
     if ctx.params.get("pad_bytes"):
         output["pad"] = "x" * int(ctx.params["pad_bytes"])
     return output

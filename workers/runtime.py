@@ -17,7 +17,10 @@ from workers.dispatch import CeleryPublisher
 
 @cache
 def _sessions_for(pid: int) -> Sessions:
-    return make_sessions(make_engine(get_settings(), pool_size=2, relaxed=True))
+    settings = get_settings()
+    return make_sessions(
+        make_engine(settings, pool_size=2, synchronous_commit=settings.worker_synchronous_commit)
+    )
 
 
 def sessions() -> Sessions:
@@ -39,7 +42,10 @@ def gate() -> PublishGate:
 def _webhook_sessions_for(pid: int) -> Sessions:
     # Delivery workers run a thread pool: a connection per thread, so none waits for one and
     # no overflow connection is opened and closed per attempt.
-    return make_sessions(make_engine(get_settings(), pool_size=24, relaxed=True))
+    settings = get_settings()
+    return make_sessions(
+        make_engine(settings, pool_size=24, synchronous_commit=settings.worker_synchronous_commit)
+    )
 
 
 def webhook_sessions() -> Sessions:

@@ -108,6 +108,8 @@ class StageRun(Base):
     status: Mapped[str] = mapped_column(String(20), default=StageStatus.PENDING)
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=1)
+    # Runs that ended without recording an outcome and were made again (AIA_MAX_STAGE_REDISPATCHES).
+    redispatches: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     celery_id: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[datetime | None]
     progress: Mapped[float] = mapped_column(Float, default=0.0)

@@ -14,17 +14,16 @@ Sessions = sessionmaker[Session]
 
 
 def make_engine(
-    settings: Settings, *, pool_size: int | None = None, relaxed: bool = False
+    settings: Settings, *, pool_size: int | None = None, synchronous_commit: str | None = None
 ) -> Engine:
-    """The engine; `relaxed` turns synchronous_commit off for every transaction of it.
+    """The engine; `synchronous_commit`, when given, is set on each of its connections.
 
-    Only worker processes use `relaxed`: everything a worker writes is repaired by the engine
-    if a database crash loses it (a stage runs again, the relay publishes again), while
-    accepting a task, which must be durable, happens in the API and CLI.
+    Workers pass AIA_WORKER_SYNCHRONOUS_COMMIT (`on` by default: a stage's claim and outcome
+    are on disk before they are announced). Everything else keeps the server's setting.
     """
     connect_args: dict[str, object] = {"connect_timeout": 5}
-    if relaxed:
-        connect_args["options"] = "-c synchronous_commit=off"
+    if synchronous_commit is not None:
+        connect_args["options"] = f"-c synchronous_commit={synchronous_commit}"
     engine = create_engine(
         settings.require_database_url(),
         pool_size=pool_size or settings.db_pool_size,
@@ -35,7 +34,7 @@ def make_engine(
         pool_recycle=300,
         connect_args=connect_args,
     )
-    engine.info = {"relaxed": relaxed}  # type: ignore[attr-defined]
+    engine.info = {"relaxed": synchronous_commit == "off"}  # type: ignore[attr-defined]
     return engine
 
 

@@ -19,11 +19,12 @@ def relax_commit(session: Session) -> None:
     """Let this transaction's COMMIT return before its WAL reaches disk.
 
     Only for writes whose loss in a database crash the engine repairs by itself: a lost
-    "published" mark makes the relay publish again; a lost stage claim or result makes the
-    stage run again (at least once, and its output is still written once). Accepting a task
-    never uses this: "accepted" is durable.
+    "published" mark makes the relay publish again (and write its `task.queued` event again,
+    under the same sequence number). The stage
+    lifecycle does not use this: its commits follow AIA_WORKER_SYNCHRONOUS_COMMIT (durable by
+    default). Accepting a task never uses this: "accepted" is durable.
     """
-    if not session.info.get("relaxed"):  # a worker's connections have it off already
+    if not session.info.get("relaxed"):  # connections set to `off` have it already
         session.execute(text("SET LOCAL synchronous_commit TO OFF"))
 
 

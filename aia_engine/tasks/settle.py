@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from aia_engine.db.models import TERMINAL_STAGE, StageRun, StageStatus, Task, TaskStatus
+from aia_engine.errors import StageLost
 from aia_engine.tasks.events import append_event
 from workflows.spec import spec_from_dict
 
@@ -61,6 +62,47 @@ def skip_unreachable(
             )
             skipped.append(name)
     return skipped
+
+
+def fail_stage(
+    session: Session,
+    task: Task,
+    stages: Mapping[str, StageRun],
+    name: str,
+    error: dict[str, Any],
+    *,
+    now: datetime,
+) -> None:
+    """End stage `name` failed with `error` (one it never recorded itself, e.g. lost), skip what
+    can no longer run, and settle the task if that was the last open stage."""
+    row = stages[name]
+    row.status = StageStatus.FAILED
+    row.error = error
+    row.finished_at = row.updated_at = now
+    row.lease_until = None
+    append_event(
+        session,
+        task,
+        "stage.failed",
+        now=now,
+        stage=name,
+        payload={"attempt": row.attempt, "error": error},
+    )
+    if spec_from_dict(task.workflow).stages[name].on_failure == "fail_workflow":
+        skip_unreachable(session, task, stages, name, now=now)
+    settle_if_done(session, task, stages, now=now)
+
+
+def lost_error(name: str, row: StageRun, cap: int) -> dict[str, Any]:
+    return StageLost(
+        f"stage {name!r} was lost: {row.redispatches + 1} of its runs ended without recording "
+        f"an outcome (its worker process died or its lease ran out), and at most {cap} more "
+        "runs are made after a loss (AIA_MAX_STAGE_REDISPATCHES). Fix what kills the stage "
+        "(often an agent crashing its process or overrunning its time limit), then retry the task",
+        stage=name,
+        runs_lost=row.redispatches + 1,
+        limit=cap,
+    ).to_dict()
 
 
 def settle_if_done(

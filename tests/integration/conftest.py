@@ -25,6 +25,7 @@ import redis
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
+import tests.agents  # noqa: F401  (registers `test_noop` here too, whatever imported first)
 from aia_engine.db.migrate import upgrade
 from aia_engine.db.models import Task
 from aia_engine.db.session import Sessions, make_engine, make_sessions

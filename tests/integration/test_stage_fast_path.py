@@ -85,7 +85,9 @@ def test_dependency_not_finished_waits_on_both_paths(engine: Engine) -> None:
 
 
 def test_fast_path_leaves_pooled_connections_as_the_pool_hands_them_out(engine: Engine) -> None:
-    sessions = make_sessions(make_engine(engine.services.settings, pool_size=1, relaxed=True))
+    sessions = make_sessions(
+        make_engine(engine.services.settings, pool_size=1, synchronous_commit="off")
+    )
     pool_engine = sessions.kw["bind"]
     task_id = engine.submit(WORKFLOW, client_id="fast-path-test")
     claim = claim_in_sql(
@@ -108,7 +110,9 @@ def test_fast_path_leaves_pooled_connections_as_the_pool_hands_them_out(engine: 
 
 
 def test_fast_path_reconnects_after_losing_its_connection(engine: Engine) -> None:
-    sessions = make_sessions(make_engine(engine.services.settings, pool_size=1, relaxed=True))
+    sessions = make_sessions(
+        make_engine(engine.services.settings, pool_size=1, synchronous_commit="off")
+    )
     pool_engine = sessions.kw["bind"]
     task_id = engine.submit(WORKFLOW, client_id="fast-path-test")
     pooled = pool_engine.raw_connection()
@@ -129,7 +133,12 @@ def test_fast_path_reconnects_after_losing_its_connection(engine: Engine) -> Non
     assert claim.outcome == "claimed"
     assert (
         complete_in_sql(
-            sessions, task_id=task_id, stage="a", celery_id="c-a", output={"x": 1}, duration=0.01
+            sessions,
+            task_id=task_id,
+            stage="a",
+            celery_id="c-a",
+            output_json='{"x": 1}',
+            duration=0.01,
         )
         == "completed"
     )
@@ -137,11 +146,13 @@ def test_fast_path_reconnects_after_losing_its_connection(engine: Engine) -> Non
 
 
 def test_a_database_error_in_the_fast_path_is_sqlalchemys(engine: Engine) -> None:
-    sessions = make_sessions(make_engine(engine.services.settings, pool_size=1, relaxed=True))
+    sessions = make_sessions(
+        make_engine(engine.services.settings, pool_size=1, synchronous_commit="off")
+    )
     with pytest.raises(DBAPIError) as caught:
         # NaN is not a number JSON accepts: PostgreSQL refuses the output.
         complete_in_sql(
-            sessions, task_id="t", stage="a", celery_id="c", output={"x": float("nan")}, duration=0
+            sessions, task_id="t", stage="a", celery_id="c", output_json='{"x": NaN}', duration=0
         )
     assert not isinstance(caught.value, OperationalError)
     # The connection stays usable.
@@ -157,3 +168,103 @@ def test_a_database_error_in_the_fast_path_is_sqlalchemys(engine: Engine) -> Non
         == "missing"
     )
     sessions.kw["bind"].dispose()
+
+
+def ending(engine: Engine, task_id: str) -> dict[str, Any]:
+    with engine.sessions.begin() as session:
+        task = session.get(Task, task_id)
+        assert task is not None
+        rows = session.scalars(select(StageRun).where(StageRun.task_id == task_id))
+        stages = {
+            r.name: (r.status, (r.error or {}).get("code"), (r.error or {}).get("details"))
+            for r in rows
+        }
+        events = [
+            (e.type, e.stage)
+            for e in session.scalars(
+                select(TaskEvent).where(TaskEvent.task_id == task_id).order_by(TaskEvent.seq)
+            )
+            if e.type != "task.queued"
+        ]
+        return {"status": task.status, "code": (task.error or {}).get("code"), "stages": stages,
+                "events": events}  # fmt: skip
+
+
+def run_stages(engine: Engine, task_id: str, fast: bool, order: list[str]) -> list[str]:
+    settings = engine.services.settings.model_copy(
+        update={
+            "stage_fast_path": fast,
+            "max_stage_output_bytes": 2048,
+            "max_stage_redispatches": 1,
+        }
+    )
+    return [
+        execute_stage(
+            engine.sessions, task_id=task_id, stage=s, celery_id=f"c-{s}", settings=settings
+        ).kind
+        for s in order
+    ]
+
+
+UNSTORABLE = {
+    "not_json": workflow(
+        {"a": {"agent": "data_analysis_agent", "dependencies": []}, "b": noop("a")},
+        requirements={"records": [{"x": 1e308}, {"x": -1e308}]},
+    ),
+    "too_large": workflow({"a": noop(pad_bytes=4096), "b": noop("a")}),
+    "refused": workflow({"a": noop(emit_nul=True), "b": noop("a")}),
+}
+
+
+@pytest.mark.parametrize("reason", sorted(UNSTORABLE))
+def test_an_unstorable_output_fails_the_stage_alike_on_both_paths(
+    engine: Engine, reason: str
+) -> None:
+    seen = []
+    for fast in (True, False):
+        task_id = engine.submit(UNSTORABLE[reason], client_id="fast-path-test")
+        assert run_stages(engine, task_id, fast, ["a", "b"]) == ["failed", "ended"]
+        seen.append(ending(engine, task_id))
+    assert seen[0] == seen[1]
+    state = seen[0]
+    assert state["status"] == "failed" and state["code"] == "E020"
+    assert state["stages"]["a"][1] == "E020" and state["stages"]["a"][2]["reason"] == reason
+    assert state["stages"]["b"][0] == "skipped"
+
+
+def test_a_redelivery_after_a_lost_run_is_counted_then_fails_alike_on_both_paths(
+    engine: Engine,
+) -> None:
+    seen = []
+    for fast in (True, False):
+        task_id = engine.submit(workflow({"a": noop()}), client_id="fast-path-test")
+        # As a pool process that died mid-run leaves it: running under this message's claim.
+        with engine.sessions.begin() as session:
+            session.execute(
+                text(
+                    "UPDATE stage_runs SET status = 'running', celery_id = 'c-a', attempt = 1,"
+                    " lease_until = now() + interval '1 hour' WHERE task_id = :t"
+                ),
+                {"t": task_id},
+            )
+        # Below the cap (1): the run is made again, and counted.
+        assert run_stages(engine, task_id, fast, ["a"]) == ["completed"]
+        with engine.sessions.begin() as session:
+            row = session.scalars(select(StageRun).where(StageRun.task_id == task_id)).one()
+            assert row.redispatches == 1 and row.attempt == 2
+            session.execute(
+                text(
+                    "UPDATE stage_runs SET status = 'running', output = NULL, finished_at = NULL,"
+                    " lease_until = now() + interval '1 hour' WHERE task_id = :t"
+                ),
+                {"t": task_id},
+            )
+            session.execute(
+                text("UPDATE tasks SET status = 'in_progress' WHERE id = :t"), {"t": task_id}
+            )
+        # At the cap: the stage fails as lost, the task settles.
+        assert run_stages(engine, task_id, fast, ["a"]) == ["lost"]
+        seen.append(ending(engine, task_id))
+    assert seen[0] == seen[1]
+    assert seen[0]["status"] == "failed" and seen[0]["code"] == "E021"
+    assert seen[0]["stages"]["a"][:2] == ("failed", "E021")
