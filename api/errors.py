@@ -158,6 +158,31 @@ CATALOGUE: dict[str, ErrorCode] = {
             "allows. Wait for some to finish or cancel some; GET /quotas shows where you stand.",
         ),
         ErrorCode(
+            "E020",
+            500,
+            "StageOutputNotStorable",
+            "Stage output could not be stored",
+            "Found in a task's or stage's error, not in a response: the stage's agent returned an "
+            "output that cannot be stored, so the stage failed instead of staying running. "
+            "details.reason says why: not_object (not a JSON object), not_json (a value JSON has "
+            "no form for, such as NaN or Infinity), too_large (over AIA_MAX_STAGE_OUTPUT_BYTES; "
+            "details.size_bytes and details.limit_bytes give both), refused (PostgreSQL refused "
+            "it, e.g. a NUL character; the message quotes PostgreSQL). Change the input or the "
+            "agent, then retry the task.",
+        ),
+        ErrorCode(
+            "E021",
+            500,
+            "StageLost",
+            "Stage lost",
+            "Found in a task's or stage's error, not in a response: runs of the stage kept ending "
+            "without recording an outcome (its worker process died, or it overran its time limit "
+            "and was killed), and after AIA_MAX_STAGE_REDISPATCHES more runs it was failed rather "
+            "than run again. details.runs_lost and details.limit give the counts. Look for what "
+            "kills the stage (an agent crashing its process or ignoring its time limit), then "
+            "retry the task.",
+        ),
+        ErrorCode(
             "E500",
             500,
             "InternalServerError",
