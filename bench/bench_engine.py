@@ -1,7 +1,9 @@
 """Engine vs raw Celery, measured in one run on one private Redis and one worker.
 
 Run by hand (not in CI):  python -m bench.bench_engine [--tasks 2000] [--concurrency 2]
-Needs DATABASE_URL pointing at a PostgreSQL server (a fresh `aia_bench_*` database is created);
+What durable stage completions cost:  python -m bench.bench_engine --commit-modes on,off
+(engine throughput only, the worker restarted with each AIA_WORKER_SYNCHRONOUS_COMMIT value,
+alternating for --rounds rounds). Needs DATABASE_URL pointing at a PostgreSQL server (a fresh `aia_bench_*` database is created);
 a private redis-server is started on a free loopback port.
 """
 
@@ -38,19 +40,26 @@ def bench_run(args: argparse.Namespace) -> Iterator[BenchServices]:
     """Private database and Redis, plus one worker (prefork, `args.concurrency`) serving both
     the engine's tasks and the raw baseline tasks."""
     os.environ.update({"AIA_WORKER_CONCURRENCY": str(args.concurrency), "AIA_MAX_STAGES": "200"})
-    with private_services("engine") as svc:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "bench.raw_app", "worker", "-Q",
-             "aia.high,aia.default,aia.low,celery", "-c", str(args.concurrency), "--without-mingle",
-             "--without-gossip", "-l", "WARNING", "-f", str(svc.tmp / "worker.log")],
-            env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
-        )  # fmt: skip
-        time.sleep(4)
-        try:
-            yield svc
-        finally:
-            worker.terminate()
-            worker.wait(30)
+    with private_services("engine") as svc, bench_worker(args, svc):
+        yield svc
+
+
+@contextmanager
+def bench_worker(
+    args: argparse.Namespace, svc: BenchServices, env: dict[str, str] | None = None
+) -> Iterator[None]:
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "bench.raw_app", "worker", "-Q",
+         "aia.high,aia.default,aia.low,celery", "-c", str(args.concurrency), "--without-mingle",
+         "--without-gossip", "-l", "WARNING", "-f", str(svc.tmp / "worker.log")],
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}, cwd=ROOT,
+    )  # fmt: skip
+    time.sleep(4)
+    try:
+        yield
+    finally:
+        worker.terminate()
+        worker.wait(30)
 
 
 def redis_calls(r: redis.Redis) -> int:
@@ -108,8 +117,6 @@ def raw_done(app: Any, name: str) -> int:
 
 
 def bench_throughput(n: int, threads: int, r: redis.Redis) -> dict[str, float]:
-    from aia_engine.tasks.models import TaskRequest
-    from aia_engine.tasks.submit import submit_task
     from bench.raw_app import app, noop
 
     # raw Celery: publish n no-ops, wait until the worker has run them all
@@ -122,8 +129,25 @@ def bench_throughput(n: int, threads: int, r: redis.Redis) -> dict[str, float]:
         time.sleep(0.25)
     raw_s = time.perf_counter() - t0
     raw_calls = (redis_calls(r) - calls0) / n
-    # engine: submit n single-stage noop tasks (PostgreSQL persistence included), wait until
-    # every one is completed in PostgreSQL
+    calls0 = redis_calls(r)
+    engine = bench_engine_throughput(n, threads)
+    eng_calls = (redis_calls(r) - calls0) / n
+    return {
+        "raw_tps": n / raw_s,
+        "raw_submit_tps": n / raw_submit_s,
+        "engine_tps": engine["engine_tps"],
+        "engine_submit_tps": engine["engine_submit_tps"],
+        "raw_redis_calls": raw_calls,
+        "engine_redis_calls": eng_calls,
+    }
+
+
+def bench_engine_throughput(n: int, threads: int) -> dict[str, float]:
+    """Submit n single-stage noop tasks (PostgreSQL persistence included), wait until every
+    one is completed in PostgreSQL."""
+    from aia_engine.tasks.models import TaskRequest
+    from aia_engine.tasks.submit import submit_task
+
     settings, sessions, publisher, gate = engine_handles()
     # As the API submits: commit, then hand the task to the background pipelined publisher.
     from aia_engine.publishing import PublishGate, PublishPipeline
@@ -136,22 +160,91 @@ def bench_throughput(n: int, threads: int, r: redis.Redis) -> dict[str, float]:
         accepted = submit_task(sessions, request, settings=settings, publisher=publisher, gate=gate)
         return accepted.task_id
 
-    calls0 = redis_calls(r)
     t0 = time.perf_counter()
     ids = run_threads(threads, n, submit)
     submit_s = time.perf_counter() - t0
     wait_completed(ids)
     pipeline.close()
     eng_s = time.perf_counter() - t0
-    eng_calls = (redis_calls(r) - calls0) / n
-    return {
-        "raw_tps": n / raw_s,
-        "raw_submit_tps": n / raw_submit_s,
-        "engine_tps": n / eng_s,
-        "engine_submit_tps": n / submit_s,
-        "raw_redis_calls": raw_calls,
-        "engine_redis_calls": eng_calls,
-    }
+    return {"engine_tps": n / eng_s, "engine_submit_tps": n / submit_s}
+
+
+def bench_commit_modes(args: argparse.Namespace, modes: list[str]) -> None:
+    """Engine throughput with each worker `synchronous_commit`, in alternating rounds (so a
+    drift of the machine's load hits every mode alike), one warm-up batch per worker."""
+    os.environ.update({"AIA_WORKER_CONCURRENCY": str(args.concurrency), "AIA_MAX_STAGES": "200"})
+    results: dict[str, list[float]] = {m: [] for m in modes}
+    with private_services("commit") as svc:
+        for _ in range(args.rounds):
+            for mode in modes:
+                with bench_worker(args, svc, {"AIA_WORKER_SYNCHRONOUS_COMMIT": mode}):
+                    bench_engine_throughput(max(50, args.tasks // 10), args.threads)  # warm-up
+                    results[mode].append(
+                        bench_engine_throughput(args.tasks, args.threads)["engine_tps"]
+                    )
+        stage_ms = bench_stage_commits(modes, args.tasks // 2, args.rounds)
+    print(
+        f"engine throughput by worker synchronous_commit, {args.tasks} single-stage no-op tasks "
+        f"per run, {args.rounds} alternating runs each, {args.threads} submitting threads, "
+        f"prefork -c {args.concurrency}:"
+    )
+    for mode in modes:
+        runs = results[mode]
+        print(
+            f"  {mode:>12}: median {statistics.median(runs):.0f}/s  "
+            f"(runs: {', '.join(f'{r:.0f}' for r in runs)})"
+        )
+    if "on" in results and "off" in results:
+        on, off = statistics.median(results["on"]), statistics.median(results["off"])
+        print(
+            f"  on/off: {on / off:.2f} ({100 * (off - on) / off:+.0f}% throughput lost to durability)"
+        )
+    print(
+        f"one stage's claim + completion in one process ({args.tasks // 2} stages per run, "
+        f"{args.rounds} alternating runs each, ms a stage):"
+    )
+    for mode in modes:
+        runs = stage_ms[mode]
+        print(
+            f"  {mode:>12}: median {statistics.median(runs):.3f} ms  "
+            f"(runs: {', '.join(f'{r:.3f}' for r in runs)})"
+        )
+
+
+def bench_stage_commits(modes: list[str], n: int, rounds: int) -> dict[str, list[float]]:
+    """The stage lifecycle alone (fast path: claim and completion, two commits a stage), run
+    here on sessions with each `synchronous_commit`; no worker and no broker in the measure
+    (the tasks' messages stay in the private Redis, which is thrown away)."""
+    from aia_engine.db.session import make_engine, make_sessions
+    from aia_engine.stages import execute_stage
+    from aia_engine.tasks.models import TaskRequest
+    from aia_engine.tasks.submit import submit_task
+
+    settings, sessions, publisher, gate = engine_handles()
+    request = TaskRequest.model_validate({"task_type": "noop"})
+    results: dict[str, list[float]] = {m: [] for m in modes}
+    for _ in range(rounds):
+        for mode in modes:
+            ids = [
+                submit_task(sessions, request, settings=settings, publisher=publisher, gate=gate)
+                for _ in range(n)
+            ]
+            stage_sessions = make_sessions(
+                make_engine(settings, pool_size=1, synchronous_commit=mode)
+            )
+            t0 = time.perf_counter()
+            for i, accepted in enumerate(ids):
+                outcome = execute_stage(
+                    stage_sessions,
+                    task_id=accepted.task_id,
+                    stage="noop",
+                    celery_id=f"b-{i}",
+                    settings=settings,
+                )
+                assert outcome.kind == "completed", outcome
+            results[mode].append(1000 * (time.perf_counter() - t0) / n)
+            stage_sessions.kw["bind"].dispose()
+    return results
 
 
 def bench_latency(kind: str, runs: int) -> dict[str, float]:
@@ -270,7 +363,17 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--runs", type=int, default=40)
     parser.add_argument("--threads", type=int, default=4, help="submitting threads (both sides)")
+    parser.add_argument(
+        "--commit-modes",
+        default="",
+        help="comma-separated AIA_WORKER_SYNCHRONOUS_COMMIT values (e.g. on,off): measure only "
+        "engine throughput with each",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="alternating runs per commit mode")
     args = parser.parse_args()
+    if args.commit_modes:
+        bench_commit_modes(args, [m.strip() for m in args.commit_modes.split(",") if m.strip()])
+        return
     plan = bench_plan_ratio()
     print(
         f"plan/critical-path on {plan['samples']} random DAGs (4-40 stages; {plan['series_parallel_share']:.0%} series-parallel):"
