@@ -32,7 +32,8 @@ def stage_workers(app: Celery) -> int:
 
 
 def start_background(app: Celery, settings: Settings) -> list[threading.Event]:
-    # Not the workers' relaxed sessions: a published position must survive a database crash.
+    # Not the workers' sessions (an operator may relax those): a published position must
+    # survive a database crash.
     sessions = make_sessions(make_engine(settings, pool_size=3))
     client = redis.Redis.from_url(settings.require_redis_url(), socket_timeout=5)
 
