@@ -10,7 +10,8 @@ answered). The per-request check never queries it:
    request;
 3. a missing marker means Redis lost its data (flushed, replaced, restarted empty): the process
    reloads the revoked families from PostgreSQL once (concurrent requests wait for that one
-   load), which puts the keys and the marker back, and then decides.
+   load; at most one such load a second), which puts the keys and the marker back, and then
+   decides.
 
 Each process also reloads in the background every `AIA_REVOCATION_POLL_S` seconds (and once at
 start), which keeps its memory and Redis' keys in step with PostgreSQL. Bounds: at once in
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 KEY_PREFIX = "aia:revoked-family:"
 MARKER = "aia:revoked-families:loaded"
 MARGIN_S = 60
+ON_DEMAND_RELOAD_GAP_S = 1.0
 """Kept this much longer than a token's lifetime, for clocks of API hosts a little apart."""
 
 
@@ -58,7 +60,8 @@ class RevokedFamilies:
         self.hold_s = token_lifetime_s + MARGIN_S
         self._known: dict[str, float] = {}  # family -> wall-clock time its tokens are all dead
         self._lock = threading.Lock()
-        self._reloading: asyncio.Task[None] | None = None
+        self._reloading: asyncio.Future[None] | None = None
+        self._next_reload = 0.0
         self.reloads = 0
 
     # -- the hot path -------------------------------------------------------------------------
@@ -87,6 +90,9 @@ class RevokedFamilies:
 
     async def _reload_once(self) -> None:
         if self._reloading is None or self._reloading.done():
+            if time.monotonic() < self._next_reload:
+                return  # one on-demand reload a second at most, even if Redis stays unwritable
+            self._next_reload = time.monotonic() + ON_DEMAND_RELOAD_GAP_S
             self._reloading = asyncio.ensure_future(asyncio.to_thread(self.reload))
         try:
             await asyncio.shield(self._reloading)
