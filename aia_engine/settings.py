@@ -77,6 +77,12 @@ class Settings(BaseSettings):
     """Token requests a client may make per minute (checked before any hashing)."""
     token_rate_per_ip: int = Field(default=60, ge=1)
     """Token requests one IP address may make per minute (checked before any hashing)."""
+    token_revocation_check: bool = True
+    """Refuse access tokens whose refresh-token family was revoked (one Redis call per request).
+    Off only to measure what it costs: such tokens then work until they expire."""
+    revocation_poll_s: float = Field(default=5.0, gt=0, le=300)
+    """How often each API process reloads revoked families from PostgreSQL: how soon a
+    revocation takes effect when Redis is unreachable (at once otherwise)."""
 
     webhook_encryption_key: SecretStr = Field(default=SecretStr(""))
     """Fernet key that encrypts webhook secrets at rest (`aia-engine webhook-key` makes one).

@@ -16,6 +16,7 @@ from starlette.middleware import Middleware
 
 from aia_engine.activity import RequestLog
 from aia_engine.agents import known_agents
+from aia_engine.auth.revocation import Reloader, RevokedFamilies
 from aia_engine.auth.tokens import VerifiedTokens
 from aia_engine.db.session import Sessions, make_engine, make_sessions
 from aia_engine.limits.limiter import RateLimiter, limiter_redis
@@ -146,6 +147,17 @@ def create_app(
         )
         if settings.task_quotas_enabled
         else None,
+        revoked=RevokedFamilies(
+            sessions,
+            redis_conn,
+            limiter_redis(settings.require_redis_url()),
+            token_lifetime_s=settings.jwt_expiry_minutes * 60,
+        )
+        if settings.token_revocation_check
+        else None,
+    )
+    reloader = (
+        Reloader(res.revoked, settings.revocation_poll_s) if res.revoked is not None else None
     )
 
     request_counter, request_log = RequestCounter(), RequestLog()
@@ -170,9 +182,13 @@ def create_app(
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.api_db_pool_size
         flusher = threading.Thread(target=flush_loop, name="aia-metrics-flush", daemon=True)
         flusher.start()
+        if reloader is not None:
+            reloader.start()
         yield
         stop_flushing.set()
         flusher.join(5)
+        if reloader is not None:
+            reloader.stop()
         pipeline.close()  # send what was accepted before the process goes
         res.webhook_http.close()
         await res.hub.close()
@@ -180,6 +196,8 @@ def create_app(
             await res.limiter.close()
         if res.active_tasks is not None and res.active_tasks.fast is not None:
             await res.active_tasks.fast.close()
+        if res.revoked is not None:
+            await res.revoked.fast.close()
         if own_sessions:
             sessions.kw["bind"].dispose()
         flush_logs()

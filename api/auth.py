@@ -38,6 +38,15 @@ async def authenticate(request: Request) -> Principal:
     if claims is None:
         claims = decode_access_token(token, settings=res.settings)
         res.tokens.put(token, claims)
+    if (
+        claims.family is not None
+        and res.revoked is not None
+        and await res.revoked.check(claims.family)
+    ):
+        raise Unauthenticated(
+            "access token was revoked (its refresh token family was revoked); request a new one",
+            reason="revoked",
+        )
     client = cached_active_client(claims.client_id)
     if client is MISSING:
         client = await in_thread(active_client, res.sessions, claims.client_id)

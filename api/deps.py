@@ -11,6 +11,7 @@ import redis
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from aia_engine.auth.revocation import RevokedFamilies
 from aia_engine.auth.tokens import VerifiedTokens
 from aia_engine.db.session import Sessions
 from aia_engine.limits.limiter import RateLimiter
@@ -50,6 +51,8 @@ class Resources:
     """Per-client request limits (None when AIA_RATE_LIMITS_ENABLED is false)."""
     active_tasks: ActiveTasks | None
     """Per-client caps of active tasks (None when AIA_RATE_LIMITS_ENABLED is false)."""
+    revoked: RevokedFamilies | None = None
+    """Revoked refresh-token families (None when AIA_TOKEN_REVOCATION_CHECK is false)."""
 
 
 def resources(request: Request) -> Resources:

@@ -485,14 +485,19 @@ def openapi_document() -> dict[str, Any]:
         "/metrics": {
             "get": {
                 **_op("Get metrics", "200", schemas.Metrics, scope="read", tag="monitoring"),
-                "description": "The guide's JSON; with `Accept: text/plain` the Prometheus "
-                "exposition (also at /metrics/prometheus).",
+                "description": "The guide's JSON; `business_metrics` count the caller's own "
+                "tasks. With `Accept: text/plain` the Prometheus exposition (also at "
+                "/metrics/prometheus), whose figures cover every client and need `admin`.",
             }
         },
         "/metrics/prometheus": {
             "get": {
                 **_op(
-                    "Get Prometheus metrics", "200", schemas.Metrics, scope="read", tag="monitoring"
+                    "Get Prometheus metrics",
+                    "200",
+                    schemas.Metrics,
+                    scope="admin",
+                    tag="monitoring",
                 ),
                 "responses": {
                     "200": {

@@ -3,6 +3,8 @@
 Errors are `OAuthError`, rendered in RFC 6749 §5.2's flat form by the API. A refresh token is
 single-use: using it rotates it; presenting a rotated token again revokes its whole family
 (every token descended from the same client-credentials grant), as RFC 9700 recommends.
+Access tokens carry their family (`fam`); a revoked family's are refused from then on, in every
+API process (`revocation.RevokedFamilies`, told here once the revocation is committed).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from aia_engine.auth.hashing import token_digest, verify_secret
+from aia_engine.auth.revocation import RevokedFamilies
 from aia_engine.auth.scopes import format_scopes
 from aia_engine.auth.tokens import issue_access_token
 from aia_engine.db.models import ApiClient, RefreshToken
@@ -69,7 +72,9 @@ def _token_response(
     settings: Settings,
     now: datetime,
 ) -> dict[str, Any]:
-    access, lifetime = issue_access_token(client.client_id, scopes, settings=settings, now=now)
+    access, lifetime = issue_access_token(
+        client.client_id, scopes, settings=settings, now=now, family=family
+    )
     refresh = f"rt_{secrets.token_urlsafe(32)}"
     with sessions.begin() as session:
         session.add(
@@ -108,6 +113,7 @@ def refresh_grant(
     scope: str | None,
     *,
     settings: Settings,
+    revoked: RevokedFamilies | None = None,
 ) -> dict[str, Any]:
     client = authenticate(sessions, auth)
     if not refresh_token:
@@ -135,6 +141,8 @@ def refresh_grant(
             row.rotated_at = now
         family, granted = row.family_id, row.scope.split()
     if reused:
+        if revoked is not None:
+            revoked.announce(family)
         raise OAuthError(
             "invalid_grant", "refresh token was already used; its whole family is revoked"
         )
@@ -146,18 +154,29 @@ def refresh_grant(
     return _token_response(sessions, client, granted, family=family, settings=settings, now=now)
 
 
-def revoke_token(sessions: Sessions, auth: ClientAuth, token: str | None) -> None:
-    """RFC 7009: revoke a refresh token (and its family); unknown tokens are not an error."""
+def revoke_token(
+    sessions: Sessions,
+    auth: ClientAuth,
+    token: str | None,
+    *,
+    revoked: RevokedFamilies | None = None,
+) -> None:
+    """RFC 7009: revoke a refresh token (and its family, access tokens included); unknown tokens
+    are not an error."""
     client = authenticate(sessions, auth)
     if not token:
         raise OAuthError("invalid_request", "token is required")
     now = utcnow()
+    family = None
     with sessions.begin() as session:
         row = session.scalars(
             select(RefreshToken).where(RefreshToken.token_hash == token_digest(token))
         ).one_or_none()
         if row is not None and row.client_id == client.client_id:
             _revoke_family(session, row.family_id, now)
+            family = row.family_id
+    if family is not None and revoked is not None:
+        revoked.announce(family)
 
 
 def _revoke_family(session: Any, family_id: str, now: datetime) -> None:

@@ -3,6 +3,8 @@
 Pinned algorithm; `iss`, `aud`, `exp`, `iat`, `nbf`, `jti` required; `kid` selects one of the
 configured keys (the current one signs, previous ones still verify during rotation); the header
 `typ` must be `at+jwt` (RFC 9068), so no other JWT signed with the same key is accepted.
+A token from a grant carries `fam`, its refresh-token family, so that revoking the family
+refuses it too (`revocation`); tokens issued before this claim existed have none.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ class AccessClaims:
     scopes: list[str]
     jti: str
     expires_at: datetime
+    family: str | None = None
+    """The refresh-token family the token was issued with (None: issued without a grant)."""
 
 
 def signing_keys(settings: Settings) -> dict[str, str]:
@@ -36,9 +40,14 @@ def signing_keys(settings: Settings) -> dict[str, str]:
 
 
 def issue_access_token(
-    client_id: str, scopes: list[str], *, settings: Settings, now: datetime
+    client_id: str,
+    scopes: list[str],
+    *,
+    settings: Settings,
+    now: datetime,
+    family: str | None = None,
 ) -> tuple[str, int]:
-    """A signed access token and its lifetime in seconds."""
+    """A signed access token and its lifetime in seconds; `family`: its refresh-token family."""
     lifetime = settings.jwt_expiry_minutes * 60
     claims = {
         "iss": settings.jwt_issuer,
@@ -50,6 +59,8 @@ def issue_access_token(
         "exp": int((now + timedelta(seconds=lifetime)).timestamp()),
         "jti": secrets.token_hex(16),
     }
+    if family is not None:
+        claims["fam"] = family
     token = jwt.encode(
         claims,
         signing_keys(settings)[settings.jwt_key_id],
@@ -128,4 +139,5 @@ def decode_access_token(token: str, *, settings: Settings) -> AccessClaims:
         scopes=str(claims.get("scope", "")).split(),
         jti=str(claims["jti"]),
         expires_at=datetime.fromtimestamp(int(claims["exp"])).astimezone(),
+        family=str(claims["fam"]) if "fam" in claims else None,
     )

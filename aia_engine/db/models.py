@@ -186,6 +186,14 @@ class RefreshToken(Base):
     rotated_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
 
+    __table_args__ = (
+        Index(
+            "ix_refresh_tokens_revoked_at",
+            "revoked_at",
+            postgresql_where=text("revoked_at IS NOT NULL"),
+        ),
+    )
+
 
 class Webhook(Base):
     __tablename__ = "webhooks"

@@ -1,7 +1,9 @@
 """The figures behind `/metrics`, read from the host, Redis and PostgreSQL at request time.
 
-`agent_performance_score` = 100 x (stage runs that completed) / (stage runs that completed or
-failed) over the last 24 hours, to one decimal (100.0 when none ended). `knowledge_atoms` is
+`business_metrics` are the calling client's own (tenancy: one client never learns how many
+tasks another runs); system-wide task figures are in the Prometheus exposition, which needs the
+`admin` scope. `agent_performance_score` = 100 x (the client's stage runs that completed) /
+(those that completed or failed) over the last 24 hours, to one decimal (100.0 when none ended). `knowledge_atoms` is
 null: the engine has no knowledge graph yet. `active_connections` counts open connections to
 this database (every API, worker and beat process), from `pg_stat_activity`.
 """
@@ -21,12 +23,15 @@ from aia_engine.metrics.requests import WINDOW_S, window
 _BUSINESS = text(
     """
     SELECT
-      (SELECT count(*) FROM tasks WHERE status IN ('accepted', 'queued', 'in_progress')) AS active,
-      (SELECT count(*) FROM tasks WHERE status = 'completed') AS completed,
-      (SELECT count(*) FROM stage_runs WHERE status = 'completed'
-          AND finished_at > now() - interval '24 hours') AS ok,
-      (SELECT count(*) FROM stage_runs WHERE status = 'failed'
-          AND finished_at > now() - interval '24 hours') AS failed,
+      (SELECT count(*) FROM tasks WHERE client_id = :client
+          AND status IN ('accepted', 'queued', 'in_progress')) AS active,
+      (SELECT count(*) FROM tasks WHERE client_id = :client AND status = 'completed') AS completed,
+      (SELECT count(*) FROM stage_runs s JOIN tasks t ON t.id = s.task_id
+          WHERE t.client_id = :client AND s.status = 'completed'
+          AND s.finished_at > now() - interval '24 hours') AS ok,
+      (SELECT count(*) FROM stage_runs s JOIN tasks t ON t.id = s.task_id
+          WHERE t.client_id = :client AND s.status = 'failed'
+          AND s.finished_at > now() - interval '24 hours') AS failed,
       (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()) AS connections
     """
 )
@@ -40,9 +45,10 @@ def system_figures() -> dict[str, float]:
     }
 
 
-def guide_metrics(sessions: Sessions, client: redis.Redis) -> dict[str, Any]:
+def guide_metrics(sessions: Sessions, client: redis.Redis, *, client_id: str) -> dict[str, Any]:
+    """The guide's `/metrics` JSON; `business_metrics` count only `client_id`'s tasks."""
     with sessions.begin() as session:
-        row = session.execute(_BUSINESS).one()
+        row = session.execute(_BUSINESS, {"client": client_id}).one()
     api = window(client)
     count = api.get("requests", 0.0)
     errors = api.get("status_5xx", 0.0) + api.get("status_4xx", 0.0)

@@ -3,9 +3,11 @@
 
 Refused: other schemes; userinfo (`user@host` tricks); percent-encoded or non-ASCII hosts;
 `localhost` and `*.localhost`; loopback, private, link-local, CGNAT, multicast, unspecified,
-reserved and cloud-metadata addresses, in IPv4, IPv6, IPv4-mapped / 6to4 / NAT64 / Teredo
-forms and in the odd IPv4 encodings that HTTP clients accept (`2130706433`, `0x7f000001`,
-`0177.0.0.1`, `127.1`). A host name is resolved and refused if ANY address is unsafe, since a
+reserved and cloud-metadata addresses; every block of the IANA IPv4 and IPv6 special-purpose
+registries (`special_addresses`, including those marked globally reachable) and IPv6 outside
+2000::/3 (site-local fec0::/10, IETF-reserved space); in IPv4, IPv6, IPv4-mapped / 6to4 /
+NAT64 / Teredo forms and in the odd IPv4 encodings that HTTP clients accept (`2130706433`,
+`0x7f000001`, `0177.0.0.1`, `127.1`). A host name is resolved and refused if ANY address is unsafe, since a
 connection may use any of them; delivery must resolve again and connect to a checked address.
 An operator allow-list of exact (host, port) pairs admits internal receivers.
 """
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from aia_engine.errors import InvalidRequest
+from aia_engine.webhooks.special_addresses import IPV6_GLOBAL_UNICAST, special_block
 
 Resolver = Callable[[str, int], list[str]]
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -163,3 +166,11 @@ def _check_address(url: str, ip: IPAddress) -> None:
     for unsafe, reason in reasons:
         if unsafe:
             raise UnsafeWebhookUrl(url, f"{ip} is {reason}")
+    block = special_block(ip)
+    if block is not None:
+        raise UnsafeWebhookUrl(
+            url, f"{ip} is in the special-purpose block {block.network} ({block.name}, {block.rfc})"
+        )
+    if isinstance(ip, ipaddress.IPv6Address) and ip not in IPV6_GLOBAL_UNICAST:
+        kind = "a deprecated site-local address" if ip.is_site_local else "IETF-reserved space"
+        raise UnsafeWebhookUrl(url, f"{ip} is {kind}, outside global unicast 2000::/3")

@@ -131,6 +131,7 @@ async def token(request: Request) -> JSONResponse:
                 form.get("refresh_token"),
                 form.get("scope"),
                 settings=res.settings,
+                revoked=res.revoked,
             )
         if not grant_type:
             raise OAuthError("invalid_request", "grant_type is required")
@@ -144,7 +145,7 @@ async def token(request: Request) -> JSONResponse:
 
 async def revoke(request: Request) -> JSONResponse:
     async def do(res: Any, form: dict[str, str], auth: ClientAuth) -> dict[str, Any]:
-        await in_thread(revoke_token, res.sessions, auth, form.get("token"))
+        await in_thread(revoke_token, res.sessions, auth, form.get("token"), revoked=res.revoked)
         return {}
 
     return await _guarded(request, do)

@@ -1,6 +1,9 @@
 """`GET /metrics`: the guide's JSON, or the Prometheus exposition for scrapers (`Accept:
-text/plain` or `GET /metrics/prometheus`). Figures are system-wide aggregates (no task of any
-client is shown); a token with the `read` scope is required."""
+text/plain` or `GET /metrics/prometheus`).
+
+The JSON needs the `read` scope; its `business_metrics` count the caller's own tasks only
+(system and API figures are host and request aggregates, no client's data). The exposition
+holds system-wide task, stage and webhook figures of every client, so it needs `admin`."""
 
 from __future__ import annotations
 
@@ -17,16 +20,18 @@ PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
 
 
 async def metrics(request: Request) -> Response:
-    await require(request, "read")
-    res = resources(request)
     accept = request.headers.get("accept", "")
     if "text/plain" in accept and "application/json" not in accept:
-        return await _prometheus(request)
-    return JSONResponse(await in_thread(guide_metrics, res.sessions, res.redis))
+        return await prometheus(request)
+    principal = await require(request, "read")
+    res = resources(request)
+    return JSONResponse(
+        await in_thread(guide_metrics, res.sessions, res.redis, client_id=principal.client_id)
+    )
 
 
 async def prometheus(request: Request) -> Response:
-    await require(request, "read")
+    await require(request, "admin")
     return await _prometheus(request)
 
 

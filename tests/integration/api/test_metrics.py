@@ -74,10 +74,39 @@ def test_guide_json_fields_and_they_move(
         assert 0 <= after["api_metrics"]["error_rate"] <= 1
         assert 0 < after["business_metrics"]["agent_performance_score"] <= 100
         assert after["system_metrics"]["active_connections"] > 0
+    admin = token_for(live_api, make_client(scopes="read admin"))
+    with live_api.client(headers={"Authorization": f"Bearer {admin}"}) as http:
         plain = http.get("/metrics", headers={"Accept": "text/plain"})
         assert plain.headers["content-type"].startswith("text/plain")
         assert ("aia_tasks", (("status", "completed"),)) in samples(plain.text)
     assert httpx.get(live_api.url + "/metrics").status_code == 401
+
+
+def test_business_metrics_are_the_callers_own_and_global_figures_need_admin(
+    live_api: LiveApi, make_client: Callable[..., Credentials], worker: Any
+) -> None:
+    busy = token_for(live_api, make_client())
+    with live_api.client(headers={"Authorization": f"Bearer {busy}"}) as http:
+        ids = [http.post("/tasks/orchestrate", json=TASK).json()["task_id"] for _ in range(3)]
+        wait_done(http, ids)
+        mine = http.get("/metrics").json()["business_metrics"]
+        assert mine["active_tasks"] == 0 and mine["completed_tasks"] == 3
+        assert mine["agent_performance_score"] == 100.0
+    idle = token_for(live_api, make_client(scopes="read"))
+    with live_api.client(headers={"Authorization": f"Bearer {idle}"}) as http:
+        theirs = http.get("/metrics").json()["business_metrics"]
+        assert theirs["active_tasks"] == 0 and theirs["completed_tasks"] == 0
+        # The system-wide exposition (tasks of every client) needs the admin scope.
+        for refused in (
+            http.get("/metrics/prometheus"),
+            http.get("/metrics", headers={"Accept": "text/plain"}),
+        ):
+            assert refused.status_code == 403, refused.text
+            assert refused.json()["error"]["code"] == "E403"
+    admin = token_for(live_api, make_client(scopes="read admin"))
+    with live_api.client(headers={"Authorization": f"Bearer {admin}"}) as http:
+        scraped = samples(http.get("/metrics/prometheus").text)
+        assert scraped[("aia_tasks", (("status", "completed"),))] >= 3
 
 
 def test_prometheus_counters_agree_with_the_database_across_processes(
@@ -87,7 +116,7 @@ def test_prometheus_counters_agree_with_the_database_across_processes(
     apis = [_api_process(services, p, services.tmp / f"metrics-api-{p}.log") for p in ports]
     workers = [start_worker("metrics-a"), start_worker("metrics-b")]
     try:
-        creds = make_client(tier="enterprise")
+        creds = make_client(tier="enterprise", scopes="read write admin")
         token = httpx.post(
             f"http://127.0.0.1:{ports[0]}/auth/token",
             data=creds.form(grant_type="client_credentials"),

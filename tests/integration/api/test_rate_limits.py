@@ -207,7 +207,7 @@ def test_redis_down_under_load(services: Services, make_client: Callable[..., Cr
     app = create_app(settings)
     server, thread, base = serve(app)
     limiter = app.state.resources.limiter
-    creds = make_client(tier="enterprise")
+    creds = make_client(tier="enterprise", scopes="read write admin")
     with httpx.Client(base_url=base) as anon:
         token = anon.post("/auth/token", data=creds.form(grant_type="client_credentials")).json()[
             "access_token"

@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
 
+from aia_engine.webhooks.special_addresses import SPECIAL_BLOCKS, SpecialBlock
 from aia_engine.webhooks.urls import UnsafeWebhookUrl, check_url
 
 FAKE_DNS = {
@@ -82,6 +85,12 @@ UNSAFE = [
     "http://198.18.0.1/",
     "http://192.0.2.1/",
     "http://192.0.0.1/",
+    # issue 12: IANA special-purpose blocks that `ipaddress.is_global` lets through
+    "http://192.0.0.8/",
+    "http://[fec0::1]/",
+    "http://[::127.0.0.1]/",
+    "http://[5f00::1]/",
+    "http://[3fff::1]/",
     # userinfo tricks and parser confusion
     "http://user:pass@93.184.216.34/",
     "http://93.184.216.34@127.0.0.1/",
@@ -161,3 +170,49 @@ def test_the_reason_is_named() -> None:
         check_url("http://169.254.169.254/", resolve=resolve)
     with pytest.raises(UnsafeWebhookUrl, match="carrier-grade NAT"):
         check_url("http://100.64.0.1/", resolve=resolve)
+
+
+def _url(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    return f"http://{ip}/" if ip.version == 4 else f"http://[{ip}]/"
+
+
+def _public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Outside every registry block, in unicast space IANA allocates for global use."""
+    if any(ip.version == b.network.version and ip in b.network for b in SPECIAL_BLOCKS):
+        return False
+    if ip.version == 4:
+        return ipaddress.ip_address("1.0.0.0") <= ip <= ipaddress.ip_address("223.255.255.255")
+    return ip in ipaddress.ip_network("2000::/3")
+
+
+@pytest.mark.parametrize("block", SPECIAL_BLOCKS, ids=lambda b: str(b.network))
+def test_every_iana_special_purpose_block_is_refused(block: SpecialBlock) -> None:
+    net = block.network
+    for ip in (net.network_address, net.broadcast_address):
+        with pytest.raises(UnsafeWebhookUrl):
+            check_url(_url(ip), resolve=resolve)
+        with pytest.raises(UnsafeWebhookUrl):  # and when a host name resolves to it
+            check_url("http://h.example/", resolve=lambda _h, _p, ip=ip: [str(ip)])
+    outside = []
+    if int(net.network_address) > 0:
+        outside.append(net.network_address - 1)
+    if int(net.broadcast_address) < (2**32 if net.version == 4 else 2**128) - 1:
+        outside.append(net.broadcast_address + 1)
+    for ip in outside:
+        if _public(ip):
+            assert check_url(_url(ip), resolve=resolve).addresses == (str(ip),)
+
+
+def test_the_table_holds_both_registries() -> None:
+    v4 = [b for b in SPECIAL_BLOCKS if b.network.version == 4]
+    v6 = [b for b in SPECIAL_BLOCKS if b.network.version == 6]
+    assert len(v4) >= 25 and len(v6) >= 25
+    assert all(b.name and b.rfc.startswith("RFC") for b in SPECIAL_BLOCKS)
+    assert len({b.network for b in SPECIAL_BLOCKS}) == len(SPECIAL_BLOCKS)
+
+
+def test_a_special_block_is_named_in_the_reason() -> None:
+    with pytest.raises(UnsafeWebhookUrl, match=r"192\.0\.0\.0/24 \(IETF Protocol Assignments"):
+        check_url("http://192.0.0.200/", resolve=resolve)
+    with pytest.raises(UnsafeWebhookUrl, match="site-local"):
+        check_url("http://[fec0::1]/", resolve=resolve)
