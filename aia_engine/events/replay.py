@@ -40,6 +40,15 @@ def events_after(
     return [(int(r.pos), event_from_row(r, int(r.pos))) for r in rows]
 
 
+def stream_head(sessions: Sessions) -> int:
+    """The position of the last published event (0 when none): where a stream that starts
+    "now" begins. Published positions commit in order (one pump), so every event committed
+    after this read has a higher position and reaches the stream."""
+    with sessions.begin() as session:
+        head = session.scalar(text("SELECT max(pos) FROM task_events WHERE pos IS NOT NULL"))
+    return int(head or 0)
+
+
 def check_task(sessions: Sessions, task_id: str, *, client_id: str) -> str:
     """The task's status, or `TaskNotFound` if it is not the client's."""
     with sessions.begin() as session:
