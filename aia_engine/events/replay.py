@@ -13,7 +13,7 @@ from aia_engine.events.body import event_from_row
 
 _AFTER = """
     SELECT e.pos, e.task_id, e.seq, e.type, e.stage, e.payload, e.created_at,
-           t.progress, t.results, t.error
+           e.progress AS event_progress, t.progress, t.results, t.error
       FROM task_events e JOIN tasks t ON t.id = e.task_id
      WHERE e.pos > :after AND t.client_id = :client {task_filter}
      ORDER BY e.pos
