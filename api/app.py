@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 
 import anyio.to_thread
 import redis
+from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -17,6 +18,7 @@ from starlette.middleware import Middleware
 from aia_engine.activity import RequestLog
 from aia_engine.auth.tokens import VerifiedTokens
 from aia_engine.db.session import Sessions, make_engine, make_sessions
+from aia_engine.health import HEALTHY, HealthMonitor
 from aia_engine.limits.limiter import RateLimiter, limiter_redis
 from aia_engine.limits.quota import ActiveTasks
 from aia_engine.logs import configure as configure_logging
@@ -55,8 +57,8 @@ def _celery_defaults(
 
     app = use_redis(settings.require_redis_url())
 
-    def count_workers() -> int:
-        return len(app.control.ping(timeout=0.5) or [])
+    def count_workers() -> int:  # in a background thread of /health, never in a request
+        return len(app.control.ping(timeout=1.0) or [])
 
     def send(ids: Sequence[str]) -> None:
         send_deliveries(app, ids)
@@ -93,6 +95,29 @@ def _limiter_alert(sessions: Sessions) -> None:
             message="Redis is unreachable: each API process now limits requests on its own",
             now=now,
         )
+
+
+def _health_monitor(
+    settings: Settings,
+    sessions: Sessions,
+    redis_conn: redis.Redis,
+    count_workers: Callable[[], int],
+) -> HealthMonitor:
+    def database() -> str:
+        with sessions.begin() as session:
+            session.execute(text("SELECT 1"))
+        return HEALTHY
+
+    def redis_ping() -> str:
+        redis_conn.ping()
+        return HEALTHY
+
+    return HealthMonitor(
+        {"database": database, "redis": redis_ping},
+        count_workers=count_workers,
+        interval_s=settings.health_interval_s,
+        grace_s=settings.health_grace_s,
+    )
 
 
 def create_app(
@@ -142,6 +167,7 @@ def create_app(
         )
         if settings.task_quotas_enabled
         else None,
+        health=_health_monitor(settings, sessions, redis_conn, count_workers),
     )
 
     request_counter, request_log = RequestCounter(), RequestLog()
@@ -166,7 +192,9 @@ def create_app(
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.api_db_pool_size
         flusher = threading.Thread(target=flush_loop, name="aia-metrics-flush", daemon=True)
         flusher.start()
+        await anyio.to_thread.run_sync(res.health.start)  # the first results, then serve
         yield
+        res.health.stop()
         stop_flushing.set()
         flusher.join(5)
         pipeline.close()  # send what was accepted before the process goes
