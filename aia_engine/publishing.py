@@ -198,10 +198,10 @@ WITH sent AS (
         event_seq = t.event_seq + CASE WHEN old.status = 'accepted' THEN 1 ELSE 0 END,
         updated_at = CASE WHEN old.status = 'accepted' THEN :now ELSE t.updated_at END
     FROM old WHERE t.id = old.id
-    RETURNING t.id, t.event_seq, old.status AS was
+    RETURNING t.id, t.event_seq, t.progress, old.status AS was
 )
-INSERT INTO task_events (task_id, seq, type, stage, payload, created_at)
-SELECT id, event_seq, 'task.queued', NULL, '{}'::jsonb, :now FROM upd WHERE was = 'accepted'
+INSERT INTO task_events (task_id, seq, type, stage, payload, created_at, progress)
+SELECT id, event_seq, 'task.queued', NULL, '{}'::jsonb, :now, progress FROM upd WHERE was = 'accepted'
 """)
 
 

@@ -114,6 +114,12 @@ class Settings(BaseSettings):
     """A comment line on idle streams this often, so proxies keep them open."""
     sse_max_streams_per_client: int = Field(default=20, ge=1)
     """Open event streams one client may hold, across all API processes."""
+    health_interval_s: float = Field(default=2.0, gt=0)
+    """How often each API process checks PostgreSQL, Redis and the workers for `/health`, in
+    the background (a request only reads the last results)."""
+    health_grace_s: float = Field(default=10.0, ge=0)
+    """`/health` reports a failing dependency only once it has failed for this long, so one
+    missed ping does not make a load balancer's probe flap (recovery shows at once)."""
     alert_check_interval_s: float = Field(default=30.0, gt=0)
     alert_no_worker_s: float = Field(default=60.0, gt=0)
     """Alert when no worker has answered a ping for this long."""

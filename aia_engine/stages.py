@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -35,7 +36,13 @@ from aia_engine.settings import Settings
 from aia_engine.stagesql import claim_in_sql, complete_in_sql
 from aia_engine.storable import encode_output, refused_output, refused_value, storable_error
 from aia_engine.tasks.events import append_event, lock_task_with_stages
-from aia_engine.tasks.settle import fail_stage, lost_error, settle_if_done, skip_unreachable
+from aia_engine.tasks.settle import (
+    fail_stage,
+    lost_error,
+    settle_if_done,
+    skip_unreachable,
+    task_progress,
+)
 from workflows.spec import StageSpec, spec_from_dict, stage_from_dict
 
 log = logging.getLogger(__name__)
@@ -270,6 +277,7 @@ def _claim(
                 row,
                 StageStatus.SKIPPED,
                 now=now,
+                stages=stages,
                 error={
                     "code": "E012",
                     "type": "StageSkipped",
@@ -382,6 +390,7 @@ def _record(
                 row,
                 StageStatus.COMPLETED,
                 now=now,
+                stages=stages,
                 output=output,
                 payload={"duration_s": round(duration, 4), "attempt": row.attempt},
             )
@@ -393,6 +402,7 @@ def _record(
             row.error = error
             row.lease_until = None
             row.updated_at = now
+            task.progress = task_progress(stages)  # its partial progress no longer counts
             append_event(
                 session,
                 task,
@@ -408,6 +418,7 @@ def _record(
             row,
             StageStatus.FAILED,
             now=now,
+            stages=stages,
             error=error,
             payload={"duration_s": round(duration, 4), "attempt": row.attempt, "error": error},
         )
@@ -427,7 +438,11 @@ def _end(
     output: dict[str, Any] | None = None,
     error: dict[str, Any] | None = None,
     payload: dict[str, Any] | None = None,
+    stages: Mapping[str, StageRun] | None = None,
 ) -> None:
+    """End a stage. With the task's `stages` (holding `row`), the task's progress counts the
+    ended stage before the event records it; without, the task's progress stays as it is (a
+    stage of a cancelled task)."""
     row.status = status
     row.finished_at = row.updated_at = now
     row.lease_until = None
@@ -435,4 +450,6 @@ def _end(
         row.output, row.error, row.progress = output, None, 100.0
     elif error is not None:
         row.error = error
+    if stages is not None:
+        task.progress = task_progress(stages)
     append_event(session, task, f"stage.{status}", now=now, stage=row.name, payload=payload or {})

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 
 import anyio.to_thread
 import redis
+from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -19,6 +20,7 @@ from aia_engine.agents import known_agents
 from aia_engine.auth.revocation import Reloader, RevokedFamilies
 from aia_engine.auth.tokens import VerifiedTokens
 from aia_engine.db.session import Sessions, make_engine, make_sessions
+from aia_engine.health import HEALTHY, HealthMonitor
 from aia_engine.limits.limiter import RateLimiter, limiter_redis
 from aia_engine.limits.quota import ActiveTasks
 from aia_engine.logs import configure as configure_logging
@@ -57,8 +59,8 @@ def _celery_defaults(
 
     app = use_redis(settings.require_redis_url())
 
-    def count_workers() -> int:
-        return len(app.control.ping(timeout=0.5) or [])
+    def count_workers() -> int:  # in a background thread of /health, never in a request
+        return len(app.control.ping(timeout=1.0) or [])
 
     def send(ids: Sequence[str]) -> None:
         send_deliveries(app, ids)
@@ -95,6 +97,29 @@ def _limiter_alert(sessions: Sessions) -> None:
             message="Redis is unreachable: each API process now limits requests on its own",
             now=now,
         )
+
+
+def _health_monitor(
+    settings: Settings,
+    sessions: Sessions,
+    redis_conn: redis.Redis,
+    count_workers: Callable[[], int],
+) -> HealthMonitor:
+    def database() -> str:
+        with sessions.begin() as session:
+            session.execute(text("SELECT 1"))
+        return HEALTHY
+
+    def redis_ping() -> str:
+        redis_conn.ping()
+        return HEALTHY
+
+    return HealthMonitor(
+        {"database": database, "redis": redis_ping},
+        count_workers=count_workers,
+        interval_s=settings.health_interval_s,
+        grace_s=settings.health_grace_s,
+    )
 
 
 def create_app(
@@ -147,6 +172,7 @@ def create_app(
         )
         if settings.task_quotas_enabled
         else None,
+        health=_health_monitor(settings, sessions, redis_conn, count_workers),
         revoked=RevokedFamilies(
             sessions,
             redis_conn,
@@ -184,7 +210,9 @@ def create_app(
         flusher.start()
         if reloader is not None:
             reloader.start()
+        await anyio.to_thread.run_sync(res.health.start)  # the first results, then serve
         yield
+        res.health.stop()
         stop_flushing.set()
         flusher.join(5)
         if reloader is not None:

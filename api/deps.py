@@ -14,6 +14,7 @@ from starlette.requests import Request
 from aia_engine.auth.revocation import RevokedFamilies
 from aia_engine.auth.tokens import VerifiedTokens
 from aia_engine.db.session import Sessions
+from aia_engine.health import HealthMonitor
 from aia_engine.limits.limiter import RateLimiter
 from aia_engine.limits.quota import ActiveTasks, ClientQuota
 from aia_engine.publishing import Publisher, PublishGate
@@ -51,6 +52,8 @@ class Resources:
     """Per-client request limits (None when AIA_RATE_LIMITS_ENABLED is false)."""
     active_tasks: ActiveTasks | None
     """Per-client caps of active tasks (None when AIA_RATE_LIMITS_ENABLED is false)."""
+    health: HealthMonitor
+    """What `/health` reports, checked in background threads (started with the app)."""
     revoked: RevokedFamilies | None = None
     """Revoked refresh-token families (None when AIA_TOKEN_REVOCATION_CHECK is false)."""
 

@@ -94,6 +94,19 @@ LAST_EVENT_ID = {
     "schema": {"type": "string"},
     "description": "Resume after this event id (the `id:` of the last event received).",
 }
+
+
+def _stream_from(default: str) -> dict[str, Any]:
+    return {
+        "name": "from",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string", "enum": ["now", "start"], "default": default},
+        "description": "Without Last-Event-ID: `now` sends only events from then on, `start` "
+        "replays the whole history first.",
+    }
+
+
 SSE_DESCRIPTION = (
     "Server-sent events (`text/event-stream`). Each event: `id:` its stream position, "
     "`event:` its type, `data:` the same JSON as a webhook body (event_id, event_type, "
@@ -543,9 +556,15 @@ def openapi_document() -> dict[str, Any]:
             )
         },
         "/quotas": {"get": _op("Get quotas", "200", schemas.Quotas, scope="read", tag="limits")},
-        "/tasks/stream": {"get": _stream_op("Stream client events", [LAST_EVENT_ID])},
+        "/tasks/stream": {
+            "get": _stream_op("Stream client events", [LAST_EVENT_ID, _stream_from("now")])
+        },
         "/tasks/{task_id}/events": {
-            "get": _stream_op("Stream task events", [TASK_ID, LAST_EVENT_ID], errors=("404",))
+            "get": _stream_op(
+                "Stream task events",
+                [TASK_ID, LAST_EVENT_ID, _stream_from("start")],
+                errors=("404",),
+            )
         },
         "/tasks/{task_id}/retry": {
             "post": _op(

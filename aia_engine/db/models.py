@@ -138,6 +138,8 @@ class TaskEvent(Base):
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     pos: Mapped[int | None] = mapped_column(BigInteger)
     """Place in the published stream (commit order), set by the event pump; NULL until then."""
+    progress: Mapped[float | None] = mapped_column(Float)
+    """The task's progress right after this change (NULL on rows older than revision 0014)."""
 
     __table_args__ = (UniqueConstraint("task_id", "seq", name="uq_task_events_task_seq"),)
 

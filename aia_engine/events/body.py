@@ -59,12 +59,21 @@ def public_event(
     stage: str | None,
     payload: dict[str, Any],
     task: dict[str, Any],
+    progress: float | None = None,
 ) -> dict[str, Any]:
-    """`task` holds the task's `id`, `progress`, `results` and `error` (as read now)."""
+    """`task` holds the task's `id`, `progress`, `results` and `error` (as read now);
+    `progress` is the task's progress recorded with the event, when it was written.
+
+    An event says the progress of its own moment, never the task's progress at render time
+    (the pump may render a `task.accepted` after the task has finished). Only events stored
+    before revision 0014 lack it; they fall back to what they showed before.
+    """
+    if progress is None:
+        progress = payload.get("progress", task["progress"] or 0.0)
     data: dict[str, Any] = {
         "task_id": task["id"],
         "status": _STATUS.get(event_type, "in_progress"),
-        "progress": float(payload.get("progress", task["progress"] or 0.0)),
+        "progress": float(progress),
     }
     if event_type == "task.completed":
         data["progress"] = 100.0
@@ -91,7 +100,7 @@ def public_event(
 
 def event_from_row(row: Any, pos: int) -> dict[str, Any]:
     """`public_event` for a row of task_events joined with its task (`task_id`, `type`, `seq`,
-    `created_at`, `stage`, `payload`, `progress`, `results`, `error`)."""
+    `created_at`, `stage`, `payload`, `event_progress`, `progress`, `results`, `error`)."""
     return public_event(
         pos=pos,
         event_type=row.type,
@@ -101,6 +110,7 @@ def event_from_row(row: Any, pos: int) -> dict[str, Any]:
         payload=row.payload or {},
         task={"id": row.task_id, "progress": row.progress, "results": row.results,
               "error": row.error},
+        progress=row.event_progress,
     )  # fmt: skip
 
 

@@ -40,7 +40,7 @@ SendDeliveries = Callable[[Sequence[str]], None]
 _BATCH = text(
     """
     SELECT e.id, e.task_id, e.seq, e.type, e.stage, e.payload, e.created_at,
-           t.client_id, t.progress, t.results, t.error
+           e.progress AS event_progress, t.client_id, t.progress, t.results, t.error
       FROM task_events e JOIN tasks t ON t.id = e.task_id
      WHERE e.pos IS NULL
      ORDER BY e.id

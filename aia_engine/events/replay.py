@@ -13,7 +13,7 @@ from aia_engine.events.body import event_from_row
 
 _AFTER = """
     SELECT e.pos, e.task_id, e.seq, e.type, e.stage, e.payload, e.created_at,
-           t.progress, t.results, t.error
+           e.progress AS event_progress, t.progress, t.results, t.error
       FROM task_events e JOIN tasks t ON t.id = e.task_id
      WHERE e.pos > :after AND t.client_id = :client {task_filter}
      ORDER BY e.pos
@@ -38,6 +38,15 @@ def events_after(
     with sessions.begin() as session:
         rows = session.execute(_TASK if task_id else _CLIENT, params).all()
     return [(int(r.pos), event_from_row(r, int(r.pos))) for r in rows]
+
+
+def stream_head(sessions: Sessions) -> int:
+    """The position of the last published event (0 when none): where a stream that starts
+    "now" begins. Published positions commit in order (one pump), so every event committed
+    after this read has a higher position and reaches the stream."""
+    with sessions.begin() as session:
+        head = session.scalar(text("SELECT max(pos) FROM task_events WHERE pos IS NOT NULL"))
+    return int(head or 0)
 
 
 def check_task(sessions: Sessions, task_id: str, *, client_id: str) -> str:

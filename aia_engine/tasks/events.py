@@ -65,7 +65,11 @@ def append_event(
     stage: str | None = None,
     payload: dict[str, Any] | None = None,
 ) -> TaskEvent:
-    """Record one state change of `task` (whose row the caller has locked)."""
+    """Record one state change of `task` (whose row the caller has locked).
+
+    The event keeps the task's progress as it is now: the caller updates `task.progress` for
+    the change first, so the event says what `GET /tasks/{id}` says once it commits.
+    """
     task.event_seq += 1
     task.updated_at = now
     event = TaskEvent(
@@ -75,6 +79,7 @@ def append_event(
         stage=stage,
         payload=payload or {},
         created_at=now,
+        progress=task.progress or 0.0,
     )
     session.add(event)
     return event

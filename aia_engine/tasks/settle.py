@@ -57,6 +57,7 @@ def skip_unreachable(
                 "type": "StageSkipped",
                 "message": f"skipped: upstream stage {failed!r} failed",
             }
+            task.progress = task_progress(stages)  # what the event records
             append_event(
                 session, task, "stage.skipped", now=now, stage=name, payload={"because": failed}
             )

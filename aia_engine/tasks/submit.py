@@ -160,8 +160,8 @@ WITH t AS (
     FROM jsonb_to_recordset(CAST(%(stages)s AS jsonb)) AS x(
         task_id text, name text, agent text, position int, dependencies jsonb, max_attempts int)
 ), e AS (
-    INSERT INTO task_events (task_id, seq, type, payload, created_at)
-    SELECT id, 1, 'task.accepted', payload, %(now)s
+    INSERT INTO task_events (task_id, seq, type, payload, created_at, progress)
+    SELECT id, 1, 'task.accepted', payload, %(now)s, 0
     FROM jsonb_to_recordset(CAST(%(tasks)s AS jsonb)) AS x(id text, payload jsonb)
 )
 INSERT INTO outbox (task_id, kind, payload, attempts, created_at)

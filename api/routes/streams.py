@@ -1,6 +1,12 @@
 """Server-sent events: `GET /tasks/{task_id}/events` (one task) and `GET /tasks/stream` (every
 task of the caller). `id:` is the event's stream position; reconnect with `Last-Event-ID`
-(or `?last_event_id=`) to get every event after it, exactly once, in order."""
+(or `?last_event_id=`) to get every event after it, exactly once, in order.
+
+Without `Last-Event-ID` a stream starts where `?from=` says: `now` (only what happens from
+then on) or `start` (the whole history first). The client stream starts `now` by default: its
+history grows with every task. A task's stream starts at its `start` by default: one task's
+history is short, and the stream ends with the task's final event, so a stream opened on a
+finished task replays it and ends instead of waiting forever."""
 
 from __future__ import annotations
 
@@ -14,7 +20,7 @@ from starlette.routing import Route
 
 from aia_engine.errors import InvalidRequest
 from aia_engine.events.body import parse_event_id
-from aia_engine.events.replay import check_task, events_after
+from aia_engine.events.replay import check_task, events_after, stream_head
 from api.auth import require
 from api.deps import in_thread, resources
 from api.errors import ApiError
@@ -23,10 +29,14 @@ from api.streams import event_stream
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
 
 
-def _after(request: Request) -> int:
+STARTS = ("now", "start")
+
+
+def _after(request: Request) -> int | None:
+    """The position given by `Last-Event-ID` (or `?last_event_id=`); None when none is."""
     raw = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
     if raw is None or raw == "":
-        return 0
+        return None
     pos = parse_event_id(raw)
     if pos is None:
         raise InvalidRequest(
@@ -37,9 +47,24 @@ def _after(request: Request) -> int:
     return pos
 
 
-async def _open(request: Request, client_id: str, task_id: str | None) -> StreamingResponse:
+def _start(request: Request, default: str) -> str:
+    start = request.query_params.get("from", default)
+    if start not in STARTS:
+        raise InvalidRequest(
+            "from must be 'now' (only new events) or 'start' (the whole history first)",
+            field="from",
+            provided_value=start[:50],
+            allowed_values=list(STARTS),
+        )
+    return start
+
+
+async def _open(
+    request: Request, client_id: str, task_id: str | None, *, default_start: str
+) -> StreamingResponse:
     res = resources(request)
     after = _after(request)
+    start = _start(request, default_start)
     member = f"sse_{secrets.token_hex(8)}"
     if not await in_thread(res.stream_slots.acquire, client_id, member):
         raise ApiError(
@@ -54,6 +79,15 @@ async def _open(request: Request, client_id: str, task_id: str | None) -> Stream
     except Exception:
         res.stream_slots.release(client_id, member)
         raise
+    if after is None:
+        # Read after subscribing: what commits from here on reaches the queue or a resync.
+        try:
+            after = await in_thread(stream_head, res.sessions) if start == "now" else 0
+        except Exception:
+            res.hub.unlisten(client_id, queue)
+            res.stream_slots.release(client_id, member)
+            raise
+    position = after
 
     async def replay(last: int) -> list[tuple[int, dict[str, Any]]]:
         return await in_thread(
@@ -69,7 +103,7 @@ async def _open(request: Request, client_id: str, task_id: str | None) -> Stream
                 hub=res.hub,
                 client_id=client_id,
                 task_id=task_id,
-                after=after,
+                after=position,
                 replay=replay,
                 heartbeat_s=res.settings.sse_heartbeat_s,
                 on_heartbeat=renew,
@@ -86,12 +120,12 @@ async def task_events(request: Request) -> StreamingResponse:
     principal = await require(request, "read")
     task_id = request.path_params["task_id"]
     await in_thread(check_task, resources(request).sessions, task_id, client_id=principal.client_id)
-    return await _open(request, principal.client_id, task_id)
+    return await _open(request, principal.client_id, task_id, default_start="start")
 
 
 async def client_stream(request: Request) -> StreamingResponse:
     principal = await require(request, "read")
-    return await _open(request, principal.client_id, None)
+    return await _open(request, principal.client_id, None, default_start="now")
 
 
 routes = [

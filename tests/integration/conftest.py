@@ -50,6 +50,8 @@ TEST_TIMINGS = {
     "AIA_OUTBOX_STALE_S": "1",
     "AIA_DEPENDENCY_WAIT_S": "0.2",
     "AIA_PROGRESS_THROTTLE_S": "0.1",
+    # /health's background checks: a worker started by a test is seen within a second.
+    "AIA_HEALTH_INTERVAL_S": "0.5",
     "AIA_PUBLISH_BACKOFF_S": "0.5",
     # Tests ask for many tokens from one address; the limiter has its own test.
     "AIA_TOKEN_RATE_PER_IP": "100000",

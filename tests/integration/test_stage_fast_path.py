@@ -44,7 +44,7 @@ def run_in_process(engine: Engine, *, fast: bool) -> dict[str, Any]:
             for s in session.scalars(select(StageRun).where(StageRun.task_id == task_id))
         }
         events = [
-            (e.seq, e.type, e.stage)
+            (e.seq, e.type, e.stage, e.progress)
             for e in session.scalars(
                 select(TaskEvent).where(TaskEvent.task_id == task_id).order_by(TaskEvent.seq)
             )
@@ -56,8 +56,8 @@ def run_in_process(engine: Engine, *, fast: bool) -> dict[str, Any]:
             "results": task.results,
             "event_seq": task.event_seq,
             "stages": stages,
-            "events": [(t, s) for _, t, s in events if t != "task.queued"],
-            "seqs": [q for q, _, _ in events],
+            "events": [(t, s, p) for _, t, s, p in events if t != "task.queued"],
+            "seqs": [q for q, *_ in events],
         }
 
 
@@ -72,6 +72,20 @@ def test_fast_path_and_python_runner_leave_the_same_state(engine: Engine) -> Non
         assert fast[key] == slow[key], key
     assert fast["seqs"] == list(range(1, len(fast["seqs"]) + 1))
     assert fast["status"] == "completed" and fast["results"]["b"]["echo"] == 2
+    # Each event records the task's progress right after it, on both paths alike.
+    assert [(t, p) for t, _, p in fast["events"]] == [
+        ("task.accepted", 0.0),
+        ("task.started", 0.0),
+        ("stage.started", 0.0),
+        ("stage.completed", 25.0),
+        ("stage.started", 25.0),
+        ("stage.completed", 50.0),
+        ("stage.started", 50.0),
+        ("stage.completed", 75.0),
+        ("stage.started", 75.0),
+        ("stage.completed", 100.0),
+        ("task.completed", 100.0),
+    ]
 
 
 def test_dependency_not_finished_waits_on_both_paths(engine: Engine) -> None:

@@ -43,6 +43,17 @@ def serve(app: Starlette) -> tuple[uvicorn.Server, threading.Thread, str]:
     return server, thread, f"http://127.0.0.1:{port}"
 
 
+def wait_healthy(api: LiveApi, timeout: float = 30) -> dict[str, Any]:
+    """Until `/health` answers 200: its background checks have seen a worker started just now."""
+    deadline = time.monotonic() + timeout
+    with api.client() as http:
+        while (r := http.get("/health")).status_code != 200:
+            assert time.monotonic() < deadline, r.text
+            time.sleep(0.05)
+    body: dict[str, Any] = r.json()
+    return body
+
+
 # Names the tests' webhook URLs use; anything else "does not resolve". Never asks DNS, so no
 # packet leaves the machine.
 OFFLINE_DNS = {"hooks.example": ["93.184.216.34"], "internal.example": ["10.1.2.3"]}

@@ -208,3 +208,67 @@ def test_bad_last_event_id_and_unknown_tasks(
         r = http.get("/tasks/task_doesnotexist/events")
         assert r.status_code == 404 and r.json()["error"]["code"] == "E004"
     assert httpx.get(stream_api.url + "/tasks/stream").status_code == 401
+
+
+def wait_published(services: Services, task_id: str, timeout: float = 30) -> None:
+    """Until the pump has published every event of a finished task."""
+    from sqlalchemy import text
+
+    deadline = time.monotonic() + timeout
+    while True:
+        with services.sessions.begin() as session:
+            row = session.execute(
+                text(
+                    "SELECT t.status, count(*) FILTER (WHERE e.pos IS NULL) AS unpublished"
+                    "  FROM tasks t JOIN task_events e ON e.task_id = t.id"
+                    " WHERE t.id = :t GROUP BY t.status"
+                ),
+                {"t": task_id},
+            ).one()
+        if row.status == "completed" and row.unpublished == 0:
+            return
+        assert time.monotonic() < deadline, row
+        time.sleep(0.05)
+
+
+def test_client_stream_starts_now_and_gives_history_only_when_asked(
+    stream_api: LiveApi, make_client: Callable[..., Credentials], services: Services
+) -> None:
+    with authed_client(stream_api, make_client()) as http:
+        old = submit(http, chain(2, 0))
+        wait_published(services, old)
+        # A new stream without Last-Event-ID starts at "now": only what happens from here on.
+        with http.stream("GET", "/tasks/stream") as r:
+            assert r.status_code == 200
+            new = submit(http, chain(1, 0))
+            live, _ = read_events(r, until=lambda ev: ev[-1].type == "task.completed")
+        assert {e.data["data"]["task_id"] for e in live} == {new}, [e.type for e in live]
+        assert live[0].type == "task.accepted" and live[-1].data["data"]["task_id"] == new
+        wait_published(services, new)
+        # History is asked for explicitly: ?from=start replays every event from the first.
+        with http.stream("GET", "/tasks/stream", params={"from": "start"}) as r:
+            history, _ = read_events(
+                r, until=lambda ev: sum(e.type == "task.completed" for e in ev) == 2
+            )
+        assert [e.data["data"]["task_id"] for e in history if e.type == "task.completed"] == [
+            old,
+            new,
+        ]
+        assert history[0].type == "task.accepted" and history[0].data["data"]["task_id"] == old
+        # ... or from a known position with Last-Event-ID (which wins over `from`).
+        after = history[0].id
+        with http.stream(
+            "GET", "/tasks/stream", params={"from": "now"}, headers={"Last-Event-ID": str(after)}
+        ) as r:
+            resumed, _ = read_events(
+                r, until=lambda ev: sum(e.type == "task.completed" for e in ev) == 2
+            )
+        assert [e.id for e in resumed] == [e.id for e in history[1:]]
+        # A task's own stream replays that one task's history (bounded, and it ends with the
+        # task's final event, so a stream opened after the end still ends).
+        with http.stream("GET", f"/tasks/{old}/events") as r:
+            own, _ = read_events(r, until=lambda ev: False)
+        assert own[0].type == "task.accepted" and own[-1].type == "task.completed"
+        assert {e.data["data"]["task_id"] for e in own} == {old}
+        r = http.get("/tasks/stream", params={"from": "yesterday"})
+        assert r.status_code == 422 and r.json()["error"]["details"]["field"] == "from"

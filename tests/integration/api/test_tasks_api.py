@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.api.conftest import Credentials, LiveApi
+from tests.integration.api.conftest import Credentials, LiveApi, wait_healthy
 from tests.integration.api.guide_client import AIAAPIClient
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -45,6 +45,7 @@ def test_guides_python_client_runs_unchanged(
 ) -> None:
     creds = make_client()
     client = AIAAPIClient(creds.client_id, creds.client_secret, base_url=live_api.url)
+    wait_healthy(live_api)  # the module's worker, just started, answered a background ping
     health = client.make_request("GET", "/health")
     assert health["status"] == "healthy"
     accepted = client.make_request("POST", "/tasks/submit", GUIDE_SUBMIT)
@@ -59,6 +60,7 @@ def test_guides_python_client_runs_unchanged(
 
 
 def test_health_contract(live_api: LiveApi) -> None:
+    wait_healthy(live_api)
     with live_api.client() as http:
         r = http.get("/health")
     assert r.status_code == 200

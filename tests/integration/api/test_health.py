@@ -1,0 +1,81 @@
+"""`/health` against a live server: answers from state kept by background checks, never
+waiting on a worker ping, and reports a failure only once it has lasted the grace period."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from aia_engine.embedded import start_redis
+from api.app import create_app
+from tests.integration.api.conftest import serve
+from tests.integration.conftest import Services
+
+pytestmark = [pytest.mark.usefixtures("worker"), pytest.mark.timeout(120)]
+
+
+def test_health_never_waits_on_a_worker_ping(services: Services) -> None:
+    # A worker ping waits its whole timeout for replies (however many workers answer): a
+    # request that pings, even one in a few, takes at least that long.
+    settings = services.settings.model_copy(update={"health_interval_s": 0.5})
+    server, thread, url = serve(create_app(settings))
+    took: list[float] = []
+    try:
+        with httpx.Client(base_url=url, timeout=10) as http:
+            started = time.monotonic()
+            while time.monotonic() - started < 4.0:  # two rounds of the old 2 s cache, or more
+                sent = time.monotonic()
+                r = http.get("/health")
+                took.append(time.monotonic() - sent)
+                assert r.status_code in (200, 503), r.text
+                assert set(r.json()["services"]) >= {"database", "redis", "multi_agent_system"}
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    took.sort()
+    assert len(took) > 20 and took[-1] < 0.3, (len(took), took[-5:])
+
+
+def test_a_failure_shows_only_after_the_grace_period(services: Services, tmp_path: Path) -> None:
+    # A private Redis this test starts and stops (never the shared one).
+    redis_url, proc = start_redis(tmp_path / "redis")
+    grace = 3.0
+    settings = services.settings.model_copy(
+        update={"health_interval_s": 0.2, "health_grace_s": grace}
+    )
+    client = redis.Redis.from_url(redis_url, socket_connect_timeout=0.5, socket_timeout=0.5)
+    server, thread, url = serve(create_app(settings, redis_client=client))
+    try:
+        with httpx.Client(base_url=url, timeout=10) as http:
+            deadline = time.monotonic() + 30
+            while (r := http.get("/health")).status_code != 200:  # the worker seen by a ping
+                assert time.monotonic() < deadline, r.text
+                time.sleep(0.05)
+            assert r.json()["services"]["redis"] == "healthy"
+            proc.terminate()
+            proc.wait(10)
+            stopped = time.monotonic()
+            # Within the grace period: still healthy, as last seen.
+            while (elapsed := time.monotonic() - stopped) < grace * 0.75:
+                r = http.get("/health")
+                assert r.json()["services"]["redis"] == "healthy", (elapsed, r.text)
+            # After it: 503 naming Redis (and it took at least the grace period).
+            deadline = stopped + grace + 10
+            while (r := http.get("/health")).status_code != 503:
+                assert time.monotonic() < deadline, r.text
+                time.sleep(0.05)
+            flipped = time.monotonic() - stopped
+            body = r.json()
+            assert body["status"] == "degraded" and "redis" in body["failing_services"]
+            assert body["services"]["redis"].startswith("unhealthy")
+            assert body["services"]["database"] == "healthy"
+            assert flipped >= grace, flipped
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        if proc.poll() is None:
+            proc.kill()
