@@ -3,9 +3,10 @@ own log of requests that name a user (`X-User-ID`), and analytics over both, per
 
 Analytics (all in PostgreSQL, over the period): a request failed when its status code is 400
 or more and succeeded when below; an activity reported without a status code is neither, and
-`error_rate` (failed over those with a status code) is null when none had one; response-time percentiles interpolate linearly (`percentile_cont`); peak hours are the
-five busiest UTC hours, listed in order of the clock; preferred endpoints are the five most used
-with their share of the requests that named an endpoint.
+`error_rate` (failed over those with a status code) is null when none had one; response-time
+percentiles interpolate linearly (`percentile_cont`); peak hours are the five busiest UTC hours,
+listed in order of the clock; preferred endpoints are the five most used with their share of
+the requests that named an endpoint.
 """
 
 from __future__ import annotations

@@ -4,8 +4,9 @@
 failed) over the last 24 hours, to one decimal. A figure without evidence is null: the score
 when no stage ended in 24 hours; `success_rate`, `error_rate` and `average_response_time` when
 no request was answered in the window; `cpu_usage` until an interval has been measured (see
-`aia_engine.metrics.host`). `knowledge_atoms` is null: the engine has no knowledge graph yet. `active_connections` counts open connections to
-this database (every API, worker and beat process), from `pg_stat_activity`.
+`aia_engine.metrics.host`). `knowledge_atoms` is null: the engine has no knowledge graph yet.
+`active_connections` counts open connections to this database (every API, worker and beat
+process), from `pg_stat_activity`.
 """
 
 from __future__ import annotations
