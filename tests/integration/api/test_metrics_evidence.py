@@ -139,8 +139,8 @@ def test_fresh_stack_reports_null_then_measured_figures(fresh: FreshStack) -> No
         codes = [http.get(f"/tasks/task_{'0' * 32}").status_code for _ in range(4)]
         codes += [http.get("/tasks", params={"limit": 1}).status_code for _ in range(6)]
         assert codes == [404] * 4 + [200] * 6
-        # Every request so far but these ten (two /metrics) is in a complete second once the
-        # window, read from Redis directly (no request), holds all twelve.
+        # Twelve requests so far (the two scrapes and these ten): wait until the window, read
+        # from Redis directly (which is no request), holds them all in complete seconds.
         deadline = time.monotonic() + 10
         while window(fresh.redis).get("requests", 0.0) < 12:
             assert time.monotonic() < deadline, window(fresh.redis)
