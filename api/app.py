@@ -25,6 +25,7 @@ from aia_engine.limits.limiter import RateLimiter, limiter_redis
 from aia_engine.limits.quota import ActiveTasks
 from aia_engine.logs import configure as configure_logging
 from aia_engine.logs import flush as flush_logs
+from aia_engine.metrics.host import HOST_CPU
 from aia_engine.metrics.requests import RequestCounter
 from aia_engine.publishing import Publisher, PublishGate, PublishPipeline
 from aia_engine.settings import Settings, get_settings
@@ -206,6 +207,7 @@ def create_app(
         # No more request threads than pooled database connections: past the pool, each
         # request would open (and close) an overflow connection, a few milliseconds each.
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.api_db_pool_size
+        HOST_CPU.prime()  # so the first `cpu_usage` reading measures an interval
         flusher = threading.Thread(target=flush_loop, name="aia-metrics-flush", daemon=True)
         flusher.start()
         if reloader is not None:

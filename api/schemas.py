@@ -217,7 +217,10 @@ class Quotas(BaseModel):
 
 
 class SystemMetrics(BaseModel):
-    cpu_usage: float
+    cpu_usage: float | None = Field(
+        description="Percent of all cores, since this API process's previous reading; "
+        "null until one interval has been measured"
+    )
     memory_usage: float
     disk_usage: float
     active_connections: int
@@ -225,9 +228,15 @@ class SystemMetrics(BaseModel):
 
 class ApiMetrics(BaseModel):
     requests_per_second: float
-    average_response_time: float = Field(description="Milliseconds, over the window")
-    error_rate: float = Field(description="4xx and 5xx answers over all answers, 0-1")
-    success_rate: float = Field(description="Percent")
+    average_response_time: float | None = Field(
+        description="Milliseconds, over the window; null when no request was answered"
+    )
+    error_rate: float | None = Field(
+        description="4xx and 5xx answers over all answers, 0-1; null when no request was answered"
+    )
+    success_rate: float | None = Field(
+        description="Percent of answers below 400; null when no request was answered"
+    )
     window_seconds: int
 
 
@@ -235,7 +244,10 @@ class BusinessMetrics(BaseModel):
     active_tasks: int
     completed_tasks: int
     knowledge_atoms: int | None
-    agent_performance_score: float
+    agent_performance_score: float | None = Field(
+        description="Percent of stage runs ended in the last 24 hours that completed; "
+        "null when none ended"
+    )
 
 
 class Metrics(BaseModel):
@@ -269,7 +281,10 @@ class AnalyticsPerformance(BaseModel):
     p50_response_time: float | None
     p95_response_time: float | None
     p99_response_time: float | None
-    error_rate: float
+    error_rate: float | None = Field(
+        description="Failed (status 400 or more) over requests with a status code, 0-1; "
+        "null when none had one"
+    )
 
 
 class UserAnalytics(BaseModel):

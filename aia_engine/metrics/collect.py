@@ -3,21 +3,24 @@
 `business_metrics` are the calling client's own (tenancy: one client never learns how many
 tasks another runs); system-wide task figures are in the Prometheus exposition, which needs the
 `admin` scope. `agent_performance_score` = 100 x (the client's stage runs that completed) /
-(those that completed or failed) over the last 24 hours, to one decimal (100.0 when none ended). `knowledge_atoms` is
-null: the engine has no knowledge graph yet. `active_connections` counts open connections to
-this database (every API, worker and beat process), from `pg_stat_activity`.
+(those that completed or failed) over the last 24 hours, to one decimal. A figure without
+evidence is null: the score when no stage of the client's ended in 24 hours; `success_rate`,
+`error_rate` and `average_response_time` when no request was answered in the window;
+`cpu_usage` until an interval has been measured (see `aia_engine.metrics.host`).
+`knowledge_atoms` is null: the engine has no knowledge graph yet. `active_connections` counts
+open connections to this database (every API, worker and beat process), from
+`pg_stat_activity`.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-import psutil
 import redis
 from sqlalchemy import text
 
 from aia_engine.db.session import Sessions
+from aia_engine.metrics.host import host_figures
 from aia_engine.metrics.requests import WINDOW_S, window
 
 _BUSINESS = text(
@@ -37,14 +40,6 @@ _BUSINESS = text(
 )
 
 
-def system_figures() -> dict[str, float]:
-    return {
-        "cpu_usage": psutil.cpu_percent(interval=None),
-        "memory_usage": psutil.virtual_memory().percent,
-        "disk_usage": psutil.disk_usage(os.path.abspath(os.sep)).percent,
-    }
-
-
 def guide_metrics(sessions: Sessions, client: redis.Redis, *, client_id: str) -> dict[str, Any]:
     """The guide's `/metrics` JSON; `business_metrics` count only `client_id`'s tasks."""
     with sessions.begin() as session:
@@ -54,20 +49,20 @@ def guide_metrics(sessions: Sessions, client: redis.Redis, *, client_id: str) ->
     errors = api.get("status_5xx", 0.0) + api.get("status_4xx", 0.0)
     ended = row.ok + row.failed
     return {
-        "system_metrics": {**system_figures(), "active_connections": int(row.connections)},
+        "system_metrics": {**host_figures(), "active_connections": int(row.connections)},
         "api_metrics": {
             "requests_per_second": round(count / WINDOW_S, 2),
             "average_response_time": round(api.get("duration_ms", 0.0) / count, 1)
             if count
-            else 0.0,
-            "error_rate": round(errors / count, 4) if count else 0.0,
-            "success_rate": round(100.0 * (count - errors) / count, 2) if count else 100.0,
+            else None,
+            "error_rate": round(errors / count, 4) if count else None,
+            "success_rate": round(100.0 * (count - errors) / count, 2) if count else None,
             "window_seconds": WINDOW_S,
         },
         "business_metrics": {
             "active_tasks": int(row.active),
             "completed_tasks": int(row.completed),
             "knowledge_atoms": None,
-            "agent_performance_score": round(100.0 * row.ok / ended, 1) if ended else 100.0,
+            "agent_performance_score": round(100.0 * row.ok / ended, 1) if ended else None,
         },
     }

@@ -20,7 +20,7 @@ from prometheus_client.core import (
 from sqlalchemy import text
 
 from aia_engine.db.session import Sessions
-from aia_engine.metrics.collect import system_figures
+from aia_engine.metrics.host import host_figures
 from aia_engine.metrics.requests import totals
 from workflows.compiler import STAGE_QUEUES
 
@@ -73,11 +73,13 @@ class EngineCollector:
         yield depth
         system = GaugeMetricFamily(
             "aia_host_usage_percent",
-            "CPU, memory and disk use of the API host",
+            "CPU, memory and disk use of the API host (CPU: since this process's previous "
+            "reading; no sample until one interval has been measured)",
             labels=["resource"],
         )
-        for name, value in system_figures().items():
-            system.add_metric([name.removesuffix("_usage")], value)
+        for name, share in host_figures().items():
+            if share is not None:  # no sample rather than a figure that measured nothing
+                system.add_metric([name.removesuffix("_usage")], share)
         yield system
 
     def _api(self) -> Iterator[Metric]:
