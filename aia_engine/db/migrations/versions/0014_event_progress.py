@@ -4,11 +4,11 @@
 `GET /tasks/{id}` said once that change committed). Streams and webhook bodies show it instead
 of the task's progress at the time the event pump renders the event, which is often later
 (a `task.accepted` rendered after the task finished said 100). Rows written before this
-revision have NULL and are rendered as before. The stage fast path (0004, 0009) records it too:
-the same functions as 0009, with the progress column filled.
+revision have NULL and are rendered as before. The stage fast path records it too: the claim
+is 0010's and the completion 0009's, with the progress column filled.
 
 Revision ID: 0014
-Revises: 0009
+Revises: 0013
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014"
-down_revision = "0009"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
@@ -52,6 +52,11 @@ BEGIN
     END IF;
     IF s.status IN ('completed', 'failed', 'skipped', 'cancelled') THEN
         RETURN QUERY SELECT 'ended'::text, s.attempt, NULL::jsonb, NULL::jsonb; RETURN;
+    END IF;
+    IF s.status = 'running' THEN
+        -- An earlier run recorded no outcome (its process died, its lease ran out): the Python
+        -- runner counts the loss and fails the stage as lost past AIA_MAX_STAGE_REDISPATCHES.
+        RETURN QUERY SELECT 'slow'::text, 0, NULL::jsonb, NULL::jsonb; RETURN;
     END IF;
     IF t_status = 'cancelled' THEN
         RETURN QUERY SELECT 'slow'::text, 0, NULL::jsonb, NULL::jsonb; RETURN;
@@ -176,9 +181,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    previous = importlib.import_module(
+    claim = importlib.import_module("aia_engine.db.migrations.versions.0010_stage_redispatches")
+    complete = importlib.import_module(
         "aia_engine.db.migrations.versions.0009_leaner_stage_fast_path"
     )
-    op.execute(previous.CLAIM)
-    op.execute(previous.COMPLETE)
+    op.execute(claim.CLAIM)
+    op.execute(complete.COMPLETE)
     op.drop_column("task_events", "progress")
