@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from aia_engine.errors import EngineError, PermissionDenied, Unauthenticated
+from aia_engine.redaction import redact_error
 
 log = logging.getLogger(__name__)
 
@@ -196,12 +197,13 @@ def envelope(
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     entry = CATALOGUE[code]
+    message, details = redact_error(message, details or {})  # no error echoes a secret
     body = {
         "error": {
             "type": type_ or entry.type,
             "message": message,
             "code": code,
-            "details": details or {},
+            "details": details,
             "timestamp": now_iso(),
             "request_id": getattr(request.state, "request_id", ""),
             "documentation_url": str(request.base_url).rstrip("/") + f"/errors/{code}",
