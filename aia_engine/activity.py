@@ -30,14 +30,33 @@ PERIODS = {
 }
 
 
+MAX_RESPONSE_TIME_MS = 86_400_000
+"""One day: a longer wait is not a response time, and sums of such figures stay exact."""
+MAX_BYTES = 2**53 - 1
+"""9 PB; the largest integer every JSON client (JavaScript's numbers) holds exactly."""
+
+
 class ActivityDetails(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     endpoint: str | None = Field(default=None, max_length=512)
-    response_time: float | None = Field(default=None, ge=0, description="milliseconds")
-    status_code: int | None = Field(default=None, ge=100, le=599)
+    response_time: float | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_RESPONSE_TIME_MS,
+        allow_inf_nan=False,
+        description="Milliseconds, from 0 to 86,400,000 (one day).",
+    )
+    status_code: int | None = Field(
+        default=None, ge=100, le=599, description="An HTTP status code, 100 to 599."
+    )
     user_agent: str | None = Field(default=None, max_length=512)
-    bytes_transferred: int | None = Field(default=None, ge=0)
+    bytes_transferred: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_BYTES,
+        description="Bytes, from 0 to 9,007,199,254,740,991 (2^53 - 1).",
+    )
 
 
 class ActivityIn(BaseModel):
@@ -117,18 +136,29 @@ class RequestLog:
             raise
 
 
+# Safe over any stored row, whatever wrote it: response times that are not finite (NaN, which
+# PostgreSQL sorts above Infinity, and the infinities) are not measurements and are left out;
+# the mean is taken in numeric, whose sum cannot overflow; percentiles interpolate over
+# quarter values, so the difference of two doubles cannot overflow, and are scaled back
+# (exact: a power of two). Byte counts are bigint, whose sum is numeric.
 _SUMMARY = text(
     """
+    WITH rows AS (
+      SELECT status_code, bytes,
+             CASE WHEN response_time_ms > '-Infinity'::float8
+                   AND response_time_ms < 'Infinity'::float8 THEN response_time_ms END AS ms
+        FROM user_activity
+       WHERE client_id = :c AND user_id = :u AND occurred_at > :since AND occurred_at <= :now
+    )
     SELECT count(*) AS total,
            count(*) FILTER (WHERE status_code >= 400) AS failed,
            count(*) FILTER (WHERE status_code < 400) AS succeeded,
-           avg(response_time_ms) AS avg_ms,
+           avg(ms::numeric) AS avg_ms,
            coalesce(sum(bytes), 0) AS bytes,
-           percentile_cont(0.5) WITHIN GROUP (ORDER BY response_time_ms) AS p50,
-           percentile_cont(0.95) WITHIN GROUP (ORDER BY response_time_ms) AS p95,
-           percentile_cont(0.99) WITHIN GROUP (ORDER BY response_time_ms) AS p99
-      FROM user_activity
-     WHERE client_id = :c AND user_id = :u AND occurred_at > :since AND occurred_at <= :now
+           4 * percentile_cont(0.5) WITHIN GROUP (ORDER BY ms / 4) AS p50,
+           4 * percentile_cont(0.95) WITHIN GROUP (ORDER BY ms / 4) AS p95,
+           4 * percentile_cont(0.99) WITHIN GROUP (ORDER BY ms / 4) AS p99
+      FROM rows
     """
 )
 _ENDPOINTS = text(
@@ -183,7 +213,7 @@ def analytics(
         hours = session.execute(_HOURS, params).all()
     total, failed, succeeded = int(s.total), int(s.failed), int(s.succeeded)
 
-    def ms(value: float | None) -> float | None:
+    def ms(value: Any) -> float | None:
         return None if value is None else round(float(value), 1)
 
     return {

@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+from aia_engine.redaction import redact_error
+
 
 class EngineError(Exception):
     """Raised for any error the engine reports to a caller."""
@@ -30,12 +32,9 @@ class EngineError(Exception):
         self.details = details
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "type": self.type,
-            "code": self.code,
-            "message": self.message,
-            "details": self.details,
-        }
+        """What a caller may see (stored on a stage, or a batch item's error): no secrets."""
+        message, details = redact_error(self.message, self.details)
+        return {"type": self.type, "code": self.code, "message": message, "details": details}
 
 
 class NotFound(EngineError):

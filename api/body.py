@@ -1,13 +1,18 @@
-"""Reading JSON bodies with the API's limits: content type, size, depth, duplicate keys."""
+"""Reading JSON bodies with the API's limits: content type, size, depth, duplicate keys, and
+values the parser accepts but storage refuses (NUL, lone surrogates, non-finite numbers)."""
 
 from __future__ import annotations
 
 import json
+import math
+import re
+import sys
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from starlette.requests import Request
 
+from aia_engine.errors import InvalidRequest
 from aia_engine.validation import validate_model
 from api.errors import ApiError
 from workflows.spec import load_json_strict
@@ -69,6 +74,14 @@ async def read_json(request: Request, *, limit: int, max_depth: int) -> Any:
             else {}
         )
         raise ApiError("E400", f"request body is not valid JSON: {exc}", where) from exc
+    except ValueError as exc:  # the only other one: an integer literal past Python's limit
+        digits = sys.get_int_max_str_digits()
+        raise ApiError(
+            "E400",
+            f"request body holds an integer of more than {digits} digits; send large numbers "
+            "as strings",
+            {"max_digits": digits},
+        ) from exc
     if depth_of(data) > max_depth:
         raise ApiError(
             "E400", f"JSON is nested deeper than {max_depth} levels", {"max_depth": max_depth}
@@ -77,30 +90,76 @@ async def read_json(request: Request, *, limit: int, max_depth: int) -> Any:
     return data
 
 
+# What PostgreSQL's text and jsonb refuse: NUL, and UTF-16 surrogates (valid as JSON escapes,
+# and as raw bytes through json.loads' surrogatepass, but not UTF-8).
+_UNSTORABLE_CHAR = re.compile("[\x00\ud800-\udfff]")
+
+
 def check_storable(data: Any) -> None:
-    """Refuse what valid JSON allows but PostgreSQL's jsonb cannot hold: NaN and Infinity,
-    lone UTF-16 surrogates (`\\ud800`) and NUL characters (`\\u0000`)."""
-    try:
-        text = json.dumps(data, ensure_ascii=False, allow_nan=False)
-        text.encode("utf-8")
-    except ValueError as exc:  # NaN/Infinity; UnicodeEncodeError is a ValueError too
+    """Refuse what the parser accepts but storage cannot hold. A number that overflows to
+    infinity (`1e999`) or NaN/Infinity (not JSON) is a 400 like other unreadable numbers; a
+    string or key holding NUL or a lone surrogate is a 422 naming the field."""
+    if not _has_unstorable(data):
+        return
+    field, value = _locate_unstorable(data)
+    if isinstance(value, float):
         raise ApiError(
             "E400",
-            "request body holds a value JSON storage refuses (NaN, Infinity or a lone "
-            f"surrogate): {type(exc).__name__}",
-        ) from exc
-    if _has_nul(data):
-        raise ApiError("E400", "request body holds a NUL character (\\u0000), which is not allowed")
+            f"{field or 'body'}: number is out of range (NaN, Infinity, or beyond "
+            "±1.8e308); send a finite number",
+            {"field": field},
+        )
+    raise InvalidRequest(
+        f"{field or 'body'}: text holds a character that cannot be stored (NUL \\u0000 or a "
+        "lone UTF-16 surrogate)",
+        field=field or "body",
+        issue="unstorable character",
+        provided_value=_shown(value),
+    )
 
 
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any("\x00" in k or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
+def _has_unstorable(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            if _UNSTORABLE_CHAR.search(node):
+                return True
+        elif isinstance(node, float):
+            if not math.isfinite(node):
+                return True
+        elif isinstance(node, dict):
+            if any(_UNSTORABLE_CHAR.search(k) for k in node):
+                return True
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
     return False
+
+
+def _locate_unstorable(value: Any) -> tuple[str, Any]:
+    """The dotted path of the first unstorable value (a key's object, for a bad key), and it."""
+    stack: list[tuple[Any, tuple[str, ...]]] = [(value, ())]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, str) and _UNSTORABLE_CHAR.search(node):
+            return ".".join(path), node
+        if isinstance(node, float) and not math.isfinite(node):
+            return ".".join(path), node
+        if isinstance(node, dict):
+            for key in node:
+                if _UNSTORABLE_CHAR.search(key):
+                    return ".".join(path), key
+            stack.extend((v, (*path, str(k))) for k, v in reversed(node.items()))
+        elif isinstance(node, list):
+            stack.extend((v, (*path, str(i))) for i, v in reversed(list(enumerate(node))))
+    return "", None
+
+
+def _shown(text: str) -> str:
+    """The value as sent, with the characters JSON output cannot carry spelled as escapes."""
+    clipped = text[:200]
+    return _UNSTORABLE_CHAR.sub(lambda m: f"\\u{ord(m.group()):04x}", clipped)
 
 
 async def json_body(request: Request) -> Any:

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from aia_engine.errors import EngineError, PermissionDenied, Unauthenticated
+from aia_engine.redaction import redact_error
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,9 @@ CATALOGUE: dict[str, ErrorCode] = {
             "ValidationError",
             "Invalid request data",
             "A field is missing, has the wrong type or is out of range. details.field names it, "
-            "details.issue says what is wrong and details.provided_value echoes what was sent.",
+            "details.issue says what is wrong and details.provided_value echoes what was sent "
+            "(the value of a secret-bearing field shows as [redacted]). Text holding a NUL "
+            "character or a lone surrogate, in the body or in a query parameter, is refused here.",
         ),
         ErrorCode(
             "E002",
@@ -61,7 +64,8 @@ CATALOGUE: dict[str, ErrorCode] = {
             404,
             "NotFound",
             "Resource not found",
-            "No object with that id is visible to your client (objects of other clients answer the same).",
+            "No object with that id is visible to your client (objects of other clients answer the "
+            "same, and so does any path holding a NUL character).",
         ),
         ErrorCode(
             "E005",
@@ -93,7 +97,8 @@ CATALOGUE: dict[str, ErrorCode] = {
             400,
             "BadRequest",
             "Malformed request",
-            "The body is not valid JSON, or is nested deeper than the API accepts.",
+            "The body is not valid JSON, is nested deeper than the API accepts, or holds a number "
+            "it cannot read: an integer of more than 4,300 digits, or one beyond ±1.8e308.",
         ),
         ErrorCode(
             "E401",
@@ -221,12 +226,13 @@ def envelope(
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     entry = CATALOGUE[code]
+    message, details = redact_error(message, details or {})  # no error echoes a secret
     body = {
         "error": {
             "type": type_ or entry.type,
             "message": message,
             "code": code,
-            "details": details or {},
+            "details": details,
             "timestamp": now_iso(),
             "request_id": getattr(request.state, "request_id", ""),
             "documentation_url": str(request.base_url).rstrip("/") + f"/errors/{code}",

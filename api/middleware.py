@@ -11,8 +11,10 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aia_engine.activity import RequestLog
@@ -52,6 +54,7 @@ class RequestContext:
         scope.setdefault("state", {})["request_id"] = request_id
         self.counter["requests"] = self.counter.get("requests", 0) + 1
         started = False
+        app: ASGIApp = refuse_nul(scope) or self.app
 
         async def send_with_id(message: Message) -> None:
             nonlocal started
@@ -80,7 +83,7 @@ class RequestContext:
             await send_with_id(message)
 
         try:
-            await self._until_started(self.app(scope, receive, send_logged), lambda: started)
+            await self._until_started(app(scope, receive, send_logged), lambda: started)
         except TimeoutError:
             response = envelope(
                 Request(scope),
@@ -175,6 +178,38 @@ class RequestContext:
                 raise TimeoutError
             await asyncio.wait({task}, timeout=remaining)
         task.result()
+
+
+def refuse_nul(scope: Scope) -> JSONResponse | None:
+    """The answer to a path or query holding a NUL character (`%00`), which PostgreSQL's text
+    refuses and no id, name or filter can contain: 404 for a path, 422 naming the query
+    parameter. None for every other request. (Headers cannot carry NUL: the HTTP server
+    refuses them with 400.)"""
+    path = scope.get("path", "")
+    if "\x00" in path:
+        return envelope(
+            Request(scope),
+            "E004",
+            "nothing is named with a NUL character (%00): no resource at this path",
+            {"path": path.replace("\x00", "%00")[:300]},
+        )
+    query: bytes = scope.get("query_string", b"")
+    if b"%00" not in query and b"\x00" not in query:
+        return None
+    for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        if "\x00" in name or "\x00" in value:
+            field = name.replace("\x00", "%00")[:100]
+            return envelope(
+                Request(scope),
+                "E001",
+                f"query parameter {field!r} holds a NUL character (%00), which no value may hold",
+                {
+                    "field": field,
+                    "issue": "NUL character",
+                    "provided_value": value.replace("\x00", "%00")[:200],
+                },
+            )
+    return None
 
 
 def client_ip(request: Request) -> str:

@@ -15,14 +15,16 @@ from api import schemas
 
 REF = "#/components/schemas/{model}"
 ERROR_STATUSES = {
-    "400": "Malformed JSON or JSON nested too deeply",
+    "400": "Malformed JSON, JSON nested too deeply, or a number that cannot be read: an integer "
+    "of more than 4,300 digits, or one beyond \u00b11.8e308 (as `1e999`)",
     "401": "Missing, invalid or expired bearer token",
     "403": "The token lacks the required scope",
-    "404": "Not found (also for other clients' objects)",
+    "404": "Not found (also for other clients' objects, and any path holding a NUL, `%00`)",
     "409": "Conflict with the current state, or an Idempotency-Key reused with another body",
     "413": "Request body too large",
     "415": "Content-Type is not application/json",
-    "422": "Validation failed",
+    "422": "Validation failed: a field out of its documented range, text holding NUL or a lone "
+    "surrogate, or (on any operation) a query parameter holding a NUL character (`%00`)",
     "429": "Rate limit exceeded",
     "500": "Unexpected server error",
     "503": "A dependency is unavailable",
@@ -62,7 +64,7 @@ def _op(
         "operationId": summary.lower().replace(" ", "_"),
         "responses": {ok: {"description": "Success", **_json(_ref(model))}, **(extra_ok or {})},
     }
-    common = ("500", "503", "504")
+    common = ("422", "500", "503", "504")  # 422: the edge refuses NUL in any query parameter
     if scope:
         op["security"] = [{"bearerAuth": [scope]}]
         errors = ("401", "403", "429", *errors)  # 429: the tier's rate limit (or task quota)
@@ -189,7 +191,8 @@ def openapi_document() -> dict[str, Any]:
                                 }
                             }
                         },
-                    }
+                    },
+                    **_errors("422"),
                 },
             }
         },
@@ -206,6 +209,7 @@ def openapi_document() -> dict[str, Any]:
                 "responses": {
                     "200": {"description": "Tokens", **_json(_ref(schemas.TokenResponse))},
                     **oauth_errors,
+                    **_errors("422"),
                 },
             }
         },
@@ -235,6 +239,7 @@ def openapi_document() -> dict[str, Any]:
                 "responses": {
                     "200": {"description": "Revoked (or unknown)", **_json({"type": "object"})},
                     **oauth_errors,
+                    **_errors("422"),
                 },
             }
         },
@@ -413,7 +418,7 @@ def openapi_document() -> dict[str, Any]:
                 ),
                 "responses": {
                     "204": {"description": "Deleted"},
-                    **_errors("401", "403", "404", "500", "503", "504"),
+                    **_errors("401", "403", "404", "422", "500", "503", "504"),
                 },
             },
         },
@@ -517,7 +522,7 @@ def openapi_document() -> dict[str, Any]:
                         "description": "Prometheus text exposition format 0.0.4",
                         "content": {"text/plain": {"schema": {"type": "string"}}},
                     },
-                    **_errors("401", "403", "429", "500", "503", "504"),
+                    **_errors("401", "403", "422", "429", "500", "503", "504"),
                 },
             }
         },
@@ -551,7 +556,7 @@ def openapi_document() -> dict[str, Any]:
                         "schema": {"type": "string", "enum": ["1h", "24h", "7d", "30d"]},
                     },
                 ],
-                errors=("422",),
+                errors=("404", "422"),
                 tag="monitoring",
             )
         },

@@ -13,7 +13,8 @@ import secrets
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import jwt
 
@@ -21,6 +22,7 @@ from aia_engine.errors import Unauthenticated
 from aia_engine.settings import Settings
 
 TOKEN_TYPE = "at+jwt"
+_MAX_CLAIM_CHARS = 128  # client ids, jti and scope lists the server issues are far shorter
 
 
 @dataclass(frozen=True)
@@ -134,10 +136,40 @@ def decode_access_token(token: str, *, settings: Settings) -> AccessClaims:
         raise Unauthenticated("access token is not valid yet", reason="nbf") from exc
     except jwt.PyJWTError as exc:
         raise Unauthenticated(f"access token is invalid: {exc}", reason="invalid") from exc
+    return _checked_claims(claims)
+
+
+# The latest time a datetime holds (9999-12-31); NumericDates beyond it cannot be compared.
+_LAST_SECOND = 253_402_300_799
+
+
+def _checked_claims(claims: dict[str, Any]) -> AccessClaims:
+    """The claims as `AccessClaims`, once each is of a type and range this API issues. The
+    signature proves the key signed them, not that they are sane: `exp: 1e300` overflows a
+    datetime, a NUL in `sub` fails the client lookup."""
+    dates = {name: claims.get(name) for name in ("exp", "iat", "nbf")}
+    for name, value in dates.items():
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not 0 <= value <= _LAST_SECOND
+        ):
+            raise Unauthenticated(f"access token's {name} is out of range", reason="claims")
+    texts = {name: claims.get(name) for name in ("sub", "jti", "scope")}
+    for name, value in texts.items():
+        if not isinstance(value, str) or "\x00" in value or len(value) > _MAX_CLAIM_CHARS:
+            raise Unauthenticated(f"access token's {name} is malformed", reason="claims")
+    if not texts["sub"]:
+        raise Unauthenticated("access token's sub is malformed", reason="claims")
+    family = claims.get("fam")
+    if family is not None and (
+        not isinstance(family, str) or "\x00" in family or len(family) > _MAX_CLAIM_CHARS
+    ):
+        raise Unauthenticated("access token's fam is malformed", reason="claims")
     return AccessClaims(
-        client_id=str(claims["sub"]),
-        scopes=str(claims.get("scope", "")).split(),
-        jti=str(claims["jti"]),
-        expires_at=datetime.fromtimestamp(int(claims["exp"])).astimezone(),
-        family=str(claims["fam"]) if "fam" in claims else None,
+        client_id=str(texts["sub"]),
+        scopes=str(texts["scope"]).split(),
+        jti=str(texts["jti"]),
+        expires_at=datetime.fromtimestamp(int(dates["exp"] or 0), UTC),
+        family=family,
     )

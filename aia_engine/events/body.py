@@ -43,7 +43,7 @@ def event_id(pos: int) -> str:
 def parse_event_id(value: str) -> int | None:
     """The stream position in an `evt_<pos>` id (or a bare number); None if it is neither."""
     raw = value.strip().removeprefix("evt_")
-    return int(raw) if raw.isdigit() and len(raw) < 19 else None
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 19 else None
 
 
 def iso(value: datetime) -> str:

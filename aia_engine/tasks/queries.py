@@ -153,7 +153,9 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         at, last_id = json.loads(raw)
-        return datetime.fromisoformat(at), str(last_id)
+        if not isinstance(last_id, str) or "\x00" in last_id:  # no task id holds NUL
+            raise TypeError("the cursor's task id is not one")
+        return datetime.fromisoformat(at), last_id
     except (ValueError, TypeError) as exc:
         raise InvalidRequest(
             "cursor is not one this API returned", field="cursor", provided_value=cursor

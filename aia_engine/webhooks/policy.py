@@ -44,7 +44,7 @@ def retry_after_s(value: str | None, *, now: datetime) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # "²".isdigit() too, and float() refuses it
         return float(value)
     try:
         when = parsedate_to_datetime(value)

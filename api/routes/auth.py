@@ -56,6 +56,8 @@ async def _form(request: Request) -> dict[str, str]:
     duplicated = [k for k, v in parsed.items() if len(v) > 1]
     if duplicated:
         raise OAuthError("invalid_request", f"parameter {duplicated[0]!r} is repeated")
+    if any("\x00" in k + "".join(v) for k, v in parsed.items()):
+        raise OAuthError("invalid_request", "a form field holds a NUL character (%00)")
     return {k: v[0] for k, v in parsed.items()}
 
 
@@ -79,9 +81,10 @@ def _client_auth(request: Request, form: dict[str, str]) -> ClientAuth:
             )
         except (binascii.Error, UnicodeDecodeError) as exc:
             raise OAuthError("invalid_client", "malformed Basic credentials", status=401) from exc
-        if not sep:
+        user, password = unquote_plus(user), unquote_plus(password)
+        if not sep or "\x00" in user + password:
             raise OAuthError("invalid_client", "malformed Basic credentials", status=401)
-        return ClientAuth(unquote_plus(user), unquote_plus(password), via_basic=True)
+        return ClientAuth(user, password, via_basic=True)
     if not form.get("client_id") or not form.get("client_secret"):
         raise OAuthError("invalid_client", "client_id and client_secret are required", status=401)
     return ClientAuth(form["client_id"], form["client_secret"], via_basic=False)

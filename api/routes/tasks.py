@@ -149,7 +149,7 @@ def _when(request: Request, name: str) -> datetime | None:
 
 def _limit(request: Request) -> int:
     raw = request.query_params.get("limit", "50")
-    if not raw.isdigit() or not 1 <= int(raw) <= 200:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 200:
         raise InvalidRequest(
             "limit must be an integer from 1 to 200",
             field="limit",

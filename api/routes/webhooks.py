@@ -91,7 +91,7 @@ async def rotate(request: Request) -> JSONResponse:
 
 def _page_limit(request: Request) -> int:
     raw = request.query_params.get("limit", "50")
-    if not raw.isdigit() or not 1 <= int(raw) <= delivery_log.MAX_PAGE:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= delivery_log.MAX_PAGE:
         raise InvalidRequest(
             f"limit must be an integer from 1 to {delivery_log.MAX_PAGE}",
             field="limit",

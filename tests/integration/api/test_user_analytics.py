@@ -10,7 +10,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+from sqlalchemy import text
+
 from tests.integration.api.conftest import Credentials, LiveApi, token_for
+from tests.integration.conftest import Services
 
 ENDPOINTS = ["/tasks/submit", "/knowledge-graph/query", "/business-intelligence/dashboard",
              "/monitoring/dashboard", "/tasks/batch-submit", "/tasks/list"]  # fmt: skip
@@ -138,21 +142,54 @@ def test_percentiles_and_mean_match_postgresql_exactly(
     assert got["usage_patterns"]["preferred_endpoints"] == {"/tasks/submit": 1.0}
 
 
-def test_values_json_storage_refuses_are_400_not_500(
+def test_values_json_storage_refuses_are_4xx_not_500(
     live_api: LiveApi, make_client: Callable[..., Credentials]
 ) -> None:
     token = token_for(live_api, make_client())
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    bodies = [
-        b'{"user_id": "u", "activity_type": "x", "context": {"v": NaN}}',
-        b'{"user_id": "u", "activity_type": "x", "context": {"v": "\\ud801x"}}',
-        b'{"user_id": "u\\u0000", "activity_type": "x"}',
-        b'{"task_type": "data_analysis", "description": "d", "requirements": {"x": Infinity}}',
-    ]
+    cases = [  # NaN and Infinity are not JSON (400); NUL and lone surrogates are values (422)
+        ("/monitoring/track-user-activity", b'{"user_id": "u", "activity_type": "x", "context": {"v": NaN}}', "E400"),
+        ("/monitoring/track-user-activity", b'{"user_id": "u", "activity_type": "x", "context": {"v": "\\ud801x"}}', "E001"),
+        ("/monitoring/track-user-activity", b'{"user_id": "u\\u0000", "activity_type": "x"}', "E001"),
+        ("/tasks/submit", b'{"task_type": "data_analysis", "description": "d", "requirements": {"x": Infinity}}', "E400"),
+    ]  # fmt: skip
     with live_api.client(headers=headers) as http:
-        for path, body in zip(
-            ["/monitoring/track-user-activity"] * 3 + ["/tasks/submit"], bodies, strict=True
-        ):
+        for path, body, code in cases:
             r = http.post(path, content=body)
-            assert r.status_code == 400, (body, r.text)
-            assert r.json()["error"]["code"] == "E400"
+            assert r.status_code == (400 if code == "E400" else 422), (body, r.text)
+            assert r.json()["error"]["code"] == code
+
+
+def test_analytics_answers_over_stored_extremes(
+    live_api: LiveApi, make_client: Callable[..., Credentials], services: Services
+) -> None:
+    """Rows written before the ranges existed (or by anything else) never make analytics fail:
+    sums that overflow a double, infinities and NaN in response times, bigint-sized byte counts."""
+    creds = make_client()
+    now = datetime.now(UTC)
+    rows = [(1e308, 2**63 - 1), (1e308, 2**63 - 1), (float("inf"), 2**63 - 1),
+            (float("nan"), 0), (float("-inf"), 0), (12.5, 10)]  # fmt: skip
+    with services.sessions.begin() as session:
+        for ms, size in rows:
+            session.execute(
+                text(
+                    "INSERT INTO user_activity (client_id, user_id, activity_type, source,"
+                    " endpoint, status_code, response_time_ms, bytes, occurred_at, details, context)"
+                    " VALUES (:c, 'u-extreme', 'api_request', 'tracked', '/x', 200, :ms, :b, :at,"
+                    " '{}', '{}')"
+                ),
+                {"c": creds.client_id, "ms": ms, "b": size, "at": now - timedelta(minutes=5)},
+            )
+    token = token_for(live_api, creds)
+    with live_api.client(headers={"Authorization": f"Bearer {token}"}) as http:
+        for _ in range(2):  # and again: nothing stored makes a later call fail
+            r = http.get("/monitoring/user-analytics/u-extreme")
+            assert r.status_code == 200, r.text
+    got = r.json()
+    assert got["summary"]["total_requests"] == 6
+    assert got["summary"]["data_transferred_bytes"] == 3 * (2**63 - 1) + 10
+    # non-finite times are not measurements: the figures cover the three finite ones
+    mean = 1e308 / 3 * 2 + 12.5 / 3  # their sum would overflow a double
+    assert got["summary"]["average_response_time"] == pytest.approx(mean, rel=1e-12)
+    assert got["performance_metrics"]["p50_response_time"] == 1e308
+    assert got["performance_metrics"]["p99_response_time"] == 1e308

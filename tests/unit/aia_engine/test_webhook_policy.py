@@ -99,7 +99,7 @@ def test_retry_after_is_honoured_on_429_and_503(header: str, seconds: int) -> No
         assert d.kind == "retry" and d.next_attempt_at == NOW + timedelta(seconds=seconds)
 
 
-@pytest.mark.parametrize("header", [None, "", "soon", "-5", "Fri, 27 Nov 2026"])
+@pytest.mark.parametrize("header", [None, "", "soon", "-5", "Fri, 27 Nov 2026", "\u00b2", "\u0663"])
 def test_unreadable_retry_after_falls_back_to_backoff(header: str | None) -> None:
     assert retry_after_s(header, now=NOW) is None or header == ""
     d = decide(
@@ -126,7 +126,7 @@ def test_gives_up_past_the_retry_window() -> None:
 
 def test_event_ids_round_trip_and_reject_junk() -> None:
     assert parse_event_id("evt_42") == 42 and parse_event_id("42") == 42
-    for junk in ("", "evt_", "evt_-1", "x42", "4" * 40, "evt_1.5"):
+    for junk in ("", "evt_", "evt_-1", "x42", "4" * 40, "evt_1.5", "\u00b2", "evt_\u0663"):
         assert parse_event_id(junk) is None
 
 
