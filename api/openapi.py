@@ -117,6 +117,30 @@ def _stream_op(
     return op
 
 
+ACCEPTED_DESCRIPTION = (
+    "200 with `status: accepted`, as in the guide: the task, its stages and its first event "
+    "are committed and it is queued; the status code does not wait for the work. Follow it at "
+    "`tracking_url`. A repeated Idempotency-Key answers the original task, with the header "
+    "`Idempotent-Replayed: true`."
+)
+
+
+def _accepted_op(op: dict[str, Any], also: dict[str, str] | None = None) -> dict[str, Any]:
+    """A submission's 200: the accepted task (or, with `also`, that other body too)."""
+    ok = op["responses"]["200"]
+    ok["description"] = "Accepted" + (" (or, with dry_run, the plan)" if also else "")
+    if also is not None:
+        ok.update(_json({"oneOf": [also, _ref(schemas.TaskAccepted)]}))
+    ok["headers"] = {
+        "Idempotent-Replayed": {
+            "description": "`true` when a repeated Idempotency-Key returned the original task",
+            "schema": {"type": "string", "enum": ["true"]},
+        }
+    }
+    op["description"] = ACCEPTED_DESCRIPTION
+    return op
+
+
 @cache
 def openapi_document() -> dict[str, Any]:
     task_request = _ref(TaskRequest)
@@ -226,52 +250,45 @@ def openapi_document() -> dict[str, Any]:
             }
         },
         "/tasks/submit": {
-            "post": _op(
-                "Submit task",
-                "202",
-                schemas.TaskAccepted,
-                scope="write",
-                body=task_request,
-                params=[IDEMPOTENCY],
-                errors=("409",),
-                extra_ok={
-                    "200": {
-                        "description": "Repeated Idempotency-Key: the original task",
-                        **_json(_ref(schemas.TaskAccepted)),
-                    }
-                },
+            "post": _accepted_op(
+                _op(
+                    "Submit task",
+                    "200",
+                    schemas.TaskAccepted,
+                    scope="write",
+                    body=task_request,
+                    params=[IDEMPOTENCY],
+                    errors=("409",),
+                )
             )
         },
         "/tasks/orchestrate": {
-            "post": _op(
-                "Orchestrate workflow",
-                "202",
-                schemas.TaskAccepted,
-                scope="write",
-                body=task_request,
-                errors=("409",),
-                params=[
-                    IDEMPOTENCY,
-                    {
-                        "name": "dry_run",
-                        "in": "query",
-                        "required": False,
-                        "schema": {"type": "boolean"},
-                        "description": "Validate and plan without running.",
-                    },
-                ],
-                extra_ok={
-                    "200": {
-                        "description": "Dry-run plan, or the original task for a repeated key",
-                        **_json({"oneOf": [_ref(schemas.DryRunPlan), _ref(schemas.TaskAccepted)]}),
-                    }
-                },
+            "post": _accepted_op(
+                _op(
+                    "Orchestrate workflow",
+                    "200",
+                    schemas.TaskAccepted,
+                    scope="write",
+                    body=task_request,
+                    errors=("409",),
+                    params=[
+                        IDEMPOTENCY,
+                        {
+                            "name": "dry_run",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "boolean"},
+                            "description": "Validate and plan without running.",
+                        },
+                    ],
+                ),
+                also=_ref(schemas.DryRunPlan),
             )
         },
         "/tasks/batch-submit": {
             "post": _op(
                 "Batch submit",
-                "202",
+                "200",
                 schemas.BatchResult,
                 scope="write",
                 params=[IDEMPOTENCY],
@@ -290,6 +307,11 @@ def openapi_document() -> dict[str, Any]:
                     },
                 },
             )
+            | {
+                "description": "200 like a single submission, whatever the mix: one request "
+                "carries many outcomes, each in `results` (`accepted`, or `rejected` with its "
+                "error); `created: false` marks an item whose key had already been used."
+            }
         },
         "/tasks": {
             "get": _op(

@@ -19,6 +19,7 @@ class ErrorBody(BaseModel):
 
 class ErrorEnvelope(BaseModel):
     error: ErrorBody
+    detail: str = Field(description="error.message again, for FastAPI-style clients")
 
 
 class OAuthErrorBody(BaseModel):
