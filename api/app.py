@@ -38,6 +38,7 @@ from api.routes import (
     monitoring,
     quotas,
     streams,
+    task_types,
     tasks,
     webhooks,
 )
@@ -189,6 +190,7 @@ def create_app(
             *quotas.routes,
             *streams.routes,
             *tasks.routes,
+            *task_types.routes,
             *webhooks.routes,
             *docs.routes,
         ],

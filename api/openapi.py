@@ -10,6 +10,7 @@ from pydantic import BaseModel
 import aia_engine
 from aia_engine.activity import ActivityIn
 from aia_engine.tasks.models import TaskRequest
+from aia_engine.tasktypes import TaskTypeCreate
 from aia_engine.webhooks.registry import WebhookCreate, WebhookUpdate
 from api import schemas
 
@@ -83,6 +84,7 @@ IDEMPOTENCY = {
     "description": "Repeat a POST safely: the same key returns the original response.",
 }
 TASK_ID = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}
+TASK_TYPE = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
 WEBHOOK_ID = {"name": "webhook_id", "in": "path", "required": True, "schema": {"type": "string"}}
 DELIVERY_ID = {"name": "delivery_id", "in": "path", "required": True, "schema": {"type": "string"}}
 
@@ -117,11 +119,17 @@ def _stream_op(
     return op
 
 
+TASK_TYPES_DESCRIPTION = (
+    "What POST /tasks/submit's task_type may name: the built-in templates (builtin: true) and "
+    "the types operators defined (POST /task-types or `aia-engine task-types create`). A "
+    "submission naming any other type is refused (422, E003) with the list of known ones."
+)
 ACCEPTED_DESCRIPTION = (
     "200 with `status: accepted`, as in the guide: the task, its stages and its first event "
     "are committed and it is queued; the status code does not wait for the work. Follow it at "
     "`tracking_url`. A repeated Idempotency-Key answers the original task, with the header "
-    "`Idempotent-Replayed: true`."
+    "`Idempotent-Replayed: true`. 422 when task_type names no known type (E003, listing them) "
+    "or requirements name a dataset that does not exist (naming the field)."
 )
 
 
@@ -390,6 +398,54 @@ def openapi_document() -> dict[str, Any]:
         "/webhooks": {
             "get": _op("List webhooks", "200", schemas.WebhookList, scope="read", tag="webhooks")
         },
+        "/task-types": {
+            "get": _op(
+                "List task types", "200", schemas.TaskTypeList, scope="read", tag="task types"
+            )
+            | {"description": TASK_TYPES_DESCRIPTION},
+            "post": _op(
+                "Create task type",
+                "201",
+                schemas.TaskTypeView,
+                scope="admin",
+                body=_ref(TaskTypeCreate),
+                errors=("409",),
+                tag="task types",
+            )
+            | {
+                "description": "Operators only (admin scope). The workflow is validated like "
+                "a submitted one (422: unknown agent, dependency, cycle, limits, a dataset no "
+                "one can use); 409 for a built-in or existing name."
+            },
+        },
+        "/task-types/{name}": {
+            "get": _op(
+                "Get task type",
+                "200",
+                schemas.TaskTypeView,
+                scope="read",
+                params=[TASK_TYPE],
+                errors=("404",),
+                tag="task types",
+            ),
+            "delete": {
+                **_op(
+                    "Delete task type",
+                    "204",
+                    schemas.TaskTypeView,
+                    scope="admin",
+                    params=[TASK_TYPE],
+                    errors=("404", "409"),
+                    tag="task types",
+                ),
+                "description": "Operators only (admin scope). Built-in types cannot be deleted "
+                "(409). Tasks already accepted keep the workflow they were accepted with.",
+                "responses": {
+                    "204": {"description": "Deleted"},
+                    **_errors("401", "403", "404", "409", "429", "500", "503", "504"),
+                },
+            },
+        },
         "/webhooks/{webhook_id}": {
             "get": _op(
                 "Get webhook",
@@ -599,6 +655,9 @@ def openapi_document() -> dict[str, Any]:
         schemas.OAuthErrorBody,
         schemas.TokenResponse,
         schemas.TaskAccepted,
+        TaskTypeCreate,
+        schemas.TaskTypeView,
+        schemas.TaskTypeList,
         schemas.TaskView,
         schemas.TaskList,
         schemas.BatchResult,

@@ -43,6 +43,19 @@ class TaskAccepted(BaseModel):
     tracking_url: str
 
 
+class TaskTypeView(BaseModel):
+    name: str
+    description: str
+    builtin: bool = Field(description="a template shipped with the engine (cannot be changed)")
+    assigned_agents: list[str]
+    workflow: dict[str, Any] | list[Any]
+    created_at: str | None = Field(description="null for built-in templates")
+
+
+class TaskTypeList(BaseModel):
+    task_types: list[TaskTypeView]
+
+
 class StageView(BaseModel):
     name: str
     agent: str

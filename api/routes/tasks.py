@@ -47,7 +47,13 @@ async def _submit(request: Request, *, need_workflow: bool) -> JSONResponse:
             )
         if dry_run:
             return JSONResponse(
-                await in_thread(plan_task, res.sessions, body, settings=res.settings)
+                await in_thread(
+                    plan_task,
+                    res.sessions,
+                    body,
+                    settings=res.settings,
+                    client_id=principal.client_id,
+                )
             )
         accepted = await in_thread(
             submit_task,
