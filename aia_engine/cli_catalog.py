@@ -80,7 +80,7 @@ def _datasets(sub: Any) -> None:
         "An existing name is refused unless --replace.",
     )
     add.add_argument("name", help="1-100 letters, digits, '_', '.' or '-'")
-    add.add_argument("file", type=Path)
+    add.add_argument("file", type=Path, help="a .json, .jsonl / .ndjson or .csv file")
     add.add_argument(
         "--format", choices=["json", "jsonl", "csv"], help="default: by the file's extension"
     )

@@ -8,6 +8,7 @@ the workflow it was accepted with, so deleting a type never changes a task alrea
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -25,6 +26,7 @@ from workflows.spec import Limits, WorkflowSpec, parse_workflow
 from workflows.templates import all_templates
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
+_NAME = re.compile(NAME_PATTERN)
 
 
 class TaskTypeCreate(BaseModel):
@@ -40,7 +42,7 @@ class TaskTypeCreate(BaseModel):
 
 class TaskTypeNotFound(NotFound):
     def __init__(self, name: str) -> None:
-        super().__init__(f"task type {name!r} not found", name=name)
+        super().__init__(f"task type {name[:200]!r} not found", name=name[:200])
 
 
 def limits_of(settings: Settings) -> Limits:
@@ -90,6 +92,8 @@ def create_task_type(
 
 def find_task_type(sessions: Sessions, name: str) -> dict[str, Any] | None:
     """The stored operator task type `name` (its raw workflow), or None."""
+    if not _NAME.fullmatch(name):  # no such row can exist; and a NUL would not reach PostgreSQL
+        return None
     with sessions.begin() as session:
         row = session.get(TaskTypeRow, name)
         if row is None:
@@ -126,6 +130,8 @@ def get_task_type(sessions: Sessions, name: str, *, settings: Settings) -> dict[
         return _view(
             name, str(template.get("description", "")), template["workflow"], None, None, True
         )
+    if not _NAME.fullmatch(name):
+        raise TaskTypeNotFound(name)
     with sessions.begin() as session:
         row = session.get(TaskTypeRow, name)
         if row is None:
@@ -136,6 +142,8 @@ def get_task_type(sessions: Sessions, name: str, *, settings: Settings) -> dict[
 def delete_task_type(sessions: Sessions, name: str) -> None:
     if name in all_templates():
         raise Conflict(f"{name!r} is a built-in task type; it cannot be deleted", name=name)
+    if not _NAME.fullmatch(name):
+        raise TaskTypeNotFound(name)
     with sessions.begin() as session:
         row = session.get(TaskTypeRow, name)
         if row is None:

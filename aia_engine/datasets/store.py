@@ -27,11 +27,11 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 class DatasetNotFound(NotFound):
     def __init__(self, name: str, client_id: str | None) -> None:
         owner = f" of client {client_id}" if client_id else " (shared)"
-        super().__init__(f"no dataset {name!r}{owner}", name=name)
+        super().__init__(f"no dataset {name[:200]!r}{owner}", name=name[:200])
 
 
 def check_name(name: str) -> str:
-    if not NAME.match(name):
+    if not NAME.fullmatch(name):
         raise InvalidRequest(
             f"dataset name {name!r} is not valid: 1-100 letters, digits, '_', '.' or '-', "
             f"starting with a letter or digit ({SAMPLE_PREFIX!r} names the shipped samples)",
@@ -132,7 +132,8 @@ def visible_names(session: Session, names: list[str], client_id: str | None) -> 
     """Which of `names` name a dataset `client_id` may use (its own or shared), in one query;
     samples included (`sample:X` or a sample's plain name)."""
     found = {n for n in names if sample_name(n) is not None}
-    plain = [n for n in names if n not in found and not n.startswith(SAMPLE_PREFIX)]
+    # Only valid names can be stored (and a NUL must not reach PostgreSQL).
+    plain = [n for n in names if n not in found and NAME.fullmatch(n)]
     if plain:
         visible = or_(Dataset.client_id.is_(None), Dataset.client_id == client_id)
         found.update(
@@ -168,6 +169,8 @@ def find_dataset(
 
 
 def _records(sessions: Sessions, name: str, owner: Any) -> list[dict[str, Any]] | None:
+    if not NAME.fullmatch(name):
+        return None
     query = (
         select(Dataset.records)
         .where(Dataset.name == name, or_(Dataset.client_id.is_(None), Dataset.client_id == owner))

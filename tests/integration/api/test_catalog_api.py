@@ -116,6 +116,7 @@ def test_data_naming_no_dataset_is_refused_at_submission(
             ({"dataset_id": "dataset_7"}, "requirements.dataset_id"),  # the guide's batch body
             ({"data_source": "sample:no_such_sample"}, "requirements.data_source"),
             ({"data_source": 7}, "requirements.data_source"),
+            ({"dataset_id": "trailing_newline\n"}, "requirements.dataset_id"),
         ):
             r = user.post(
                 "/tasks/submit", json={"task_type": "data_analysis", "requirements": requirements}
@@ -123,7 +124,9 @@ def test_data_naming_no_dataset_is_refused_at_submission(
             assert r.status_code == 422, (requirements, r.text)
             error = r.json()["error"]
             assert error["details"]["field"] == field, error
-            assert str(requirements.popitem()[1]) in error["message"]
+            value = requirements.popitem()[1]
+            assert error["details"]["provided_value"] == value
+            assert (repr(value) if isinstance(value, str) else str(value)) in error["message"]
         in_stage = user.post(
             "/tasks/orchestrate",
             json={
