@@ -147,7 +147,7 @@ def cmd_task_types_create(args: argparse.Namespace) -> int:
 def cmd_task_types_list(args: argparse.Namespace) -> int:
     from aia_engine.tasktypes import list_task_types
 
-    types = list_task_types(_sessions(), settings=resolved_settings())
+    types = list_task_types(_sessions())
     if args.json:
         print(json.dumps(types))
         return 0

@@ -110,7 +110,7 @@ def operator_names(sessions: Sessions) -> list[str]:
         return list(session.scalars(select(TaskTypeRow.name).order_by(TaskTypeRow.name)))
 
 
-def list_task_types(sessions: Sessions, *, settings: Settings) -> list[dict[str, Any]]:
+def list_task_types(sessions: Sessions) -> list[dict[str, Any]]:
     """Built-in templates, then operator-defined types, each by name."""
     found = [
         _view(name, str(t.get("description", "")), t["workflow"], None, None, builtin=True)
@@ -124,7 +124,7 @@ def list_task_types(sessions: Sessions, *, settings: Settings) -> list[dict[str,
     return found
 
 
-def get_task_type(sessions: Sessions, name: str, *, settings: Settings) -> dict[str, Any]:
+def get_task_type(sessions: Sessions, name: str) -> dict[str, Any]:
     template = all_templates().get(name)
     if template is not None:
         return _view(

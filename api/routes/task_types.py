@@ -15,7 +15,7 @@ from api.deps import in_thread, resources
 async def list_all(request: Request) -> JSONResponse:
     await require(request, "read")
     res = resources(request)
-    found = await in_thread(tasktypes.list_task_types, res.sessions, settings=res.settings)
+    found = await in_thread(tasktypes.list_task_types, res.sessions)
     return JSONResponse({"task_types": found})
 
 
@@ -35,9 +35,7 @@ async def one(request: Request) -> Response:
         await in_thread(tasktypes.delete_task_type, res.sessions, name)
         return Response(status_code=204)
     await require(request, "read")
-    return JSONResponse(
-        await in_thread(tasktypes.get_task_type, res.sessions, name, settings=res.settings)
-    )
+    return JSONResponse(await in_thread(tasktypes.get_task_type, res.sessions, name))
 
 
 routes = [
