@@ -1,4 +1,5 @@
-"""The `aia-engine` command: dev, worker, beat, migrate, run, status, cancel, retry, reconcile, agents."""
+"""The `aia-engine` command: dev, worker, beat, migrate, run, status, cancel, retry, reconcile,
+clients, task-types, datasets, batch, agents."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from aia_engine import cli_batch, cli_clients, cli_tasks
+from aia_engine import cli_batch, cli_catalog, cli_clients, cli_tasks
 from aia_engine.cli_common import SERVICES_FILE, resolved_settings
 from aia_engine.errors import EngineError
 from aia_engine.settings import Settings, get_settings
@@ -185,6 +186,7 @@ def _parser() -> argparse.ArgumentParser:
     rec.set_defaults(func=cli_tasks.cmd_reconcile)
 
     cli_batch.add_parser(sub)
+    cli_catalog.add_parsers(sub)
 
     agents = sub.add_parser("agents", help="list the registered agents")
     agents.set_defaults(func=cli_tasks.cmd_agents)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from aia_engine.settings import Settings, get_settings
 
@@ -27,3 +28,10 @@ def resolved_settings(base: Settings | None = None) -> Settings:
             "redis_url": settings.redis_url or found["redis_url"],
         }
     )
+
+
+def cli_sessions() -> Any:
+    """A one-connection session factory for a command that talks to PostgreSQL directly."""
+    from aia_engine.db.session import make_engine, make_sessions
+
+    return make_sessions(make_engine(resolved_settings(), pool_size=1))

@@ -92,12 +92,15 @@ class UnknownTaskType(InvalidRequest):
     code = "E003"
 
     def __init__(self, task_type: str, known: list[str]) -> None:
+        names = sorted(set(known))
+        shown = ", ".join(names[:50]) + (f" and {len(names) - 50} more" if len(names) > 50 else "")
         super().__init__(
-            f"unknown task_type {task_type!r}; expected one of {', '.join(sorted(known))}, "
-            "or send an explicit workflow",
+            f"unknown task_type {task_type!r}; known task types: {shown}; or send an explicit "
+            "workflow (an operator defines new types with `aia-engine task-types create`)",
             field="task_type",
             issue="unknown task type",
-            provided_value=task_type,
+            provided_value=task_type[:200],
+            known=names[:1000],
         )
 
 

@@ -159,6 +159,11 @@ class Settings(BaseSettings):
     """Where `aia-engine dev` keeps the embedded PostgreSQL and Redis data."""
     max_stages: int = Field(default=100, ge=1, le=1000)
     """Largest workflow accepted (stages)."""
+    dataset_max_bytes: int = Field(default=16_777_216, ge=1)
+    """Largest dataset `aia-engine datasets add` stores (its records as JSON, in bytes); a
+    worker reads a whole dataset into memory when a stage names it."""
+    dataset_max_records: int = Field(default=100_000, ge=1)
+    """Most records a dataset may hold."""
     default_stage_timeout_s: float = Field(default=300.0, gt=0)
     """Soft time limit of a stage that sets no `timeout_s`."""
     max_stage_timeout_s: float = Field(default=900.0, gt=0)

@@ -20,6 +20,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, Literal
 
 from sqlalchemy.exc import DBAPIError
@@ -27,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from aia_engine.agents.base import AgentContext
 from aia_engine.agents.registry import get_agent
+from aia_engine.datasets.store import records_for_task
 from aia_engine.db.models import TERMINAL_STAGE, StageRun, StageStatus, Task, TaskStatus
 from aia_engine.db.session import Sessions
 from aia_engine.errors import EngineError, StageOutputNotStorable, StageTimedOut
@@ -357,6 +359,8 @@ def _run_agent(
         attempt=claim.attempt,
         _progress=reporter,
         log=logging.getLogger(f"aia_engine.agents.{claim.spec.agent}"),
+        # Named datasets are read here, when the stage runs: the broker carries only ids.
+        datasets=partial(records_for_task, sessions, task_id=task_id),
     )
     return get_agent(claim.spec.agent).run(ctx)
 

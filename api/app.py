@@ -43,6 +43,7 @@ from api.routes import (
     monitoring,
     quotas,
     streams,
+    task_types,
     tasks,
     webhooks,
 )
@@ -241,6 +242,7 @@ def create_app(
             *quotas.routes,
             *streams.routes,
             *tasks.routes,
+            *task_types.routes,
             *webhooks.routes,
             *docs.routes,
         ],

@@ -1,7 +1,8 @@
 """The one place errors become HTTP responses: the guide's envelope with a stable code catalogue.
 
 Every error leaves as {"error": {type, message, code, details, timestamp, request_id,
-documentation_url}}; the documentation URL points at /errors/{code}, served by this API.
+documentation_url}, "detail": message}; the documentation URL points at /errors/{code}, served
+by this API. `detail` repeats the message for clients written against FastAPI's error shape.
 The token endpoint alone answers in RFC 6749's flat form (see api/routes/auth.py).
 """
 
@@ -236,7 +237,10 @@ def envelope(
             "timestamp": now_iso(),
             "request_id": getattr(request.state, "request_id", ""),
             "documentation_url": str(request.base_url).rstrip("/") + f"/errors/{code}",
-        }
+        },
+        # The message again where FastAPI-style clients look, such as the guide's own tests
+        # (`assert "detail" in response.json()`); the envelope above is the contract.
+        "detail": message,
     }
     return JSONResponse(body, status_code=entry.status, headers=headers)
 

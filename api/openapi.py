@@ -10,6 +10,7 @@ from pydantic import BaseModel
 import aia_engine
 from aia_engine.activity import ActivityIn
 from aia_engine.tasks.models import TaskRequest
+from aia_engine.tasktypes import TaskTypeCreate
 from aia_engine.webhooks.registry import WebhookCreate, WebhookUpdate
 from api import schemas
 
@@ -85,6 +86,7 @@ IDEMPOTENCY = {
     "description": "Repeat a POST safely: the same key returns the original response.",
 }
 TASK_ID = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}
+TASK_TYPE = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
 WEBHOOK_ID = {"name": "webhook_id", "in": "path", "required": True, "schema": {"type": "string"}}
 DELIVERY_ID = {"name": "delivery_id", "in": "path", "required": True, "schema": {"type": "string"}}
 
@@ -129,6 +131,36 @@ def _stream_op(
         "description": "An event stream",
         "content": {"text/event-stream": {"schema": {"type": "string"}}},
     }
+    return op
+
+
+TASK_TYPES_DESCRIPTION = (
+    "What POST /tasks/submit's task_type may name: the built-in templates (builtin: true) and "
+    "the types operators defined (POST /task-types or `aia-engine task-types create`). A "
+    "submission naming any other type is refused (422, E003) with the list of known ones."
+)
+ACCEPTED_DESCRIPTION = (
+    "200 with `status: accepted`, as in the guide: the task, its stages and its first event "
+    "are committed and it is queued; the status code does not wait for the work. Follow it at "
+    "`tracking_url`. A repeated Idempotency-Key answers the original task, with the header "
+    "`Idempotent-Replayed: true`. 422 when task_type names no known type (E003, listing them) "
+    "or requirements name a dataset that does not exist (naming the field)."
+)
+
+
+def _accepted_op(op: dict[str, Any], also: dict[str, str] | None = None) -> dict[str, Any]:
+    """A submission's 200: the accepted task (or, with `also`, that other body too)."""
+    ok = op["responses"]["200"]
+    ok["description"] = "Accepted" + (" (or, with dry_run, the plan)" if also else "")
+    if also is not None:
+        ok.update(_json({"oneOf": [also, _ref(schemas.TaskAccepted)]}))
+    ok["headers"] = {
+        "Idempotent-Replayed": {
+            "description": "`true` when a repeated Idempotency-Key returned the original task",
+            "schema": {"type": "string", "enum": ["true"]},
+        }
+    }
+    op["description"] = ACCEPTED_DESCRIPTION
     return op
 
 
@@ -244,52 +276,45 @@ def openapi_document() -> dict[str, Any]:
             }
         },
         "/tasks/submit": {
-            "post": _op(
-                "Submit task",
-                "202",
-                schemas.TaskAccepted,
-                scope="write",
-                body=task_request,
-                params=[IDEMPOTENCY],
-                errors=("409",),
-                extra_ok={
-                    "200": {
-                        "description": "Repeated Idempotency-Key: the original task",
-                        **_json(_ref(schemas.TaskAccepted)),
-                    }
-                },
+            "post": _accepted_op(
+                _op(
+                    "Submit task",
+                    "200",
+                    schemas.TaskAccepted,
+                    scope="write",
+                    body=task_request,
+                    params=[IDEMPOTENCY],
+                    errors=("409",),
+                )
             )
         },
         "/tasks/orchestrate": {
-            "post": _op(
-                "Orchestrate workflow",
-                "202",
-                schemas.TaskAccepted,
-                scope="write",
-                body=task_request,
-                errors=("409",),
-                params=[
-                    IDEMPOTENCY,
-                    {
-                        "name": "dry_run",
-                        "in": "query",
-                        "required": False,
-                        "schema": {"type": "boolean"},
-                        "description": "Validate and plan without running.",
-                    },
-                ],
-                extra_ok={
-                    "200": {
-                        "description": "Dry-run plan, or the original task for a repeated key",
-                        **_json({"oneOf": [_ref(schemas.DryRunPlan), _ref(schemas.TaskAccepted)]}),
-                    }
-                },
+            "post": _accepted_op(
+                _op(
+                    "Orchestrate workflow",
+                    "200",
+                    schemas.TaskAccepted,
+                    scope="write",
+                    body=task_request,
+                    errors=("409",),
+                    params=[
+                        IDEMPOTENCY,
+                        {
+                            "name": "dry_run",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "boolean"},
+                            "description": "Validate and plan without running.",
+                        },
+                    ],
+                ),
+                also=_ref(schemas.DryRunPlan),
             )
         },
         "/tasks/batch-submit": {
             "post": _op(
                 "Batch submit",
-                "202",
+                "200",
                 schemas.BatchResult,
                 scope="write",
                 params=[IDEMPOTENCY],
@@ -308,6 +333,11 @@ def openapi_document() -> dict[str, Any]:
                     },
                 },
             )
+            | {
+                "description": "200 like a single submission, whatever the mix: one request "
+                "carries many outcomes, each in `results` (`accepted`, or `rejected` with its "
+                "error); `created: false` marks an item whose key had already been used."
+            }
         },
         "/tasks": {
             "get": _op(
@@ -385,6 +415,54 @@ def openapi_document() -> dict[str, Any]:
         },
         "/webhooks": {
             "get": _op("List webhooks", "200", schemas.WebhookList, scope="read", tag="webhooks")
+        },
+        "/task-types": {
+            "get": _op(
+                "List task types", "200", schemas.TaskTypeList, scope="read", tag="task types"
+            )
+            | {"description": TASK_TYPES_DESCRIPTION},
+            "post": _op(
+                "Create task type",
+                "201",
+                schemas.TaskTypeView,
+                scope="admin",
+                body=_ref(TaskTypeCreate),
+                errors=("409",),
+                tag="task types",
+            )
+            | {
+                "description": "Operators only (admin scope). The workflow is validated like "
+                "a submitted one (422: unknown agent, dependency, cycle, limits, a dataset no "
+                "one can use); 409 for a built-in or existing name."
+            },
+        },
+        "/task-types/{name}": {
+            "get": _op(
+                "Get task type",
+                "200",
+                schemas.TaskTypeView,
+                scope="read",
+                params=[TASK_TYPE],
+                errors=("404",),
+                tag="task types",
+            ),
+            "delete": {
+                **_op(
+                    "Delete task type",
+                    "204",
+                    schemas.TaskTypeView,
+                    scope="admin",
+                    params=[TASK_TYPE],
+                    errors=("404", "409"),
+                    tag="task types",
+                ),
+                "description": "Operators only (admin scope). Built-in types cannot be deleted "
+                "(409). Tasks already accepted keep the workflow they were accepted with.",
+                "responses": {
+                    "204": {"description": "Deleted"},
+                    **_errors("401", "403", "404", "409", "429", "500", "503", "504"),
+                },
+            },
         },
         "/webhooks/{webhook_id}": {
             "get": _op(
@@ -606,6 +684,9 @@ def openapi_document() -> dict[str, Any]:
         schemas.OAuthErrorBody,
         schemas.TokenResponse,
         schemas.TaskAccepted,
+        TaskTypeCreate,
+        schemas.TaskTypeView,
+        schemas.TaskTypeList,
         schemas.TaskView,
         schemas.TaskList,
         schemas.BatchResult,

@@ -19,6 +19,7 @@ class ErrorBody(BaseModel):
 
 class ErrorEnvelope(BaseModel):
     error: ErrorBody
+    detail: str = Field(description="error.message again, for FastAPI-style clients")
 
 
 class OAuthErrorBody(BaseModel):
@@ -40,6 +41,19 @@ class TaskAccepted(BaseModel):
     estimated_completion: str | None
     assigned_agents: list[str]
     tracking_url: str
+
+
+class TaskTypeView(BaseModel):
+    name: str
+    description: str
+    builtin: bool = Field(description="a template shipped with the engine (cannot be changed)")
+    assigned_agents: list[str]
+    workflow: dict[str, Any] | list[Any]
+    created_at: str | None = Field(description="null for built-in templates")
+
+
+class TaskTypeList(BaseModel):
+    task_types: list[TaskTypeView]
 
 
 class StageView(BaseModel):

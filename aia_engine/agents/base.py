@@ -2,7 +2,8 @@
 
 An agent is a named callable `run(ctx) -> dict`. `ctx.inputs` holds the outputs of the stage's
 dependencies keyed by stage name; `ctx.params` the stage's params; `ctx.requirements` and
-`ctx.context` the workflow input; `ctx.progress(percent, partial_results)` reports progress.
+`ctx.context` the workflow input; `ctx.progress(percent, partial_results)` reports progress;
+`ctx.datasets(name)` reads a named dataset (see `aia_engine.agents.builtin.inputs`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 ProgressFn = Callable[[float, Mapping[str, Any] | None], None]
+DatasetFn = Callable[[str], list[dict[str, Any]] | None]
+"""Records of a named dataset as the task's client sees it (None: no such dataset)."""
 
 
 @dataclass
@@ -28,6 +31,8 @@ class AgentContext:
     attempt: int = 1
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("aia_engine.agents"))
     _progress: ProgressFn | None = None
+    datasets: DatasetFn | None = None
+    """Reads named datasets from PostgreSQL when the stage runs (set by the stage runner)."""
 
     def progress(self, percent: float, partial_results: Mapping[str, Any] | None = None) -> None:
         """Report progress (0-100) and optional partial results; persisted throttled."""

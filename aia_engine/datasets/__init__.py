@@ -1,7 +1,11 @@
-"""Sample datasets shipped with the engine, addressable by `requirements.data_source`.
+"""Datasets agents read: operator-provided ones in PostgreSQL (`store`, filled from files by
+`aia-engine datasets add`, see `files`) and the sample datasets shipped with the engine.
 
-The guide's examples name a `data_source` ("support_tickets", "customer_interactions"); these
-files make those examples run end to end. Real deployments pass `records` or `texts` instead.
+A submission names one in `requirements.data_source` or `requirements.dataset_id` (or a stage's
+params). Samples are used only when named: `sample:NAME` always means the shipped sample; a
+plain NAME means the caller's own dataset, else a shared one, else the sample of that name (the
+guide's examples name `support_tickets` and `customer_interactions`). A name that resolves to
+nothing is refused when the task is submitted.
 """
 
 from __future__ import annotations
@@ -11,8 +15,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from aia_engine.errors import AgentError
-
+SAMPLE_PREFIX = "sample:"
 ALIASES = {"market": "market_segments", "market_data": "market_segments"}
 
 
@@ -23,19 +26,29 @@ def _load(name: str) -> dict[str, Any]:
     return data
 
 
-def dataset_names() -> list[str]:
+@cache
+def sample_names() -> tuple[str, ...]:
+    """The shipped samples' names (without the `sample:` prefix)."""
     root = resources.files("aia_engine.datasets")
-    return sorted(e.name.removesuffix(".json") for e in root.iterdir() if e.name.endswith(".json"))
+    return tuple(
+        sorted(e.name.removesuffix(".json") for e in root.iterdir() if e.name.endswith(".json"))
+    )
 
 
-def load_dataset(name: str) -> list[dict[str, Any]]:
-    """The records of the named sample dataset (a fresh copy)."""
-    name = ALIASES.get(name, name)
-    if name not in dataset_names():
-        raise AgentError(
-            f"unknown data_source {name!r}; sample datasets are: {', '.join(dataset_names())}; "
-            "or pass the data itself as requirements.records / requirements.texts",
-            field="requirements.data_source",
-            provided_value=name,
-        )
+def sample_name(name: str) -> str | None:
+    """The sample `name` asks for (`sample:X`, `X` or an alias of it), or None."""
+    name = ALIASES.get(name.removeprefix(SAMPLE_PREFIX), name.removeprefix(SAMPLE_PREFIX))
+    return name if name in sample_names() else None
+
+
+def sample_records(name: str) -> list[dict[str, Any]]:
+    """A fresh copy of the records of the sample `name` (as given by `sample_name`)."""
     return json.loads(json.dumps(_load(name)["records"]))  # type: ignore[no-any-return]
+
+
+def sample_description(name: str) -> str:
+    return str(_load(name).get("description", ""))
+
+
+def sample_hint() -> str:
+    return ", ".join(SAMPLE_PREFIX + n for n in sample_names())

@@ -295,3 +295,37 @@ class UserActivity(Base):
     __table_args__ = (
         Index("ix_user_activity_client_user_time", "client_id", "user_id", "occurred_at"),
     )
+
+
+class TaskTypeRow(Base):
+    """An operator-defined task type: a name bound to a workflow, beside the built-in templates."""
+
+    __tablename__ = "task_types"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    workflow: Mapped[list[Any]]
+    """The stages as a list (`[{"name": ..., "agent": ...}]`), which keeps their order."""
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class Dataset(Base):
+    """Named records for agents (`requirements.data_source` / `dataset_id`). `client_id` NULL:
+    shared (added by the operator); otherwise that client's own, seen by it alone."""
+
+    __tablename__ = "datasets"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    client_id: Mapped[str | None] = mapped_column(String(128))
+    records: Mapped[list[Any]]
+    record_count: Mapped[int] = mapped_column(Integer)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    fields: Mapped[list[Any]]
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+    __table_args__ = (
+        # One name per owner; shared rows (NULL owner) are one owner too.
+        Index("uq_datasets_name_owner", "name", text("coalesce(client_id, '')"), unique=True),
+    )

@@ -23,6 +23,7 @@ from aia_engine.estimates import agent_durations, estimate_completion
 from aia_engine.limits.quota import ClientQuota
 from aia_engine.publishing import Publisher, PublishGate, mark_published_many, utcnow
 from aia_engine.settings import Settings
+from aia_engine.tasks.catalog import Catalog
 from aia_engine.tasks.models import TaskRequest, checked_key
 from aia_engine.tasks.submit import (
     Accepted,
@@ -61,6 +62,7 @@ def submit_batch(
     results: dict[int, dict[str, Any]] = {}
     valid: list[Valid] = []
     seen_keys: set[str] = set()
+    catalog = Catalog(sessions, client_id=client_id)
     for index, raw in enumerate(items):
         try:
             raw, own_key = _own_key(raw, index)
@@ -73,7 +75,7 @@ def submit_batch(
                     provided_value=item_key,
                 )
             request = validate_model(TaskRequest, raw, where=f"tasks[{index}]")
-            valid.append((index, request, build_spec(request, settings), item_key))
+            valid.append((index, request, build_spec(request, settings, catalog), item_key))
             if item_key is not None:
                 seen_keys.add(item_key)
         except EngineError as exc:

@@ -8,14 +8,17 @@ from aia_engine.db.session import Sessions
 from aia_engine.estimates import agent_durations, stage_weights
 from aia_engine.publishing import utcnow
 from aia_engine.settings import Settings
+from aia_engine.tasks.catalog import Catalog
 from aia_engine.tasks.models import TaskRequest
 from aia_engine.tasks.submit import build_spec
 from workflows.compiler import CompileOptions, canvas_shape, compile_workflow
 from workflows.plan import critical_path, is_series_parallel, makespan, plan_workflow
 
 
-def plan_task(sessions: Sessions, request: TaskRequest, *, settings: Settings) -> dict[str, Any]:
-    spec = build_spec(request, settings)
+def plan_task(
+    sessions: Sessions, request: TaskRequest, *, settings: Settings, client_id: str
+) -> dict[str, Any]:
+    spec = build_spec(request, settings, Catalog(sessions, client_id=client_id))
     with sessions.begin() as session:
         durations = agent_durations(session, now=utcnow())
     weights = stage_weights(spec, durations)

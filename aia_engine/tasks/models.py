@@ -34,7 +34,12 @@ class TaskRequest(BaseModel):
     task_type: str = Field(min_length=1, max_length=100)
     description: str = Field(default="", max_length=10_000)
     priority: Priority = "medium"
-    requirements: dict[str, Any] = Field(default_factory=dict)
+    requirements: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Input of the workflow. `data_source` or `dataset_id` names a dataset (one "
+        "added with `aia-engine datasets add`, or a shipped sample `sample:NAME`); a name that "
+        "matches none is refused (422). `records` gives the data itself.",
+    )
     context: dict[str, Any] = Field(default_factory=dict)
     agents_required: list[str] | None = Field(default=None, max_length=100)
     workflow: dict[str, Any] | list[Any] | None = None

@@ -23,9 +23,11 @@ from aia_engine.estimates import agent_durations, estimate_completion
 from aia_engine.limits.quota import ClientQuota
 from aia_engine.publishing import Publisher, PublishGate, publish_now, utcnow
 from aia_engine.settings import Settings
+from aia_engine.tasks.catalog import Catalog
 from aia_engine.tasks.models import TaskRequest
+from aia_engine.tasktypes import limits_of
 from workflows.spec import Limits, WorkflowSpec, parse_workflow
-from workflows.templates import template_workflow
+from workflows.templates import all_templates, template_workflow
 
 
 @dataclass(frozen=True)
@@ -63,20 +65,23 @@ def new_task_id() -> str:
     return f"task_{secrets.token_hex(8)}"
 
 
-def build_spec(request: TaskRequest, settings: Settings) -> WorkflowSpec:
-    """The validated workflow of a request: its explicit stages or its task type's template."""
+def build_spec(request: TaskRequest, settings: Settings, catalog: Catalog) -> WorkflowSpec:
+    """The validated workflow of a request: its explicit stages, its task type's built-in
+    template, or the operator-defined type of that name; every dataset it names must exist."""
     agents = known_agents()
     for name in request.agents_required or []:
         if name not in agents:
             raise UnknownAgent(name)
-    limits = Limits(
-        max_stages=settings.max_stages,
-        max_retries=settings.max_stage_retries,
-        max_timeout_s=settings.max_stage_timeout_s,
-    )
-    if request.workflow is None:
-        return _template_spec(request.task_type, limits, tuple(agents))
-    return parse_workflow(request.workflow, known_agents=agents, limits=limits)
+    limits = limits_of(settings)
+    if request.workflow is not None:
+        spec = parse_workflow(request.workflow, known_agents=agents, limits=limits)
+    elif request.task_type in all_templates():
+        spec = _template_spec(request.task_type, limits, tuple(agents))
+    else:
+        raw = catalog.operator_workflow(request.task_type)
+        spec = parse_workflow(raw, known_agents=agents, limits=limits)
+    catalog.check_data_names(request.requirements, spec)
+    return spec
 
 
 @lru_cache(maxsize=64)
@@ -100,7 +105,7 @@ def submit_task(
     """Accept a task durably and hand it to the broker; never fails because the broker is down.
     With `quota`, the task must fit the client's cap of active tasks (`QuotaExceeded`); a
     caller that reserved the place itself passes the reserved `task_id` and no `quota`."""
-    spec = build_spec(request, settings)
+    spec = build_spec(request, settings, Catalog(sessions, client_id=client_id))
     now = utcnow()
     task_id = task_id or new_task_id()
     if quota is not None:

@@ -80,7 +80,8 @@ async def error_page(request: Request) -> HTMLResponse:
         f"<h1>{entry.code}: {html.escape(entry.title)}</h1><p>HTTP status <b>{entry.status}</b>, "
         f"type <code>{entry.type}</code>.</p><p>{html.escape(entry.description)}</p>"
         '<p>Every error body is <code>{"error": {type, message, code, details, timestamp, request_id, '
-        "documentation_url}}</code>; quote the request_id when you contact support.</p>"
+        'documentation_url}, "detail": message}</code>; quote the request_id when you contact '
+        "support.</p>"
         "<p><a href='/errors'>All codes</a></p>",
     )
 

@@ -1,51 +1,77 @@
-"""Where built-in agents find their data: the requirements, a sample dataset, or upstream outputs."""
+"""Where built-in agents find their data: the requirements, a named dataset, or upstream outputs.
+
+Nothing is used that was not asked for: with no records, no named dataset and no upstream
+records, an agent fails saying how to give it data (sample data only when named).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from aia_engine.agents.base import AgentContext
-from aia_engine.datasets import load_dataset
+from aia_engine.datasets import SAMPLE_PREFIX, sample_hint, sample_name, sample_records
+from aia_engine.datasets.names import DATA_NAMES
 from aia_engine.errors import AgentError
 
 TEXT_FIELDS = ("text", "message", "body", "comment", "review", "content")
 
 
-def find_records(
-    ctx: AgentContext, *, default_source: str | None = None
-) -> tuple[list[dict[str, Any]], str]:
+def find_records(ctx: AgentContext) -> tuple[list[dict[str, Any]], str]:
     """Records (a list of objects) and where they came from.
 
     Looked for in this order: the stage's params, the outputs of its dependencies, the
-    workflow's requirements (`records`, `data`, or a sample `data_source`), then `default_source`.
+    workflow's requirements (`records`, `data`, or a dataset named by `data_source` or
+    `dataset_id`).
     """
-    found = _records_in(ctx.params, "params")
+    found = _records_in(ctx, ctx.params, "params")
     if found is not None:
         return found
     for stage, output in ctx.inputs.items():
         if isinstance(output.get("records"), list):
             return _check_records(output["records"], f"{stage}.records"), f"stage:{stage}"
-    found = _records_in(ctx.requirements, "requirements")
+    found = _records_in(ctx, ctx.requirements, "requirements")
     if found is not None:
         return found
-    if default_source is not None:
-        return load_dataset(default_source), f"dataset:{default_source} (sample)"
     raise AgentError(
         f"stage {ctx.stage!r} has no records to work on; pass requirements.records (a list of "
-        "objects), requirements.data_source (a sample dataset name) or depend on a stage that "
+        "objects), name a dataset in requirements.data_source (one added with `aia-engine "
+        f"datasets add`, or a shipped sample: {sample_hint()}), or depend on a stage that "
         "outputs records",
         field="requirements.records",
     )
 
 
-def _records_in(source: Any, where: str) -> tuple[list[dict[str, Any]], str] | None:
+def _records_in(
+    ctx: AgentContext, source: Any, where: str
+) -> tuple[list[dict[str, Any]], str] | None:
     for key in ("records", "data"):
         if source.get(key) is not None:
             return _check_records(source[key], f"{where}.{key}"), f"{where}.{key}"
-    name = source.get("data_source")
-    if isinstance(name, str):
-        return load_dataset(name), f"dataset:{name}"
+    for key in DATA_NAMES:
+        name = source.get(key)
+        if name is not None:
+            return named_dataset(ctx, name, f"{where}.{key}")
     return None
+
+
+def named_dataset(ctx: AgentContext, name: Any, field: str) -> tuple[list[dict[str, Any]], str]:
+    """The records of the dataset `name`: `sample:X` is the shipped sample X; a plain name is
+    the task's client's own dataset, else a shared one, else the sample of that name."""
+    if not isinstance(name, str):
+        raise AgentError(f"{field} must be a dataset name (a string)", field=field)
+    if not name.startswith(SAMPLE_PREFIX) and ctx.datasets is not None:
+        records = ctx.datasets(name)
+        if records is not None:
+            return _check_records(records, f"dataset {name!r}"), f"dataset:{name}"
+    sample = sample_name(name)
+    if sample is not None:
+        return sample_records(sample), f"dataset:{sample} (sample)"
+    raise AgentError(
+        f"{field} names no dataset: {name!r} (was it deleted after the task was accepted?); "
+        f"add it with `aia-engine datasets add`, or name a sample: {sample_hint()}",
+        field=field,
+        provided_value=name,
+    )
 
 
 def find_texts(ctx: AgentContext) -> tuple[list[str], list[dict[str, Any]] | None, str]:

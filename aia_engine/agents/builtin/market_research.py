@@ -1,8 +1,8 @@
 """`market_research_agent`: market size, segment shares, growth and concentration.
 
 Input records carry a segment, a period and a value (params `segment_field`, `period_field`,
-`value_field`; defaults segment / period / revenue). With no data given it uses the sample
-dataset `market_segments` and says so in `source`.
+`value_field`; defaults segment / period / revenue). With no data it fails, saying how to give
+some: sample data only when named (`data_source: "sample:market_segments"`).
 
 * size: the sum of values in the latest period; share: a segment's part of it (%).
 * growth_pct: latest over first period; cagr_pct: compound growth per period.
@@ -27,7 +27,7 @@ from aia_engine.errors import AgentError
     "segment/period/value records; keeps the records for downstream analysis.",
 )
 def run(ctx: AgentContext) -> dict[str, Any]:
-    records, source = find_records(ctx, default_source="market_segments")
+    records, source = find_records(ctx)
     seg_f = str(ctx.param("segment_field", "segment"))
     per_f = str(ctx.param("period_field", "period"))
     val_f = str(ctx.param("value_field", "revenue"))

@@ -10,7 +10,6 @@ import pytest
 
 from aia_engine.agents import AgentContext, get_agent, known_agents
 from aia_engine.agents.registry import UnknownAgent
-from aia_engine.datasets import load_dataset
 from aia_engine.errors import AgentError
 
 
@@ -172,9 +171,39 @@ def test_shipped_noop_takes_no_parameter_that_reaches_the_host() -> None:
         assert time.monotonic() - started < 0.5
 
 
-def test_unknown_dataset_lists_the_known_ones() -> None:
-    with pytest.raises(AgentError, match="support_tickets"):
-        load_dataset("nope")
+def test_unknown_dataset_lists_the_samples() -> None:
+    with pytest.raises(AgentError, match="sample:support_tickets"):
+        get_agent("data_analysis_agent").run(ctx(requirements={"data_source": "nope"}))
+
+
+def test_market_research_without_data_fails_saying_how_to_name_a_sample() -> None:
+    with pytest.raises(AgentError, match="no records") as caught:
+        get_agent("market_research_agent").run(ctx())
+    assert "sample:market_segments" in caught.value.message
+    named = get_agent("market_research_agent").run(
+        ctx(requirements={"data_source": "sample:market_segments"})
+    )
+    assert named["source"] == "dataset:market_segments (sample)" and named["market_size"] > 0
+
+
+def test_a_named_dataset_is_read_through_the_context_own_before_sample() -> None:
+    stored = {"market_segments": [{"segment": "a", "period": "p1", "revenue": 5}]}
+    asked: list[str] = []
+
+    def datasets(name: str) -> list[dict[str, Any]] | None:
+        asked.append(name)
+        return stored.get(name)
+
+    def run(name: str) -> dict[str, Any]:
+        c = ctx(requirements={"dataset_id": name})
+        c.datasets = datasets
+        return get_agent("market_research_agent").run(c)
+
+    assert run("market_segments")["source"] == "dataset:market_segments"  # the stored one
+    assert run("sample:market_segments")["source"] == "dataset:market_segments (sample)"
+    assert asked == ["market_segments"]  # `sample:` never looks in the store
+    with pytest.raises(AgentError, match="names no dataset"):
+        run("gone")
 
 
 def test_first_lookups_from_many_threads_all_see_the_built_ins() -> None:
