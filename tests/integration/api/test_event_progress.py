@@ -119,7 +119,7 @@ def test_a_failed_workflow_records_the_progress_each_event_left(
         "description": "progress on failure",
         "workflow": {
             "a": {"agent": "noop", "dependencies": []},
-            "b": {"agent": "noop", "dependencies": ["a"], "params": {"fail": True}},
+            "b": {"agent": "test_noop", "dependencies": ["a"], "params": {"fail": True}},
             "c": {"agent": "noop", "dependencies": ["b"]},
             "d": {"agent": "noop", "dependencies": ["c"]},
         },

@@ -5,7 +5,7 @@ the last access-token lifetime; a partial index on `revoked_at` keeps that a sho
 however many refresh tokens accumulate (only revoked rows are in it).
 
 Revision ID: 0013
-Revises: 0010
+Revises: 0011
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0013"
-down_revision = "0010"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
