@@ -73,10 +73,10 @@ def fresh(services: Services) -> Iterator[FreshStack]:
     settings = services.settings.model_copy(update={"database_url": url, "redis_url": redis_url})
     upgrade(settings)
     sessions = make_sessions(make_engine(settings))
-    made = create_client(sessions, name="fresh", tier="enterprise", scopes="read write")
+    made = create_client(sessions, name="fresh", tier="enterprise", scopes="read write admin")
     # A token made here, not asked of the API: an /auth/token request would enter the window.
     token, _ = issue_access_token(
-        made.client_id, ["read", "write"], settings=settings, now=datetime.now(UTC)
+        made.client_id, ["read", "write", "admin"], settings=settings, now=datetime.now(UTC)
     )
     port = free_port()
     log = services.tmp / f"fresh-api-{port}.log"
@@ -132,7 +132,7 @@ def test_fresh_stack_reports_null_then_measured_figures(fresh: FreshStack) -> No
         floor = 100.0 * used / (psutil.cpu_count() * elapsed)
         assert cpu is not None and cpu >= 0.9 * floor, (cpu, floor)
 
-        prom = http.get("/metrics/prometheus").text
+        prom = http.get("/metrics/prometheus").text  # every client's figures: admin scope
         assert 'aia_host_usage_percent{resource="cpu"}' in prom  # measured, so exported
 
         # Now requests with known answers: 6 found, 4 not found.
@@ -196,13 +196,16 @@ def test_agent_performance_score_is_the_share_of_ended_stages_that_completed(
     task = {"task_type": "custom", "description": "score",
             "workflow": {"a": {"agent": "noop", "dependencies": []},
                          "b": {"agent": "noop", "dependencies": ["a"]}}}  # fmt: skip
-    token = token_for(live_api, make_client())
+    creds = make_client()
+    token = token_for(live_api, creds)
     try:
         with live_api.client(headers={"Authorization": f"Bearer {token}"}) as http:
             ids = [http.post("/tasks/orchestrate", json=task).json()["task_id"] for _ in range(3)]
+            failing = {**task, "workflow": {"a": {"agent": "test_noop", "params": {"fail": True}}}}
+            ids.append(http.post("/tasks/orchestrate", json=failing).json()["task_id"])
             deadline = time.monotonic() + 60
             for task_id in ids:
-                while http.get(f"/tasks/{task_id}").json()["status"] != "completed":
+                while http.get(f"/tasks/{task_id}").json()["status"] not in ("completed", "failed"):
                     assert time.monotonic() < deadline
                     time.sleep(0.1)
 
@@ -210,14 +213,17 @@ def test_agent_performance_score_is_the_share_of_ended_stages_that_completed(
                 with services.sessions.begin() as session:
                     rows = session.execute(
                         text(
-                            "SELECT status FROM stage_runs WHERE finished_at > now() - "
-                            "interval '24 hours' AND status IN ('completed', 'failed')"
-                        )
+                            "SELECT s.status FROM stage_runs s JOIN tasks t ON t.id = s.task_id "
+                            "WHERE t.client_id = :c AND s.finished_at > now() - "
+                            "interval '24 hours' AND s.status IN ('completed', 'failed')"
+                        ),
+                        {"c": creds.client_id},
                     ).scalars()
                     ended = list(rows)
                 return round(100.0 * ended.count("completed") / len(ended), 1)
 
             before = score()
+            assert before == round(100.0 * 6 / 7, 1)  # this client's six completed, one failed
             got = http.get("/metrics").json()["business_metrics"]["agent_performance_score"]
             assert got in (before, score())
     finally:

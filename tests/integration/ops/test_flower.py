@@ -72,9 +72,9 @@ def test_flower_shows_the_workers_and_each_stage_by_stage_and_agent(
             "the three stage tasks",
         )
         for stage, info in seen.items():
-            assert info["name"] == f"aia.run_stage[{stage}:noop]"
+            assert info["name"] == f"aia.run_stage[{stage}:test_noop]"
             assert f"'stage': '{stage}'" in info["kwargs"]
-            assert "'agent': 'noop'" in info["kwargs"]
+            assert "'agent': 'test_noop'" in info["kwargs"]
             assert f"'task_id': '{task_id}'" in info["kwargs"]
             assert info["worker"].startswith("flowerwatched@")
         # And only to its login

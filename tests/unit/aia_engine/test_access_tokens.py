@@ -14,7 +14,12 @@ from aia_engine.errors import Unauthenticated
 from aia_engine.settings import Settings
 
 SETTINGS = Settings(jwt_secret_key="unit-test-signing-key-" + "0123456789abcdef" * 4)
-NOW = int(datetime.now(UTC).timestamp())
+
+
+# The claims are made when a test runs, not when the module is imported: the suite may run for
+# longer than a token lives.
+def now() -> int:
+    return int(datetime.now(UTC).timestamp())
 
 
 def signed(**claims: Any) -> str:
@@ -23,9 +28,9 @@ def signed(**claims: Any) -> str:
         "aud": SETTINGS.jwt_audience,
         "sub": "aia_client",
         "scope": "read",
-        "iat": NOW,
-        "nbf": NOW,
-        "exp": NOW + 60,
+        "iat": now(),
+        "nbf": now(),
+        "exp": now() + 60,
         "jti": "j1",
     }
     base.update(claims)
@@ -43,7 +48,7 @@ def test_a_token_the_server_issued_is_accepted() -> None:
 
 
 def test_a_fractional_exp_is_a_numeric_date_too() -> None:
-    assert decode_access_token(signed(exp=NOW + 60.5), settings=SETTINGS).client_id
+    assert decode_access_token(signed(exp=now() + 60.5), settings=SETTINGS).client_id
 
 
 @pytest.mark.parametrize(
