@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     """Token requests a client may make per minute (checked before any hashing)."""
     token_rate_per_ip: int = Field(default=60, ge=1)
     """Token requests one IP address may make per minute (checked before any hashing)."""
+    secret_checks_per_process: int = Field(default=1, ge=1, le=64)
+    """Client-secret (Argon2) checks one API process runs at once; the rest wait their turn
+    without holding a thread. Each check takes a core for tens of milliseconds: a burst of
+    logins run all at once would starve every other request (`/health` included) of CPU."""
     token_revocation_check: bool = True
     """Refuse access tokens whose refresh-token family was revoked (one Redis call per request).
     Off only to measure what it costs: such tokens then work until they expire."""

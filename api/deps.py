@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import anyio
 import httpx
 import redis
 from starlette.concurrency import run_in_threadpool
@@ -56,6 +57,9 @@ class Resources:
     """What `/health` reports, checked in background threads (started with the app)."""
     revoked: RevokedFamilies | None = None
     """Revoked refresh-token families (None when AIA_TOKEN_REVOCATION_CHECK is false)."""
+    secret_checks: anyio.CapacityLimiter | None = None
+    """Client-secret checks running at once (AIA_SECRET_CHECKS_PER_PROCESS); made when the app
+    starts, since a limiter belongs to the running event loop."""
 
 
 def resources(request: Request) -> Resources:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote_plus
 
+import anyio
+import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -20,9 +24,11 @@ from aia_engine.auth.oauth import (
 )
 from aia_engine.auth.throttle import check_token_rate
 from api.body import read_body
-from api.deps import in_thread, resources
+from api.deps import Resources, in_thread, resources
 from api.errors import ApiError
 from api.middleware import client_ip
+
+T = TypeVar("T")
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 FORM_LIMIT = 16_384
@@ -115,11 +121,21 @@ async def _guarded(request: Request, action: Any) -> JSONResponse:
     return JSONResponse(result, headers=NO_STORE)
 
 
+async def checking_secret(res: Resources, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
+    """Run `fn`, which checks a client secret with Argon2, in a thread, at most
+    `AIA_SECRET_CHECKS_PER_PROCESS` at once in this process (`res.secret_checks`). Waiting
+    happens on the event loop (no thread is held), so a burst of logins queues instead of
+    taking every core from the requests around it."""
+    call = functools.partial(fn, *args, **kw)
+    return await anyio.to_thread.run_sync(call, limiter=res.secret_checks)
+
+
 async def token(request: Request) -> JSONResponse:
     async def grant(res: Any, form: dict[str, str], auth: ClientAuth) -> dict[str, Any]:
         grant_type = form.get("grant_type")
         if grant_type == "client_credentials":
-            return await in_thread(
+            return await checking_secret(
+                res,
                 client_credentials_grant,
                 res.sessions,
                 auth,
@@ -127,7 +143,8 @@ async def token(request: Request) -> JSONResponse:
                 settings=res.settings,
             )
         if grant_type == "refresh_token":
-            return await in_thread(
+            return await checking_secret(
+                res,
                 refresh_grant,
                 res.sessions,
                 auth,
@@ -148,7 +165,9 @@ async def token(request: Request) -> JSONResponse:
 
 async def revoke(request: Request) -> JSONResponse:
     async def do(res: Any, form: dict[str, str], auth: ClientAuth) -> dict[str, Any]:
-        await in_thread(revoke_token, res.sessions, auth, form.get("token"), revoked=res.revoked)
+        await checking_secret(
+            res, revoke_token, res.sessions, auth, form.get("token"), revoked=res.revoked
+        )
         return {}
 
     return await _guarded(request, do)
