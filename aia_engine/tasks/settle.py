@@ -81,6 +81,7 @@ def fail_stage(
     row.error = error
     row.finished_at = row.updated_at = now
     row.lease_until = None
+    task.progress = task_progress(stages)  # what the event records
     append_event(
         session,
         task,

@@ -95,6 +95,14 @@ def test_a_stage_that_kills_its_worker_process_fails_as_lost_and_frees_its_slot(
     assert crash.error["type"] == "StageLost"
     assert crash.redispatches == REDISPATCH_CAP
     assert view["error"]["code"] == "E021"
+    # The failure's event records the progress the task had once the stage ended (its only
+    # stage: 100), as GET /tasks/{id} said then; not the progress from before it failed.
+    with engine.sessions.begin() as session:
+        failed_at = session.execute(
+            text("SELECT progress FROM task_events WHERE task_id = :t AND type = 'stage.failed'"),
+            {"t": task_id},
+        ).scalar_one()
+    assert failed_at == 100.0
     # The client's active-task slot is free again, and the worker still serves.
     assert quota.usage("poison") == 0
     assert limited_worker.poll() is None
