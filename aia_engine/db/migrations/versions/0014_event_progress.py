@@ -53,16 +53,16 @@ BEGIN
     IF s.status IN ('completed', 'failed', 'skipped', 'cancelled') THEN
         RETURN QUERY SELECT 'ended'::text, s.attempt, NULL::jsonb, NULL::jsonb; RETURN;
     END IF;
-    IF s.status = 'running' THEN
-        -- An earlier run recorded no outcome (its process died, its lease ran out): the Python
-        -- runner counts the loss and fails the stage as lost past AIA_MAX_STAGE_REDISPATCHES.
-        RETURN QUERY SELECT 'slow'::text, 0, NULL::jsonb, NULL::jsonb; RETURN;
-    END IF;
     IF t_status = 'cancelled' THEN
         RETURN QUERY SELECT 'slow'::text, 0, NULL::jsonb, NULL::jsonb; RETURN;
     END IF;
     IF s.status = 'running' AND s.celery_id IS DISTINCT FROM p_celery AND s.lease_until > now_ THEN
         RETURN QUERY SELECT 'held'::text, s.attempt, NULL::jsonb, NULL::jsonb; RETURN;
+    END IF;
+    IF s.status = 'running' THEN
+        -- An earlier run recorded no outcome (its process died, its lease ran out): the Python
+        -- runner counts the loss and fails the stage as lost past AIA_MAX_STAGE_REDISPATCHES.
+        RETURN QUERY SELECT 'slow'::text, 0, NULL::jsonb, NULL::jsonb; RETURN;
     END IF;
     SELECT count(*) FILTER (WHERE d.status NOT IN ('completed', 'failed', 'skipped', 'cancelled')),
            count(*) FILTER (WHERE d.status <> 'completed'),
