@@ -34,6 +34,7 @@ from aia_engine.db.session import Sessions
 from aia_engine.errors import EngineError, StageOutputNotStorable, StageTimedOut
 from aia_engine.progress import ProgressReporter
 from aia_engine.publishing import utcnow
+from aia_engine.redaction import redact_error
 from aia_engine.settings import Settings
 from aia_engine.stagesql import claim_in_sql, complete_in_sql
 from aia_engine.storable import encode_output, refused_output, refused_value, storable_error
@@ -194,11 +195,12 @@ def _run_agent_safely(
         return None, exc.to_dict()
     except Exception as exc:
         log.exception("agent %s failed in stage %s of task %s", claim.spec.agent, stage, task_id)
+        message, details = redact_error(str(exc)[:2000], {})  # an agent's text may hold a URL
         return None, {
             "type": type(exc).__name__,
             "code": "E013",
-            "message": str(exc)[:2000],
-            "details": {},
+            "message": message,
+            "details": details,
         }
 
 
