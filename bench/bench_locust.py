@@ -2,7 +2,8 @@
 
 Starts private services (a fresh database, a redis-server on a free loopback port), one stage
 worker (`aia-engine worker`, prefork -c 2) and the API (`aia-engine serve`, one uvicorn
-process) on 127.0.0.1, creates an API client with the engine's CLI, then runs
+process) on 127.0.0.1, creates an API client and the guide's `load_test` task type with the
+engine's CLI, then runs
 `locust -f bench/locustfile.py --headless` against http://127.0.0.1:PORT and prints locust's
 summary and the `/health` percentiles from its stats. Everything it started is stopped.
 
@@ -103,6 +104,21 @@ def main() -> None:
             env=env, cwd=ROOT, capture_output=True, text=True, check=True,
         )  # fmt: skip
         client = json.loads(made.stdout)
+        # The operator defines the guide's `load_test` task type (one noop stage), as an
+        # operator would before pointing the guide's locustfile at the engine.
+        load_test = svc.tmp / "load_test.json"
+        load_test.write_text(
+            json.dumps(
+                {
+                    "description": "one noop stage, for the guide's locustfile",
+                    "workflow": {"noop": {"agent": "noop", "task": "Do nothing"}},
+                }
+            )
+        )
+        subprocess.run(
+            [*cli, "task-types", "create", "load_test", str(load_test)],
+            env=env, cwd=ROOT, capture_output=True, text=True, check=True,
+        )  # fmt: skip
         port = free_port()
         procs = [
             _start([*cli, "worker"], svc.tmp / "worker.log", env),
