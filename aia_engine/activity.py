@@ -18,9 +18,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import insert, text
 
+from aia_engine.clock import utcnow
 from aia_engine.db.session import Sessions
 from aia_engine.errors import InvalidRequest
-from aia_engine.publishing import utcnow
 
 PERIODS = {
     "1h": timedelta(hours=1),

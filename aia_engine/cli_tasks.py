@@ -93,8 +93,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
     import redis
 
+    from aia_engine.clock import utcnow
     from aia_engine.ops_status import render, system_status
-    from aia_engine.publishing import utcnow
 
     settings, sessions, publisher, _ = _runtime()
     client = redis.Redis.from_url(settings.require_redis_url(), socket_timeout=5)

@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from aia_engine.alerts import raise_alert
+from aia_engine.clock import utcnow
 from aia_engine.db.session import Sessions
-from aia_engine.publishing import utcnow
 from aia_engine.settings import Settings
 
 log = logging.getLogger(__name__)

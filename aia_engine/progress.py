@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from aia_engine.clock import utcnow
 from aia_engine.db.models import StageStatus
 from aia_engine.db.session import Sessions
-from aia_engine.publishing import utcnow
 from aia_engine.tasks.events import append_event, lock_task_with_stages
 from aia_engine.tasks.settle import merged_partials, task_progress
 

@@ -13,12 +13,13 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy import Connection, select, text
 from sqlalchemy.orm import Session
 
+from aia_engine.clock import utcnow
 from aia_engine.db.models import TERMINAL_STAGE, TERMINAL_TASK, OutboxMessage, Task
 from aia_engine.db.session import Sessions, autocommit
 from aia_engine.settings import Settings
@@ -149,10 +150,6 @@ class PublishPipeline:
             self._wake.clear()
             time.sleep(self.interval_s)  # let concurrent submissions join this batch
             self.flush()
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def publish_now(

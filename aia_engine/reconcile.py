@@ -22,9 +22,10 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
+from aia_engine.clock import utcnow
 from aia_engine.db.models import TERMINAL_STAGE, StageRun, StageStatus, Task, TaskStatus
 from aia_engine.db.session import Sessions
-from aia_engine.publishing import Publisher, utcnow
+from aia_engine.publishing import Publisher
 from aia_engine.settings import Settings
 from aia_engine.tasks.events import append_event, lock_task, stage_rows
 from aia_engine.tasks.settle import fail_stage, lost_error, settle_if_done

@@ -28,12 +28,12 @@ from sqlalchemy.orm import Session
 
 from aia_engine.agents.base import AgentContext
 from aia_engine.agents.registry import get_agent
+from aia_engine.clock import utcnow
 from aia_engine.datasets.store import records_for_task
 from aia_engine.db.models import TERMINAL_STAGE, StageRun, StageStatus, Task, TaskStatus
 from aia_engine.db.session import Sessions
 from aia_engine.errors import EngineError, StageOutputNotStorable, StageTimedOut
 from aia_engine.progress import ProgressReporter
-from aia_engine.publishing import utcnow
 from aia_engine.redaction import redact_error
 from aia_engine.settings import Settings
 from aia_engine.stagesql import claim_in_sql, complete_in_sql

@@ -16,11 +16,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from aia_engine.agents.registry import known_agents
+from aia_engine.clock import utcnow
 from aia_engine.datasets.names import check_data_names, named_datasets
 from aia_engine.db.models import TaskTypeRow
 from aia_engine.db.session import Sessions
 from aia_engine.errors import Conflict, InvalidRequest, NotFound
-from aia_engine.publishing import utcnow
 from aia_engine.settings import Settings
 from workflows.spec import Limits, WorkflowSpec, parse_workflow
 from workflows.templates import all_templates

@@ -87,7 +87,7 @@ def _limiter(settings: Settings, sessions: Sessions) -> RateLimiter:
 
 def _limiter_alert(sessions: Sessions) -> None:
     from aia_engine.alerts import raise_alert
-    from aia_engine.publishing import utcnow
+    from aia_engine.clock import utcnow
 
     now = utcnow()
     with sessions.begin() as session:

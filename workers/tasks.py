@@ -71,7 +71,7 @@ def run_stage(self: Task[Any, Any], task_id: str, stage: str) -> str:
 @shared_task(name="aia.finalize")
 def finalize(task_id: str) -> bool:
     """Settle a task whose stages have all ended (the reconciler's job, callable on its own)."""
-    from aia_engine.publishing import utcnow
+    from aia_engine.clock import utcnow
 
     with runtime.sessions().begin() as session:
         task = lock_task(session, task_id)
@@ -109,7 +109,7 @@ def deliver_webhook(delivery_id: str) -> str:
 @shared_task(name="aia.sweep_webhooks", ignore_result=True)
 def sweep_webhooks() -> int:
     """Send due retries (and any delivery whose message was lost) to the webhook queue."""
-    from aia_engine.publishing import utcnow
+    from aia_engine.clock import utcnow
 
     due = due_deliveries(runtime.sessions(), now=utcnow())
     send_deliveries(current_app, due)

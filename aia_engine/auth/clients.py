@@ -11,10 +11,10 @@ from sqlalchemy import select
 
 from aia_engine.auth.hashing import hash_secret, new_client_id, new_secret
 from aia_engine.auth.scopes import TIERS, format_scopes, parse_scopes
+from aia_engine.clock import utcnow
 from aia_engine.db.models import ApiClient
 from aia_engine.db.session import Sessions
 from aia_engine.errors import InvalidRequest, NotFound
-from aia_engine.publishing import utcnow
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,9 @@ from aia_engine.auth.hashing import token_digest, verify_secret
 from aia_engine.auth.revocation import RevokedFamilies
 from aia_engine.auth.scopes import format_scopes
 from aia_engine.auth.tokens import issue_access_token
+from aia_engine.clock import utcnow
 from aia_engine.db.models import ApiClient, RefreshToken
 from aia_engine.db.session import Sessions
-from aia_engine.publishing import utcnow
 from aia_engine.settings import Settings
 
 

@@ -31,10 +31,10 @@ from datetime import datetime, timedelta
 import redis
 from sqlalchemy import func, select
 
+from aia_engine.clock import utcnow
 from aia_engine.db.models import RefreshToken
 from aia_engine.db.session import Sessions
 from aia_engine.limits.resp import MultiplexedRedis
-from aia_engine.publishing import utcnow
 
 log = logging.getLogger(__name__)
 

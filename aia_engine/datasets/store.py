@@ -14,11 +14,11 @@ from typing import Any
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
+from aia_engine.clock import utcnow
 from aia_engine.datasets import SAMPLE_PREFIX, sample_name, sample_names
 from aia_engine.db.models import Dataset, Task
 from aia_engine.db.session import Sessions
 from aia_engine.errors import Conflict, InvalidRequest, NotFound
-from aia_engine.publishing import utcnow
 from aia_engine.settings import Settings
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")

@@ -28,9 +28,9 @@ import redis
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from aia_engine.clock import utcnow
 from aia_engine.db.session import Sessions
 from aia_engine.events.body import WEBHOOK_EVENTS, event_from_row
-from aia_engine.publishing import utcnow
 from aia_engine.webhooks.fanout import Outgoing, create_deliveries
 
 log = logging.getLogger(__name__)

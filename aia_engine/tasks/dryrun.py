@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from aia_engine.clock import utcnow
 from aia_engine.db.session import Sessions
 from aia_engine.estimates import agent_durations, stage_weights
-from aia_engine.publishing import utcnow
 from aia_engine.settings import Settings
 from aia_engine.tasks.catalog import Catalog
 from aia_engine.tasks.models import TaskRequest

@@ -9,11 +9,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 
+from aia_engine.clock import utcnow
 from aia_engine.db.models import Webhook
 from aia_engine.db.session import Sessions
 from aia_engine.errors import NotFound
 from aia_engine.events.body import TASK_WEBHOOK_EVENTS
-from aia_engine.publishing import utcnow
 from aia_engine.settings import Settings
 from aia_engine.webhooks.crypto import encrypt
 from aia_engine.webhooks.urls import Resolver, check_url, system_resolver

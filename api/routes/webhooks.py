@@ -9,8 +9,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from aia_engine.clock import utcnow
 from aia_engine.errors import InvalidRequest
-from aia_engine.publishing import utcnow
 from aia_engine.webhooks import log as delivery_log
 from aia_engine.webhooks import registry
 from aia_engine.webhooks.delivery import attempt_delivery

@@ -13,9 +13,9 @@ import pytest
 import redis
 from sqlalchemy import select, text
 
+from aia_engine.clock import utcnow
 from aia_engine.db.models import StageRun
 from aia_engine.limits.quota import ActiveTasks
-from aia_engine.publishing import utcnow
 from aia_engine.reconcile import reconcile
 from tests.integration.conftest import Engine, Services, WorkerFactory, _stop, noop, workflow
 

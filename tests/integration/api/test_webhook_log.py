@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from aia_engine.publishing import utcnow
+from aia_engine.clock import utcnow
 from aia_engine.webhooks import registry
 from aia_engine.webhooks.delivery import attempt_delivery, http_client
 from aia_engine.webhooks.fanout import Outgoing, create_deliveries
