@@ -35,18 +35,7 @@ from aia_engine.webhooks.urls import Resolver, system_resolver
 from api.deps import Resources
 from api.errors import EXCEPTION_HANDLERS, unavailable
 from api.middleware import RequestContext
-from api.routes import (
-    auth,
-    docs,
-    health,
-    metrics,
-    monitoring,
-    quotas,
-    streams,
-    task_types,
-    tasks,
-    webhooks,
-)
+from api.routes import ROUTES
 from api.streams import StreamHub
 
 log = logging.getLogger(__name__)
@@ -235,18 +224,7 @@ def create_app(
         flush_logs()
 
     app = Starlette(
-        routes=[
-            *health.routes,
-            *metrics.routes,
-            *monitoring.routes,
-            *auth.routes,
-            *quotas.routes,
-            *streams.routes,
-            *tasks.routes,
-            *task_types.routes,
-            *webhooks.routes,
-            *docs.routes,
-        ],
+        routes=ROUTES,
         middleware=[
             Middleware(
                 RequestContext,

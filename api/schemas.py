@@ -1,10 +1,16 @@
-"""Response shapes, for the OpenAPI document (the handlers build plain dicts of these shapes)."""
+"""The bodies of the API on the wire: response shapes and the bodies no use case reads as a
+model (forms, the batch). Handlers build plain dicts of these shapes; the routes declare them
+(api/contract.py), /openapi.json is generated from them, and tests check real answers against
+them (tests/integration/api/test_contracts.py)."""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
+
+from aia_engine.tasks.models import TaskRequest
 
 
 class ErrorBody(BaseModel):
@@ -25,6 +31,42 @@ class ErrorEnvelope(BaseModel):
 class OAuthErrorBody(BaseModel):
     error: str
     error_description: str
+
+
+def _no_null_defaults(schema: dict[str, Any]) -> None:
+    # An absent form field is not a null one: forms have no null.
+    for prop in schema.get("properties", {}).values():
+        if prop.get("default", "") is None:
+            del prop["default"]
+
+
+class TokenForm(BaseModel):
+    """POST /auth/token's form (client credentials may come as HTTP Basic instead)."""
+
+    model_config = ConfigDict(json_schema_extra=_no_null_defaults)
+
+    grant_type: Literal["client_credentials", "refresh_token"]
+    client_id: str | SkipJsonSchema[None] = None
+    client_secret: str | SkipJsonSchema[None] = None
+    scope: str | SkipJsonSchema[None] = None
+    refresh_token: str | SkipJsonSchema[None] = None
+
+
+class RevokeForm(BaseModel):
+    """POST /auth/revoke's form (RFC 7009)."""
+
+    model_config = ConfigDict(json_schema_extra=_no_null_defaults)
+
+    token: str
+    token_type_hint: str | SkipJsonSchema[None] = None
+    client_id: str | SkipJsonSchema[None] = None
+    client_secret: str | SkipJsonSchema[None] = None
+
+
+class Revoked(BaseModel):
+    """POST /auth/revoke answers `{}`, whether the token was known or not (RFC 7009)."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 class TokenResponse(BaseModel):
@@ -109,6 +151,24 @@ class TaskList(BaseModel):
     tasks: list[TaskSummary]
     count: int
     next_cursor: str | None
+
+
+class BatchTask(TaskRequest):
+    idempotency_key: str | SkipJsonSchema[None] = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        pattern=r"^[!-~]+$",
+        description="Used instead of `Idempotency-Key:index`.",
+    )
+
+
+class BatchRequest(BaseModel):
+    tasks: list[BatchTask] = Field(
+        min_length=1,
+        description="Each item may carry its own `idempotency_key` (1-200 visible ASCII "
+        "characters), used instead of `Idempotency-Key:index`.",
+    )
 
 
 class BatchItem(BaseModel):
@@ -307,6 +367,11 @@ class UserAnalytics(BaseModel):
     summary: AnalyticsSummary
     usage_patterns: UsagePatterns
     performance_metrics: AnalyticsPerformance
+
+
+class Alive(BaseModel):
+    status: Literal["alive"]
+    version: str
 
 
 class Health(BaseModel):

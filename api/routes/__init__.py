@@ -1,0 +1,31 @@
+"""The route table: every endpoint the API serves, each declaring its contract (api/contract.py)."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+from api.routes import (
+    auth,
+    docs,
+    health,
+    metrics,
+    monitoring,
+    quotas,
+    streams,
+    task_types,
+    tasks,
+    webhooks,
+)
+
+ROUTES: list[BaseRoute] = [
+    *health.routes,
+    *metrics.routes,
+    *monitoring.routes,
+    *auth.routes,
+    *quotas.routes,
+    *streams.routes,
+    *tasks.routes,
+    *task_types.routes,
+    *webhooks.routes,
+    *docs.routes,
+]

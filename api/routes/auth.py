@@ -23,13 +23,30 @@ from aia_engine.auth.oauth import (
     revoke_token,
 )
 from aia_engine.auth.throttle import check_token_rate
+from api import schemas
 from api.body import read_body
+from api.contract import Form, Model, Reply, operation
 from api.deps import Resources, in_thread, resources
 from api.errors import ApiError
 from api.middleware import client_ip
 
 T = TypeVar("T")
 
+OAUTH_ERRORS: dict[int, Reply | Model] = {
+    status: Reply(schemas.OAuthErrorBody, description)
+    for status, description in {
+        400: "invalid_request, invalid_grant, invalid_scope, unsupported_grant_type",
+        401: "invalid_client",
+        405: "Only POST",
+        429: "Too many token requests",
+        503: "Rate limiter unavailable (fails closed)",
+    }.items()
+}
+CLIENT_AUTH: list[dict[str, list[str]]] = [
+    {},
+    {"basicAuth": []},
+]  # client credentials in the form, or HTTP Basic
+OTHER_METHODS = ("GET", "PUT", "DELETE", "PATCH")  # answered 405 in RFC 6749's form
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 FORM_LIMIT = 16_384
 
@@ -130,6 +147,16 @@ async def checking_secret(res: Resources, fn: Callable[..., T], *args: Any, **kw
     return await anyio.to_thread.run_sync(call, limiter=res.secret_checks)
 
 
+@operation(
+    "Token",
+    tag="auth",
+    operation_id="token",
+    method="POST",
+    refuses=OTHER_METHODS,
+    body=Form(schemas.TokenForm),
+    security=CLIENT_AUTH,
+    responses={200: Reply(schemas.TokenResponse, "Tokens"), **OAUTH_ERRORS},
+)
 async def token(request: Request) -> JSONResponse:
     async def grant(res: Any, form: dict[str, str], auth: ClientAuth) -> dict[str, Any]:
         grant_type = form.get("grant_type")
@@ -163,6 +190,16 @@ async def token(request: Request) -> JSONResponse:
     return await _guarded(request, grant)
 
 
+@operation(
+    "Revoke",
+    tag="auth",
+    operation_id="revoke",
+    method="POST",
+    refuses=OTHER_METHODS,
+    body=Form(schemas.RevokeForm),
+    security=CLIENT_AUTH,
+    responses={200: Reply(schemas.Revoked, "Revoked (or unknown)"), **OAUTH_ERRORS},
+)
 async def revoke(request: Request) -> JSONResponse:
     async def do(res: Any, form: dict[str, str], auth: ClientAuth) -> dict[str, Any]:
         await checking_secret(
@@ -174,6 +211,6 @@ async def revoke(request: Request) -> JSONResponse:
 
 
 routes = [
-    Route("/auth/token", token, methods=["POST", "GET", "PUT", "DELETE", "PATCH"]),
-    Route("/auth/revoke", revoke, methods=["POST", "GET", "PUT", "DELETE", "PATCH"]),
+    Route("/auth/token", token, methods=["POST", *OTHER_METHODS]),
+    Route("/auth/revoke", revoke, methods=["POST", *OTHER_METHODS]),
 ]

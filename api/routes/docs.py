@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import html
 import json
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
+from api.contract import Reply, operation
 from api.errors import CATALOGUE, ApiError
-from api.openapi import openapi_document
+from api.openapi import build_document
 
 STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;line-height:1.5}"
@@ -26,12 +28,30 @@ def page(title: str, body: str) -> HTMLResponse:
     )
 
 
-async def openapi_json(_request: Request) -> JSONResponse:
-    return JSONResponse(openapi_document())
+def document(request: Request) -> dict[str, Any]:
+    """The document of the app's own route table, built once per app."""
+    state = request.app.state
+    if getattr(state, "openapi", None) is None:
+        state.openapi = build_document(request.app.routes)
+    doc: dict[str, Any] = state.openapi
+    return doc
 
 
-async def docs(_request: Request) -> HTMLResponse:
-    doc = openapi_document()
+HTML = Reply(description="An HTML page", media="text/html")
+
+
+@operation(
+    "Get OpenAPI document",
+    tag="docs",
+    responses={200: Reply(description="This document", media="application/json")},
+)
+async def openapi_json(request: Request) -> JSONResponse:
+    return JSONResponse(document(request))
+
+
+@operation("Get API docs", tag="docs", responses={200: HTML})
+async def docs(request: Request) -> HTMLResponse:
+    doc = document(request)
     parts = [
         f"<h1>{html.escape(doc['info']['title'])} {html.escape(doc['info']['version'])}</h1>",
         f"<p>{html.escape(doc['info']['description'])}</p>",
@@ -58,6 +78,7 @@ async def docs(_request: Request) -> HTMLResponse:
     return page("AIA Engine API", "\n".join(parts))
 
 
+@operation("Get error codes", tag="docs", responses={200: HTML})
 async def error_index(_request: Request) -> HTMLResponse:
     rows = "".join(
         f"<tr><td><a href='/errors/{e.code}'>{e.code}</a></td><td>{e.status}</td><td>{e.type}</td>"
@@ -71,6 +92,7 @@ async def error_index(_request: Request) -> HTMLResponse:
     )
 
 
+@operation("Get error code", tag="docs", responses={200: HTML}, errors=("E404",))
 async def error_page(request: Request) -> HTMLResponse:
     entry = CATALOGUE.get(request.path_params["code"])
     if entry is None:

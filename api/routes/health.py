@@ -11,10 +11,17 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 import aia_engine
+from api import schemas
+from api.contract import Reply, operation
 from api.deps import resources
 from api.errors import now_iso
 
 
+@operation(
+    "Health",
+    tag="system",
+    responses={200: schemas.Health, 503: Reply(schemas.Health, "Degraded")},
+)
 async def health(request: Request) -> JSONResponse:
     """Reads state only: no database query, no Redis command, no worker ping here."""
     res = resources(request)
@@ -41,6 +48,13 @@ async def health(request: Request) -> JSONResponse:
     return JSONResponse(body, status_code=503 if report.failing else 200)
 
 
+@operation(
+    "Liveness",
+    tag="system",
+    operation_id="live",
+    description="This process answers; no dependency is checked.",
+    responses={200: Reply(schemas.Alive, "Alive")},
+)
 async def live(_request: Request) -> JSONResponse:
     """Liveness: this process answers (no dependency checked; container health checks use it,
     so an API is not restarted because a worker or PostgreSQL is down)."""

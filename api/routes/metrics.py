@@ -13,12 +13,23 @@ from starlette.routing import Route
 
 from aia_engine.metrics.collect import guide_metrics
 from aia_engine.metrics.prometheus import exposition
+from api import schemas
 from api.auth import require
+from api.contract import Reply, operation
 from api.deps import in_thread, resources
 
 PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
 
 
+@operation(
+    "Get metrics",
+    tag="monitoring",
+    scope="read",
+    responses={200: schemas.Metrics},
+    description="The guide's JSON; `business_metrics` count the caller's own tasks. With "
+    "`Accept: text/plain` the Prometheus exposition (also at /metrics/prometheus), whose figures "
+    "cover every client and need `admin`.",
+)
 async def metrics(request: Request) -> Response:
     accept = request.headers.get("accept", "")
     if "text/plain" in accept and "application/json" not in accept:
@@ -30,6 +41,14 @@ async def metrics(request: Request) -> Response:
     )
 
 
+@operation(
+    "Get Prometheus metrics",
+    tag="monitoring",
+    scope="admin",
+    responses={
+        200: Reply(description="Prometheus text exposition format 0.0.4", media="text/plain")
+    },
+)
 async def prometheus(request: Request) -> Response:
     await require(request, "admin")
     return await _prometheus(request)

@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
+from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from aia_engine import activity
+from api import schemas
 from api.auth import require
 from api.body import json_body, parse_model
+from api.contract import operation, path_param, query
 from api.deps import in_thread, resources
 
 
+@operation(
+    "Track user activity",
+    tag="monitoring",
+    scope="write",
+    body=activity.ActivityIn,
+    responses={201: schemas.ActivityRecorded},
+)
 async def track(request: Request) -> JSONResponse:
     principal = await require(request, "write")
     res = resources(request)
@@ -20,6 +32,16 @@ async def track(request: Request) -> JSONResponse:
     return JSONResponse(recorded, status_code=201)
 
 
+@operation(
+    "Get user analytics",
+    tag="monitoring",
+    scope="read",
+    params=[
+        path_param("user_id", Annotated[str, Field(min_length=1, max_length=128)]),
+        query("period", Literal["1h", "24h", "7d", "30d"]),
+    ],
+    responses={200: schemas.UserAnalytics},
+)
 async def user_analytics(request: Request) -> JSONResponse:
     principal = await require(request, "read")
     return JSONResponse(

@@ -8,10 +8,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from api import schemas
 from api.auth import require
+from api.contract import operation
 from api.deps import in_thread, resources
 
 
+@operation("Get quotas", tag="limits", scope="read", responses={200: schemas.Quotas})
 async def quotas(request: Request) -> JSONResponse:
     principal = await require(request, "read")
     res = resources(request)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
@@ -22,6 +22,7 @@ from aia_engine.errors import InvalidRequest
 from aia_engine.events.body import parse_event_id
 from aia_engine.events.replay import check_task, events_after, stream_head
 from api.auth import require
+from api.contract import Reply, header, operation, query
 from api.deps import in_thread, resources
 from api.errors import ApiError
 from api.streams import event_stream
@@ -30,6 +31,26 @@ HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection":
 
 
 STARTS = ("now", "start")
+LAST_EVENT_ID = header(
+    "Last-Event-ID", str, "Resume after this event id (the `id:` of the last event received)."
+)
+EVENT_STREAM = Reply(description="An event stream", media="text/event-stream")
+SSE = (
+    "Server-sent events (`text/event-stream`). Each event: `id:` its stream position, "
+    "`event:` its type, `data:` the same JSON as a webhook body (event_id, event_type, "
+    "timestamp, sequence, data). Reconnect with `Last-Event-ID` to receive every later event "
+    "once, in order. Comment lines are heartbeats. A task's stream ends after its final event."
+)
+
+
+def start_param(default: str) -> dict[str, Any]:
+    return query(
+        "from",
+        Literal["now", "start"],
+        "Without Last-Event-ID: `now` sends only events from then on, `start` replays the "
+        "whole history first.",
+        default=default,
+    )
 
 
 def _after(request: Request) -> int | None:
@@ -116,6 +137,15 @@ async def _open(
     return StreamingResponse(body(), media_type="text/event-stream", headers=HEADERS)
 
 
+@operation(
+    "Stream task events",
+    tag="streams",
+    scope="read",
+    params=[LAST_EVENT_ID, start_param("start")],
+    responses={200: EVENT_STREAM},
+    errors=("E012",),
+    description=SSE,
+)
 async def task_events(request: Request) -> StreamingResponse:
     principal = await require(request, "read")
     task_id = request.path_params["task_id"]
@@ -123,6 +153,15 @@ async def task_events(request: Request) -> StreamingResponse:
     return await _open(request, principal.client_id, task_id, default_start="start")
 
 
+@operation(
+    "Stream client events",
+    tag="streams",
+    scope="read",
+    params=[LAST_EVENT_ID, start_param("now")],
+    responses={200: EVENT_STREAM},
+    errors=("E012",),
+    description=SSE,
+)
 async def client_stream(request: Request) -> StreamingResponse:
     principal = await require(request, "read")
     return await _open(request, principal.client_id, None, default_start="now")

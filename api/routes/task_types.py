@@ -7,11 +7,22 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from aia_engine import tasktypes
+from api import schemas
 from api.auth import require
 from api.body import json_body, parse_model
+from api.contract import Reply, operation
 from api.deps import in_thread, resources
 
 
+@operation(
+    "List task types",
+    tag="task types",
+    scope="read",
+    responses={200: schemas.TaskTypeList},
+    description="What POST /tasks/submit's task_type may name: the built-in templates (builtin: "
+    "true) and the types operators defined (POST /task-types or `aia-engine task-types create`). "
+    "A submission naming any other type is refused (422, E003) with the list of known ones.",
+)
 async def list_all(request: Request) -> JSONResponse:
     await require(request, "read")
     res = resources(request)
@@ -19,6 +30,17 @@ async def list_all(request: Request) -> JSONResponse:
     return JSONResponse({"task_types": found})
 
 
+@operation(
+    "Create task type",
+    tag="task types",
+    scope="admin",
+    body=tasktypes.TaskTypeCreate,
+    responses={201: schemas.TaskTypeView},
+    errors=("E002", "E005", "E009"),
+    description="Operators only (admin scope). The workflow is validated like a submitted one "
+    "(422: unknown agent, dependency, cycle, limits, a dataset no one can use); 409 for a "
+    "built-in or existing name.",
+)
 async def create(request: Request) -> JSONResponse:
     await require(request, "admin")
     res = resources(request)
@@ -27,6 +49,23 @@ async def create(request: Request) -> JSONResponse:
     return JSONResponse(made, status_code=201)
 
 
+@operation(
+    "Get task type",
+    tag="task types",
+    method="GET",
+    scope="read",
+    responses={200: schemas.TaskTypeView},
+)
+@operation(
+    "Delete task type",
+    tag="task types",
+    method="DELETE",
+    scope="admin",
+    responses={204: Reply(description="Deleted")},
+    errors=("E009",),
+    description="Operators only (admin scope). Built-in types cannot be deleted (409). Tasks "
+    "already accepted keep the workflow they were accepted with.",
+)
 async def one(request: Request) -> Response:
     name = request.path_params["name"]
     res = resources(request)

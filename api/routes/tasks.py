@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 from datetime import datetime
+from typing import Annotated
 
+from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -16,9 +18,31 @@ from aia_engine.tasks.dryrun import plan_task
 from aia_engine.tasks.models import TaskRequest, checked_key
 from aia_engine.tasks.queries import get_task, list_tasks
 from aia_engine.tasks.submit import new_task_id, submit_task
+from api import schemas
 from api.auth import require
 from api.body import json_body, parse_model
+from api.contract import Reply, header, operation, query
 from api.deps import in_thread, quota_for, resources
+
+IDEMPOTENCY = header(
+    "Idempotency-Key",
+    Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[!-~]+$")],
+    "Repeat a POST safely: the same key returns the original response.",
+)
+REPLAYED = {
+    "Idempotent-Replayed": {
+        "description": "`true` when a repeated Idempotency-Key returned the original task",
+        "schema": {"type": "string", "enum": ["true"]},
+    }
+}
+ACCEPTED = (
+    "200 with `status: accepted`, as in the guide: the task, its stages and its first event "
+    "are committed and it is queued; the status code does not wait for the work. Follow it at "
+    "`tracking_url`. A repeated Idempotency-Key answers the original task, with the header "
+    "`Idempotent-Replayed: true`. 422 when task_type names no known type (E003, listing them) "
+    "or requirements name a dataset that does not exist (naming the field)."
+)
+SUBMISSION_ERRORS = ("E002", "E003", "E005", "E009", "E013")
 
 
 def idempotency_key(request: Request) -> str | None:
@@ -80,14 +104,54 @@ async def _submit(request: Request, *, need_workflow: bool) -> JSONResponse:
     return JSONResponse(accepted.to_dict(), headers=headers)
 
 
+@operation(
+    "Submit task",
+    tag="tasks",
+    scope="write",
+    body=TaskRequest,
+    params=[IDEMPOTENCY],
+    responses={200: Reply(schemas.TaskAccepted, "Accepted", headers=REPLAYED)},
+    errors=SUBMISSION_ERRORS,
+    description=ACCEPTED,
+)
 async def submit(request: Request) -> JSONResponse:
     return await _submit(request, need_workflow=False)
 
 
+@operation(
+    "Orchestrate workflow",
+    tag="tasks",
+    scope="write",
+    body=TaskRequest,
+    params=[
+        IDEMPOTENCY,
+        query("dry_run", bool, "Validate and plan without running."),
+    ],
+    responses={
+        200: Reply(
+            (schemas.DryRunPlan, schemas.TaskAccepted),
+            "Accepted (or, with dry_run, the plan)",
+            headers=REPLAYED,
+        )
+    },
+    errors=SUBMISSION_ERRORS,
+    description=ACCEPTED,
+)
 async def orchestrate(request: Request) -> JSONResponse:
     return await _submit(request, need_workflow=True)
 
 
+@operation(
+    "Batch submit",
+    tag="tasks",
+    scope="write",
+    body=schemas.BatchRequest,
+    params=[IDEMPOTENCY],
+    responses={200: schemas.BatchResult},
+    description="200 like a single submission, whatever the mix: one request carries many "
+    "outcomes, each in `results` (`accepted`, or `rejected` with its error); `created: false` "
+    "marks an item whose key had already been used.",
+)
 async def batch_submit(request: Request) -> JSONResponse:
     principal = await require(request, "write")
     res = resources(request)
@@ -125,6 +189,7 @@ async def batch_submit(request: Request) -> JSONResponse:
     )
 
 
+@operation("Get task", tag="tasks", scope="read", responses={200: schemas.TaskView})
 async def get_one(request: Request) -> JSONResponse:
     principal = await require(request, "read")
     res = resources(request)
@@ -169,6 +234,21 @@ def _limit(request: Request) -> int:
     return int(raw)
 
 
+@operation(
+    "List tasks",
+    tag="tasks",
+    scope="read",
+    params=[
+        query("status", schemas.TaskStatusName),
+        query("task_type", str),
+        query("created_after", datetime),
+        query("created_before", datetime),
+        query("updated_after", datetime, "Only tasks changed at or after this time (polling)."),
+        query("limit", Annotated[int, Field(ge=1, le=200)]),
+        query("cursor", str),
+    ],
+    responses={200: schemas.TaskList},
+)
 async def list_all(request: Request) -> JSONResponse:
     principal = await require(request, "read")
     res = resources(request)
@@ -187,6 +267,13 @@ async def list_all(request: Request) -> JSONResponse:
     return JSONResponse(page)
 
 
+@operation(
+    "Cancel task",
+    tag="tasks",
+    scope="write",
+    responses={200: schemas.CancelResult},
+    errors=("E009",),
+)
 async def cancel(request: Request) -> JSONResponse:
     principal = await require(request, "write")
     res = resources(request)
@@ -200,6 +287,17 @@ async def cancel(request: Request) -> JSONResponse:
     return JSONResponse(result)
 
 
+@operation(
+    "Retry task",
+    tag="tasks",
+    scope="write",
+    params=[IDEMPOTENCY],
+    responses={
+        202: schemas.RetryResult,
+        200: Reply(schemas.RetryResult, "Repeated Idempotency-Key: the first answer"),
+    },
+    errors=("E009", "E013"),
+)
 async def retry(request: Request) -> JSONResponse:
     principal = await require(request, "write")
     res = resources(request)

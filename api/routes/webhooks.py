@@ -3,8 +3,9 @@ redelivery and the test ping."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
+from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -14,13 +15,23 @@ from aia_engine.errors import InvalidRequest
 from aia_engine.webhooks import log as delivery_log
 from aia_engine.webhooks import registry
 from aia_engine.webhooks.delivery import attempt_delivery
+from api import schemas
 from api.auth import require
 from api.body import json_body, parse_model
+from api.contract import Reply, operation, query
 from api.deps import Resources, in_thread, resources
 
 DELIVERY_STATUSES = ("pending", "delivered", "failed", "cancelled")
 
 
+@operation(
+    "Register webhook",
+    tag="webhooks",
+    scope="write",
+    body=registry.WebhookCreate,
+    responses={201: schemas.WebhookPublic},
+    errors=("E007",),
+)
 async def register(request: Request) -> JSONResponse:
     principal = await require(request, "write")
     res = resources(request)
@@ -36,6 +47,7 @@ async def register(request: Request) -> JSONResponse:
     return JSONResponse(created, status_code=201)
 
 
+@operation("List webhooks", tag="webhooks", scope="read", responses={200: schemas.WebhookList})
 async def list_all(request: Request) -> JSONResponse:
     principal = await require(request, "read")
     return JSONResponse(
@@ -45,6 +57,29 @@ async def list_all(request: Request) -> JSONResponse:
     )
 
 
+@operation(
+    "Get webhook",
+    tag="webhooks",
+    method="GET",
+    scope="read",
+    responses={200: schemas.WebhookPublic},
+)
+@operation(
+    "Update webhook",
+    tag="webhooks",
+    method="PATCH",
+    scope="write",
+    body=registry.WebhookUpdate,
+    responses={200: schemas.WebhookPublic},
+    errors=("E007",),
+)
+@operation(
+    "Delete webhook",
+    tag="webhooks",
+    method="DELETE",
+    scope="write",
+    responses={204: Reply(description="Deleted")},
+)
 async def one(request: Request) -> Response:
     webhook_id = request.path_params["webhook_id"]
     res = resources(request)
@@ -75,6 +110,9 @@ async def one(request: Request) -> Response:
     )
 
 
+@operation(
+    "Rotate webhook secret", tag="webhooks", scope="write", responses={200: schemas.WebhookPublic}
+)
 async def rotate(request: Request) -> JSONResponse:
     principal = await require(request, "write")
     res = resources(request)
@@ -100,6 +138,17 @@ def _page_limit(request: Request) -> int:
     return int(raw)
 
 
+@operation(
+    "List webhook deliveries",
+    tag="webhooks",
+    scope="read",
+    params=[
+        query("limit", Annotated[int, Field(ge=1, le=delivery_log.MAX_PAGE)]),
+        query("cursor", str),
+        query("status", Literal["pending", "delivered", "failed", "cancelled"]),
+    ],
+    responses={200: schemas.DeliveryList},
+)
 async def deliveries(request: Request) -> JSONResponse:
     principal = await require(request, "read")
     status = request.query_params.get("status")
@@ -122,6 +171,12 @@ async def deliveries(request: Request) -> JSONResponse:
     )
 
 
+@operation(
+    "Get webhook delivery",
+    tag="webhooks",
+    scope="read",
+    responses={200: schemas.WebhookDeliveryView},
+)
 async def one_delivery(request: Request) -> JSONResponse:
     principal = await require(request, "read")
     return JSONResponse(
@@ -134,6 +189,13 @@ async def one_delivery(request: Request) -> JSONResponse:
     )
 
 
+@operation(
+    "Redeliver webhook delivery",
+    tag="webhooks",
+    scope="write",
+    responses={202: schemas.WebhookDeliveryView},
+    errors=("E009",),
+)
 async def redeliver(request: Request) -> JSONResponse:
     principal = await require(request, "write")
     res = resources(request)
@@ -166,6 +228,13 @@ def _ping(res: Resources, webhook_id: str, client_id: str) -> dict[str, Any]:
     return delivery_log.get_delivery(res.sessions, delivery_id, client_id=client_id)
 
 
+@operation(
+    "Test webhook",
+    tag="webhooks",
+    scope="write",
+    responses={200: schemas.WebhookDeliveryView},
+    errors=("E009",),
+)
 async def test_ping(request: Request) -> JSONResponse:
     """Send a signed `webhook.test` event now and answer with the attempt's outcome."""
     principal = await require(request, "write")
