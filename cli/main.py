@@ -207,7 +207,7 @@ def _celery(*args: str) -> list[str]:
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
-    from aia_engine.devlock import claim_dev
+    from cli.devlock import claim_dev
 
     settings = get_settings()
     data_dir = args.data_dir or settings.data_dir

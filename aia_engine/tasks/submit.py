@@ -20,11 +20,11 @@ from aia_engine.db.direct import Psycopg, direct
 from aia_engine.db.models import Task, TaskStatus
 from aia_engine.db.session import Sessions
 from aia_engine.errors import Conflict
-from aia_engine.estimates import agent_durations, estimate_completion
 from aia_engine.limits.quota import ClientQuota
 from aia_engine.publishing import Publisher, PublishGate, publish_now
 from aia_engine.settings import Settings
 from aia_engine.tasks.catalog import Catalog
+from aia_engine.tasks.estimates import agent_durations, estimate_completion
 from aia_engine.tasks.models import TaskRequest
 from aia_engine.tasktypes import limits_of
 from workflows.spec import Limits, WorkflowSpec, parse_workflow

@@ -22,11 +22,11 @@ import redis
 from sqlalchemy import text, update
 from sqlalchemy.orm import Session
 
-from aia_engine.alerts import raise_alert
 from aia_engine.clock import utcnow
 from aia_engine.db.models import Webhook, WebhookAttempt, WebhookDelivery
 from aia_engine.db.session import Sessions
 from aia_engine.events.body import iso
+from aia_engine.ops.alerts import raise_alert
 from aia_engine.settings import Settings
 from aia_engine.slots import Slots
 from aia_engine.webhooks.crypto import decrypt
