@@ -13,24 +13,10 @@ from aia_engine.tasks.models import TaskRequest
 from aia_engine.tasktypes import TaskTypeCreate
 from aia_engine.webhooks.registry import WebhookCreate, WebhookUpdate
 from api import schemas
+from api.errors import status_summaries
 
 REF = "#/components/schemas/{model}"
-ERROR_STATUSES = {
-    "400": "Malformed JSON, JSON nested too deeply, or a number that cannot be read: an integer "
-    "of more than 4,300 digits, or one beyond \u00b11.8e308 (as `1e999`)",
-    "401": "Missing, invalid or expired bearer token",
-    "403": "The token lacks the required scope",
-    "404": "Not found (also for other clients' objects, and any path holding a NUL, `%00`)",
-    "409": "Conflict with the current state, or an Idempotency-Key reused with another body",
-    "413": "Request body too large",
-    "415": "Content-Type is not application/json",
-    "422": "Validation failed: a field out of its documented range, text holding NUL or a lone "
-    "surrogate, or (on any operation) a query parameter holding a NUL character (`%00`)",
-    "429": "Rate limit exceeded",
-    "500": "Unexpected server error",
-    "503": "A dependency is unavailable",
-    "504": "Request timed out",
-}
+ERROR_STATUSES = status_summaries()  # from the error catalogue, aia_engine/errors.py
 
 
 def _ref(model: type[BaseModel]) -> dict[str, str]:
