@@ -15,6 +15,7 @@ COPY aia_engine ./aia_engine
 COPY api ./api
 COPY workers ./workers
 COPY workflows ./workflows
+COPY cli ./cli
 RUN pip install . \
     && useradd --create-home --uid 10001 aia \
     && mkdir -p /data \

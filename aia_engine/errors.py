@@ -1,22 +1,45 @@
-"""Domain errors: one tree, each class with an HTTP status, a type and a stable code.
+"""The error catalogue: every error the engine reports, each class with its stable code, HTTP
+status, type, title and description. This module is the one place a code is declared; the
+API's envelope, its /errors pages and the OpenAPI error schemas are read from `catalogue()`.
 
-    EngineError
-    ├── NotFound                 404  (TaskNotFound, ...)
-    ├── Conflict                 409  (TaskStateConflict)
-    ├── InvalidRequest           422  (InvalidWorkflow, UnknownTaskType, UnknownAgent)
-    ├── PermissionDenied         403
-    ├── Unauthenticated          401
-    └── TransientError           503  (a retry may succeed: broker or database unreachable)
+    EngineError                      E500  500  (the catalogue's E500 too)
+    ├── NotFound                     E004  404  (TaskNotFound)
+    ├── Conflict                     E009  409  (TaskStateConflict)
+    ├── InvalidRequest               E001  422
+    │   ├── InvalidWorkflow          E002
+    │   ├── UnknownTaskType          E003
+    │   ├── UnknownAgent             E005
+    │   └── UnsafeWebhookUrl         E007
+    ├── PermissionDenied             E403  403
+    ├── Unauthenticated              E401  401
+    ├── TransientError               E503  503
+    ├── stage errors, stored on a stage or task, never answered:
+    │   AgentError E010, StageTimedOut E011, StageOutputNotStorable E020, StageLost E021,
+    │   AgentCrashed E022, StageSkipped E023
+    └── HTTP edge errors, answered, never stored on a stage:
+        BadRequest E400, NoSuchEndpoint E404, MethodNotAllowed E405, PayloadTooLarge E413,
+        UnsupportedMediaType E415, RateLimitExceeded E429, TooManyStreams E012,
+        QuotaExceeded E013, RequestTimedOut E504
 
-The API maps these to the guide's envelope in one place; workers store `to_dict()` on the stage.
+A class that sets `code` in its own body is a catalogue entry and must set `title` and
+`description` too; a subclass that does not (TaskNotFound) is a variant of its parent's entry.
+Defining a second class with a taken code, or a coded class outside this module, raises at
+import, so two meanings can never share a code again (E012 and E013 once did).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, Self
 
 from aia_engine.redaction import redact_error
+
+Where = Literal["both", "response", "stage"]
+"""Where an error can be found: in HTTP responses and stored errors alike ("both"), only in an
+HTTP response ("response": the edge answers it, a stage never records it), or only in a stage's
+or task's stored error ("stage": a worker records it, no response carries it)."""
+
+_CATALOGUE: dict[str, type[EngineError]] = {}
 
 
 class EngineError(Exception):
@@ -25,16 +48,55 @@ class EngineError(Exception):
     status: ClassVar[int] = 500
     type: ClassVar[str] = "InternalServerError"
     code: ClassVar[str] = "E500"
+    title: ClassVar[str] = "Unexpected server error"
+    description: ClassVar[str] = (
+        "Something failed on our side. Contact support with the request_id."
+    )
+    where: ClassVar[Where] = "both"
 
     def __init__(self, message: str, **details: Any) -> None:
         super().__init__(message)
         self.message = message
         self.details = details
+        self.headers: dict[str, str] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "code" not in cls.__dict__:
+            return  # a variant of its parent's entry
+        taken = _CATALOGUE.get(cls.code)
+        if taken is not None:
+            raise TypeError(f"{cls.__name__}: code {cls.code} is already {taken.__name__}'s")
+        if cls.__module__ != __name__:
+            raise TypeError(f"{cls.__name__}: declare error codes in {__name__}, not elsewhere")
+        missing = [a for a in ("title", "description") if a not in cls.__dict__]
+        if missing:
+            raise TypeError(f"{cls.__name__} declares code {cls.code} without {missing}")
+        _CATALOGUE[cls.code] = cls
+
+    def with_headers(self, headers: dict[str, str]) -> Self:
+        """Headers the HTTP edge sends with this error (Retry-After, rate-limit counters)."""
+        self.headers = dict(headers)
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         """What a caller may see (stored on a stage, or a batch item's error): no secrets."""
         message, details = redact_error(self.message, self.details)
         return {"type": self.type, "code": self.code, "message": message, "details": details}
+
+
+_CATALOGUE[EngineError.code] = EngineError
+
+
+def catalogue() -> dict[str, type[EngineError]]:
+    """Every error code and its class, in code order."""
+    return dict(sorted(_CATALOGUE.items()))
+
+
+_FOUND_IN_STAGE = "Found in a task's or stage's error, not in a response: "
+
+
+# -- Domain errors: raised by use cases, answered by the API, and what an agent may raise. --
 
 
 class NotFound(EngineError):
@@ -43,6 +105,11 @@ class NotFound(EngineError):
     status = 404
     type = "NotFound"
     code = "E004"
+    title = "Resource not found"
+    description = (
+        "No object with that id is visible to your client (objects of other clients answer the "
+        "same, and so does any path holding a NUL character)."
+    )
 
 
 class TaskNotFound(NotFound):
@@ -58,6 +125,11 @@ class Conflict(EngineError):
     status = 409
     type = "Conflict"
     code = "E009"
+    title = "Conflict with the current state"
+    description = (
+        "The operation does not apply to the object in its current state, or an Idempotency-Key "
+        "was reused with a different request body."
+    )
 
 
 class TaskStateConflict(Conflict):
@@ -78,18 +150,34 @@ class InvalidRequest(EngineError):
     status = 422
     type = "ValidationError"
     code = "E001"
+    title = "Invalid request data"
+    description = (
+        "A field is missing, has the wrong type or is out of range. details.field names it, "
+        "details.issue says what is wrong and details.provided_value echoes what was sent "
+        "(the value of a secret-bearing field shows as [redacted]). Text holding a NUL "
+        "character or a lone surrogate, in the body or in a query parameter, is refused here."
+    )
 
 
 class InvalidWorkflow(InvalidRequest):
     """Raised when a workflow spec is malformed or its graph is not a valid DAG."""
 
     code = "E002"
+    title = "Invalid workflow"
+    description = (
+        "The workflow is not a valid DAG: an unknown or self dependency, a cycle (named in "
+        "details.cycle), a duplicate stage, a bad stage option, or too many stages."
+    )
 
 
 class UnknownTaskType(InvalidRequest):
     """Raised when a `task_type` names no workflow template."""
 
     code = "E003"
+    title = "Unknown task type"
+    description = (
+        "task_type names no template and no workflow was given. The message lists the known types."
+    )
 
     def __init__(self, task_type: str, known: list[str]) -> None:
         names = sorted(set(known))
@@ -104,12 +192,54 @@ class UnknownTaskType(InvalidRequest):
         )
 
 
+class UnknownAgent(InvalidRequest):
+    """Raised when a workflow names an agent that is not registered."""
+
+    code = "E005"
+    title = "Unknown agent"
+    description = "A stage or agents_required names an agent that is not registered."
+
+    def __init__(self, name: str, known: Sequence[str]) -> None:
+        super().__init__(
+            f"unknown agent {name!r}; known agents: {', '.join(known)}",
+            field="agent",
+            issue="unknown agent",
+            provided_value=name,
+        )
+
+
+class UnsafeWebhookUrl(InvalidRequest):
+    """Raised when a webhook URL is not an http(s) URL of a publicly routable host."""
+
+    code = "E007"
+    title = "Unsafe webhook URL"
+    description = (
+        "webhook_url must be http(s) and every address it resolves to publicly routable: "
+        "loopback, private, link-local, CGNAT, multicast, reserved and cloud-metadata addresses "
+        "are refused, as are user information and encoded hosts. Operators admit internal "
+        "receivers with AIA_WEBHOOK_ALLOW (exact host:port)."
+    )
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(
+            f"webhook_url {url[:200]!r} is refused: {reason}",
+            field="webhook_url",
+            issue=reason,
+            provided_value=url[:200],
+        )
+
+
 class PermissionDenied(EngineError):
     """Raised when the caller is authenticated but lacks the scope for an operation."""
 
     status = 403
     type = "Forbidden"
     code = "E403"
+    title = "Insufficient scope"
+    description = (
+        "The token lacks the scope this operation needs: read for GET, write for changes, "
+        "admin for operators."
+    )
 
 
 class Unauthenticated(EngineError):
@@ -118,6 +248,11 @@ class Unauthenticated(EngineError):
     status = 401
     type = "Unauthorized"
     code = "E401"
+    title = "Authentication required"
+    description = (
+        "The Authorization header is missing, or the bearer token is invalid or expired. "
+        "Get a token from POST /auth/token."
+    )
 
 
 class TransientError(EngineError):
@@ -126,6 +261,11 @@ class TransientError(EngineError):
     status = 503
     type = "ServiceUnavailable"
     code = "E503"
+    title = "Service temporarily unavailable"
+    description = "A dependency (database or broker) is unreachable. Retry after a delay."
+
+
+# -- Stage errors: recorded on a stage (and copied to its task's error), never answered. --
 
 
 class AgentError(EngineError):
@@ -134,6 +274,12 @@ class AgentError(EngineError):
     status = 422
     type = "AgentError"
     code = "E010"
+    title = "Agent refused its input"
+    description = (
+        _FOUND_IN_STAGE + "the stage's agent could not process its input and said why in the "
+        "message. Change the task's input or parameters, then retry the task."
+    )
+    where = "stage"
 
 
 class StageTimedOut(EngineError):
@@ -142,6 +288,13 @@ class StageTimedOut(EngineError):
     status = 504
     type = "StageTimedOut"
     code = "E011"
+    title = "Stage timed out"
+    description = (
+        _FOUND_IN_STAGE + "the stage ran past its time limit (its timeout_s, or "
+        "AIA_DEFAULT_STAGE_TIMEOUT_S when it sets none) and was stopped. Give the stage a "
+        "larger timeout_s (up to AIA_MAX_STAGE_TIMEOUT_S) or less work, then retry the task."
+    )
+    where = "stage"
 
 
 class StageOutputNotStorable(EngineError):
@@ -151,6 +304,16 @@ class StageOutputNotStorable(EngineError):
     status = 500
     type = "StageOutputNotStorable"
     code = "E020"
+    title = "Stage output could not be stored"
+    description = (
+        _FOUND_IN_STAGE + "the stage's agent returned an output that cannot be stored, so the "
+        "stage failed instead of staying running. details.reason says why: not_object (not a "
+        "JSON object), not_json (a value JSON has no form for, such as NaN or Infinity), "
+        "too_large (over AIA_MAX_STAGE_OUTPUT_BYTES; details.size_bytes and details.limit_bytes "
+        "give both), refused (PostgreSQL refused it, e.g. a NUL character; the message quotes "
+        "PostgreSQL). Change the input or the agent, then retry the task."
+    )
+    where = "stage"
 
 
 class StageLost(EngineError):
@@ -160,3 +323,168 @@ class StageLost(EngineError):
     status = 500
     type = "StageLost"
     code = "E021"
+    title = "Stage lost"
+    description = (
+        _FOUND_IN_STAGE + "runs of the stage kept ending without recording an outcome (its "
+        "worker process died, or it overran its time limit and was killed), and after "
+        "AIA_MAX_STAGE_REDISPATCHES more runs it was failed rather than run again. "
+        "details.runs_lost and details.limit give the counts. Look for what kills the stage "
+        "(an agent crashing its process or ignoring its time limit), then retry the task."
+    )
+    where = "stage"
+
+
+class AgentCrashed(EngineError):
+    """Recorded when an agent raises an exception that is not an EngineError (a bug, or a
+    library's error it did not handle). The stored `type` is that exception's class name."""
+
+    status = 500
+    type = "AgentCrashed"
+    code = "E022"
+    title = "Agent crashed"
+    description = (
+        _FOUND_IN_STAGE + "the stage's agent raised an unexpected exception. error.type is the "
+        "exception's class name (ValueError, KeyError, ...) and the message its text, with "
+        "passwords in URLs redacted. Fix the agent or the input that trips it, then retry the "
+        "task. (Before migration 0016 this was recorded as E013.)"
+    )
+    where = "stage"
+
+
+class StageSkipped(EngineError):
+    """Recorded on a stage that will never run because a stage it depends on failed."""
+
+    status = 500
+    type = "StageSkipped"
+    code = "E023"
+    title = "Stage skipped"
+    description = (
+        _FOUND_IN_STAGE + "the stage did not run because a stage it depends on failed; the "
+        "message names it, and the task's error lists every skipped stage in skipped_stages. "
+        "Its status is skipped, not failed. (Before migration 0016 this was recorded as E012.)"
+    )
+    where = "stage"
+
+
+# -- HTTP edge errors: answered by the API (or the batch client), never stored on a stage. --
+
+
+class BadRequest(EngineError):
+    """Raised when a request body cannot be read as JSON within the API's limits."""
+
+    status = 400
+    type = "BadRequest"
+    code = "E400"
+    title = "Malformed request"
+    description = (
+        "The body is not valid JSON, is nested deeper than the API accepts, or holds a number "
+        "it cannot read: an integer of more than 4,300 digits, or one beyond ±1.8e308."
+    )
+    where = "response"
+
+
+class NoSuchEndpoint(EngineError):
+    """Answered for a path the API does not serve."""
+
+    status = 404
+    type = "NotFound"
+    code = "E404"
+    title = "No such endpoint"
+    description = "The path does not exist. See /docs."
+    where = "response"
+
+
+class MethodNotAllowed(EngineError):
+    """Answered for a path the API serves, with a method it does not take there."""
+
+    status = 405
+    type = "MethodNotAllowed"
+    code = "E405"
+    title = "Method not allowed"
+    description = (
+        "The path exists but not with this method; the Allow header lists the methods it takes."
+    )
+    where = "response"
+
+
+class PayloadTooLarge(EngineError):
+    """Raised when a request body exceeds the API's size limit."""
+
+    status = 413
+    type = "PayloadTooLarge"
+    code = "E413"
+    title = "Request body too large"
+    description = "The body exceeds the API's size limit (details.limit_bytes)."
+    where = "response"
+
+
+class UnsupportedMediaType(EngineError):
+    """Raised when a request body is not sent as JSON."""
+
+    status = 415
+    type = "UnsupportedMediaType"
+    code = "E415"
+    title = "Unsupported content type"
+    description = "Send JSON bodies with Content-Type: application/json."
+    where = "response"
+
+
+class RateLimitExceeded(EngineError):
+    """Raised when a client passes its tier's request rate."""
+
+    status = 429
+    type = "RateLimitExceeded"
+    code = "E429"
+    title = "Too many requests"
+    description = "Wait for the number of seconds in the Retry-After header, then retry."
+    where = "response"
+
+
+class TooManyStreams(EngineError):
+    """Raised when a client already holds as many open event streams as it may."""
+
+    status = 429
+    type = "TooManyStreams"
+    code = "E012"
+    title = "Too many open event streams"
+    description = (
+        "This client holds as many open event streams as it may (AIA_SSE_MAX_STREAMS_PER_"
+        "CLIENT). Close one, or follow several tasks on GET /tasks/stream."
+    )
+    where = "response"
+
+
+class QuotaExceeded(EngineError):
+    """Raised when admitting tasks would pass the client's cap of active tasks."""
+
+    status = 429
+    type = "QuotaExceeded"
+    code = "E013"
+    title = "Too many active tasks"
+    description = (
+        "This client has as many active (accepted, queued or running) tasks as its tier "
+        "allows. Wait for some to finish or cancel some; GET /quotas shows where you stand."
+    )
+    where = "response"
+
+    def __init__(self, *, active: int, limit: int, requested: int) -> None:
+        super().__init__(
+            f"this client has {active} active tasks of its {limit}; {requested} more would pass "
+            "the cap. Wait for tasks to finish (or cancel some) and submit again",
+            active_tasks=active,
+            limit=limit,
+            requested=requested,
+        )
+
+
+class RequestTimedOut(EngineError):
+    """Answered when a request takes longer than the API's timeout."""
+
+    status = 504
+    type = "GatewayTimeout"
+    code = "E504"
+    title = "Request timed out"
+    description = (
+        "The request took longer than the API's timeout. Retry, or submit work asynchronously."
+    )
+    where = "response"

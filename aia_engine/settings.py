@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from aia_engine.limits.tiers import DEFAULT_TIERS, TierLimits
+from aia_engine.tiers import DEFAULT_TIERS, TierLimits
 
 _PLACEHOLDER_SECRETS = {"", "change-me", "changethis", "your_development_jwt_secret_key_here"}
 

@@ -32,7 +32,13 @@ from aia_engine.clock import utcnow
 from aia_engine.datasets.store import records_for_task
 from aia_engine.db.models import TERMINAL_STAGE, StageRun, StageStatus, Task, TaskStatus
 from aia_engine.db.session import Sessions
-from aia_engine.errors import EngineError, StageOutputNotStorable, StageTimedOut
+from aia_engine.errors import (
+    AgentCrashed,
+    EngineError,
+    StageOutputNotStorable,
+    StageSkipped,
+    StageTimedOut,
+)
 from aia_engine.progress import ProgressReporter
 from aia_engine.redaction import redact_error
 from aia_engine.settings import Settings
@@ -198,7 +204,7 @@ def _run_agent_safely(
         message, details = redact_error(str(exc)[:2000], {})  # an agent's text may hold a URL
         return None, {
             "type": type(exc).__name__,
-            "code": "E013",
+            "code": AgentCrashed.code,
             "message": message,
             "details": details,
         }
@@ -283,7 +289,7 @@ def _claim(
                 now=now,
                 stages=stages,
                 error={
-                    "code": "E012",
+                    "code": StageSkipped.code,
                     "type": "StageSkipped",
                     "message": "skipped: an upstream stage failed",
                 },

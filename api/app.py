@@ -20,13 +20,13 @@ from aia_engine.agents import known_agents
 from aia_engine.auth.revocation import Reloader, RevokedFamilies
 from aia_engine.auth.tokens import VerifiedTokens
 from aia_engine.db.session import Sessions, make_engine, make_sessions
-from aia_engine.health import HEALTHY, HealthMonitor
 from aia_engine.limits.limiter import RateLimiter, limiter_redis
 from aia_engine.limits.quota import ActiveTasks
-from aia_engine.logs import configure as configure_logging
-from aia_engine.logs import flush as flush_logs
 from aia_engine.metrics.host import HOST_CPU
 from aia_engine.metrics.requests import RequestCounter
+from aia_engine.ops.health import HEALTHY, HealthMonitor
+from aia_engine.ops.logs import configure as configure_logging
+from aia_engine.ops.logs import flush as flush_logs
 from aia_engine.publishing import Publisher, PublishGate, PublishPipeline
 from aia_engine.settings import Settings, get_settings
 from aia_engine.slots import Slots
@@ -75,8 +75,8 @@ def _limiter(settings: Settings, sessions: Sessions) -> RateLimiter:
 
 
 def _limiter_alert(sessions: Sessions) -> None:
-    from aia_engine.alerts import raise_alert
     from aia_engine.clock import utcnow
+    from aia_engine.ops.alerts import raise_alert
 
     now = utcnow()
     with sessions.begin() as session:

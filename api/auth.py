@@ -10,10 +10,9 @@ from starlette.requests import Request
 
 from aia_engine.auth.clients import MISSING, active_client, cached_active_client
 from aia_engine.auth.tokens import decode_access_token
-from aia_engine.errors import PermissionDenied, Unauthenticated
+from aia_engine.errors import PermissionDenied, RateLimitExceeded, Unauthenticated
 from aia_engine.limits.quota import key as active_key
 from api.deps import in_thread, quota_for, resources
-from api.errors import ApiError
 
 
 @dataclass(frozen=True)
@@ -79,19 +78,15 @@ async def require(request: Request, scope: str, *, reserve: Sequence[str] = ()) 
         headers = request.state.rate_limit_headers = decision.headers()
         request.state.rate_limit_decision = decision
         if not decision.allowed:
-            raise ApiError(
-                "E429",
+            raise RateLimitExceeded(
                 f"rate limit exceeded for the {principal.tier} tier; retry after "
                 f"{decision.retry_after}s",
-                {
-                    "tier": principal.tier,
-                    "limit_per_hour": decision.limits.per_hour,
-                    "limit_per_minute": decision.limits.per_minute,
-                    "burst": decision.limits.burst,
-                    "retry_after_s": decision.retry_after,
-                },
-                headers=headers,
-            )
+                tier=principal.tier,
+                limit_per_hour=decision.limits.per_hour,
+                limit_per_minute=decision.limits.per_minute,
+                burst=decision.limits.burst,
+                retry_after_s=decision.retry_after,
+            ).with_headers(headers)
     if scope not in principal.scopes:
         if placed == 1 and quota is not None:
             await quota.release_async(reserve)

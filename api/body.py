@@ -12,9 +12,8 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 from starlette.requests import Request
 
-from aia_engine.errors import InvalidRequest
+from aia_engine.errors import BadRequest, InvalidRequest, PayloadTooLarge, UnsupportedMediaType
 from aia_engine.validation import validate_model
-from api.errors import ApiError
 from workflows.spec import load_json_strict
 
 M = TypeVar("M", bound=BaseModel)
@@ -23,16 +22,14 @@ M = TypeVar("M", bound=BaseModel)
 async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ApiError(
-            "E413",
-            f"request body is {declared} bytes; the limit is {limit}",
-            {"limit_bytes": limit},
+        raise PayloadTooLarge(
+            f"request body is {declared} bytes; the limit is {limit}", limit_bytes=limit
         )
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise ApiError("E413", f"request body exceeds {limit} bytes", {"limit_bytes": limit})
+            raise PayloadTooLarge(f"request body exceeds {limit} bytes", limit_bytes=limit)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -53,19 +50,18 @@ def depth_of(value: Any) -> int:
 async def read_json(request: Request, *, limit: int, max_depth: int) -> Any:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/json" and not content_type.endswith("+json"):
-        raise ApiError(
-            "E415",
+        raise UnsupportedMediaType(
             f"content type {content_type or 'none'!r} is not supported; send application/json",
-            {"content_type": content_type},
+            content_type=content_type,
         )
     raw = await read_body(request, limit)
     if not raw.strip():
-        raise ApiError("E400", "request body is empty; send a JSON object")
+        raise BadRequest("request body is empty; send a JSON object")
     try:
         data = load_json_strict(raw)
     except RecursionError as exc:
-        raise ApiError(
-            "E400", f"JSON is nested deeper than {max_depth} levels", {"max_depth": max_depth}
+        raise BadRequest(
+            f"JSON is nested deeper than {max_depth} levels", max_depth=max_depth
         ) from exc
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         where = (
@@ -73,19 +69,16 @@ async def read_json(request: Request, *, limit: int, max_depth: int) -> Any:
             if isinstance(exc, json.JSONDecodeError)
             else {}
         )
-        raise ApiError("E400", f"request body is not valid JSON: {exc}", where) from exc
+        raise BadRequest(f"request body is not valid JSON: {exc}", **where) from exc
     except ValueError as exc:  # the only other one: an integer literal past Python's limit
         digits = sys.get_int_max_str_digits()
-        raise ApiError(
-            "E400",
+        raise BadRequest(
             f"request body holds an integer of more than {digits} digits; send large numbers "
             "as strings",
-            {"max_digits": digits},
+            max_digits=digits,
         ) from exc
     if depth_of(data) > max_depth:
-        raise ApiError(
-            "E400", f"JSON is nested deeper than {max_depth} levels", {"max_depth": max_depth}
-        )
+        raise BadRequest(f"JSON is nested deeper than {max_depth} levels", max_depth=max_depth)
     check_storable(data)
     return data
 
@@ -103,11 +96,10 @@ def check_storable(data: Any) -> None:
         return
     field, value = _locate_unstorable(data)
     if isinstance(value, float):
-        raise ApiError(
-            "E400",
+        raise BadRequest(
             f"{field or 'body'}: number is out of range (NaN, Infinity, or beyond "
             "±1.8e308); send a finite number",
-            {"field": field},
+            field=field,
         )
     raise InvalidRequest(
         f"{field or 'body'}: text holds a character that cannot be stored (NUL \\u0000 or a "

@@ -15,9 +15,9 @@ from starlette.requests import Request
 from aia_engine.auth.revocation import RevokedFamilies
 from aia_engine.auth.tokens import VerifiedTokens
 from aia_engine.db.session import Sessions
-from aia_engine.health import HealthMonitor
 from aia_engine.limits.limiter import RateLimiter
 from aia_engine.limits.quota import ActiveTasks, ClientQuota
+from aia_engine.ops.health import HealthMonitor
 from aia_engine.publishing import Publisher, PublishGate
 from aia_engine.settings import Settings
 from aia_engine.slots import Slots

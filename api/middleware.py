@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aia_engine.activity import RequestLog
+from aia_engine.errors import EngineError, InvalidRequest, NotFound, RequestTimedOut
 from aia_engine.metrics.requests import RequestCounter
 from api.errors import envelope
 
@@ -87,7 +88,7 @@ class RequestContext:
         except TimeoutError:
             response = envelope(
                 Request(scope),
-                "E504",
+                RequestTimedOut.code,
                 f"request took longer than {self.timeout_s:g}s",
                 {"timeout_s": self.timeout_s},
             )
@@ -108,7 +109,9 @@ class RequestContext:
                 exc_info=exc,
             )
             response = envelope(
-                request, "E500", "unexpected server error; contact support with the request_id"
+                request,
+                EngineError.code,
+                "unexpected server error; contact support with the request_id",
             )
             await response(scope, receive, send_logged)
         finally:
@@ -189,7 +192,7 @@ def refuse_nul(scope: Scope) -> JSONResponse | None:
     if "\x00" in path:
         return envelope(
             Request(scope),
-            "E004",
+            NotFound.code,
             "nothing is named with a NUL character (%00): no resource at this path",
             {"path": path.replace("\x00", "%00")[:300]},
         )
@@ -201,7 +204,7 @@ def refuse_nul(scope: Scope) -> JSONResponse | None:
             field = name.replace("\x00", "%00")[:100]
             return envelope(
                 Request(scope),
-                "E001",
+                InvalidRequest.code,
                 f"query parameter {field!r} holds a NUL character (%00), which no value may hold",
                 {
                     "field": field,

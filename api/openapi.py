@@ -85,7 +85,7 @@ class Generator:
         return {
             str(status): {
                 "description": "; ".join(
-                    f"{c}: {CATALOGUE[c].title}" for c in sorted(found, key=list(CATALOGUE).index)
+                    f"{CATALOGUE[c].title} ({c})" for c in sorted(found, key=list(CATALOGUE).index)
                 ),
                 **self.json(ErrorEnvelope),
             }

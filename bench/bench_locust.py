@@ -98,7 +98,7 @@ def main() -> None:
     os.environ.setdefault("JWT_SECRET_KEY", "bench-" + "0123456789abcdef" * 4)
     with private_services("locust") as svc:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        cli = [sys.executable, "-m", "aia_engine.cli"]
+        cli = [sys.executable, "-m", "cli"]
         made = subprocess.run(
             [*cli, "clients", "create", "--name", "locust", "--tier", "enterprise", "--json"],
             env=env, cwd=ROOT, capture_output=True, text=True, check=True,

@@ -141,7 +141,7 @@ def bench_cli(lines: int, tmp: Path) -> dict[str, float]:
         "JWT_SECRET_KEY": settings.jwt_secret_key.get_secret_value(),
         "AIA_WEBHOOK_ENCRYPTION_KEY": settings.webhook_encryption_key.get_secret_value(),
     }
-    api = subprocess.Popen([sys.executable, "-m", "aia_engine.cli", "serve"], env=env, cwd=ROOT,
+    api = subprocess.Popen([sys.executable, "-m", "cli", "serve"], env=env, cwd=ROOT,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
         deadline = time.monotonic() + 30
@@ -161,14 +161,14 @@ def bench_cli(lines: int, tmp: Path) -> dict[str, float]:
         cli_env = {**env, "AIA_API_URL": f"http://127.0.0.1:{port}",
                    "AIA_CLIENT_ID": made.client_id, "AIA_CLIENT_SECRET": made.client_secret}  # fmt: skip
         t0 = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "aia_engine.cli", "batch", "submit",
+        done = subprocess.run([sys.executable, "-m", "cli", "batch", "submit",
                                str(path), "--no-progress", "--json"], env=cli_env, cwd=ROOT,
                               capture_output=True, text=True, check=True)  # fmt: skip
         cli_s = time.perf_counter() - t0
         summary: dict[str, Any] = json.loads(done.stdout)
         assert summary["accepted"] == lines, summary
         t0 = time.perf_counter()
-        again = subprocess.run([sys.executable, "-m", "aia_engine.cli", "batch", "submit",
+        again = subprocess.run([sys.executable, "-m", "cli", "batch", "submit",
                                 str(path), "--no-progress", "--json"], env=cli_env, cwd=ROOT,
                                capture_output=True, text=True, check=True)  # fmt: skip
         resume_s = time.perf_counter() - t0

@@ -23,7 +23,8 @@ from aia_engine.errors import AgentError
     "fail_attempts (fail the first N attempts), fail_until_exists (fail while that file is "
     "missing), pad_bytes (add a string of that many bytes to the output), emit_nul (put a NUL "
     "character in the output, which PostgreSQL refuses), exit_process (end the worker process "
-    "mid-stage), echo (returned as is).",
+    "mid-stage), raise_error (raise a RuntimeError with that text, as a buggy agent would), "
+    "echo (returned as is).",
 )
 def run(ctx: AgentContext) -> dict[str, Any]:
     attempt = ctx.attempt
@@ -32,6 +33,8 @@ def run(ctx: AgentContext) -> dict[str, Any]:
     marker = ctx.params.get("fail_until_exists")
     if marker and not Path(str(marker)).exists():
         raise AgentError(f"test_noop stage {ctx.stage!r}: {marker} does not exist yet")
+    if ctx.params.get("raise_error"):
+        raise RuntimeError(str(ctx.params["raise_error"]))
     if ctx.params.get("exit_process"):
         os._exit(17)  # as a crash would: no outcome is recorded, the message is redelivered
     sleep_s = float(ctx.params.get("sleep_s", 0))

@@ -55,7 +55,7 @@ def _start_beat_threads(sender: Any = None, **_: Any) -> None:
 
 @after_setup_logger.connect
 def _json_logs(logger: logging.Logger | None = None, **_: Any) -> None:
-    from aia_engine.logs import JsonFormatter
+    from aia_engine.ops.logs import JsonFormatter
     from aia_engine.settings import get_settings
 
     if logger is not None and get_settings().log_format == "json":

@@ -17,7 +17,7 @@ from celery import Celery
 from aia_engine.db.session import make_engine, make_sessions
 from aia_engine.events.pump import EventPump
 from aia_engine.metrics.prometheus import queue_depths
-from aia_engine.monitor import SystemMonitor
+from aia_engine.ops.monitor import SystemMonitor
 from aia_engine.settings import Settings
 from workers.dispatch import send_deliveries
 from workflows.compiler import STAGE_QUEUES

@@ -23,7 +23,7 @@ from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 from aia_engine.agents.base import Agent, AgentContext, FunctionAgent
-from aia_engine.errors import InvalidRequest
+from aia_engine.errors import UnknownAgent
 
 log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "aia_engine.agents"
@@ -35,20 +35,6 @@ _discover_lock = threading.Lock()
 
 class AgentModuleError(RuntimeError):
     """Raised when a module named in AIA_AGENT_MODULES cannot be imported."""
-
-
-class UnknownAgent(InvalidRequest):
-    """Raised when a workflow names an agent that is not registered."""
-
-    code = "E005"
-
-    def __init__(self, name: str) -> None:
-        super().__init__(
-            f"unknown agent {name!r}; known agents: {', '.join(known_agents())}",
-            field="agent",
-            issue="unknown agent",
-            provided_value=name,
-        )
 
 
 def register(agent: Agent, *, replace: bool = False) -> Agent:
@@ -76,7 +62,7 @@ def get_agent(name: str) -> Agent:
     try:
         return _registry[name]
     except KeyError:
-        raise UnknownAgent(name) from None
+        raise UnknownAgent(name, known_agents()) from None
 
 
 def known_agents() -> list[str]:

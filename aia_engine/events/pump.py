@@ -31,7 +31,7 @@ from sqlalchemy.engine import Connection
 from aia_engine.clock import utcnow
 from aia_engine.db.session import Sessions
 from aia_engine.events.body import WEBHOOK_EVENTS, event_from_row
-from aia_engine.webhooks.fanout import Outgoing, create_deliveries
+from aia_engine.events.fanout import Outgoing, create_deliveries
 
 log = logging.getLogger(__name__)
 LOCK_KEY = 0x41494145  # "AIAE": the pump's advisory lock

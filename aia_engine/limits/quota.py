@@ -22,7 +22,7 @@ import redis
 from sqlalchemy import text
 
 from aia_engine.db.session import Sessions
-from aia_engine.errors import EngineError
+from aia_engine.errors import QuotaExceeded
 from aia_engine.limits.resp import MultiplexedRedis, evalsha
 
 log = logging.getLogger(__name__)
@@ -43,21 +43,6 @@ return {1, have + new}
 """
 
 Reserve = Callable[[Sequence[str]], None]
-
-
-class QuotaExceeded(EngineError):
-    status = 429
-    type = "QuotaExceeded"
-    code = "E013"
-
-    def __init__(self, *, active: int, limit: int, requested: int) -> None:
-        super().__init__(
-            f"this client has {active} active tasks of its {limit}; {requested} more would pass "
-            "the cap. Wait for tasks to finish (or cancel some) and submit again",
-            active_tasks=active,
-            limit=limit,
-            requested=requested,
-        )
 
 
 def key(client_id: str) -> str:

@@ -20,11 +20,11 @@ from aia_engine.db.direct import in_session, sqlalchemy_errors
 from aia_engine.db.models import Task
 from aia_engine.db.session import Sessions
 from aia_engine.errors import Conflict, EngineError, InvalidRequest
-from aia_engine.estimates import agent_durations, estimate_completion
 from aia_engine.limits.quota import ClientQuota
 from aia_engine.publishing import Publisher, PublishGate, mark_published_many
 from aia_engine.settings import Settings
 from aia_engine.tasks.catalog import Catalog
+from aia_engine.tasks.estimates import agent_durations, estimate_completion
 from aia_engine.tasks.models import TaskRequest, checked_key
 from aia_engine.tasks.submit import (
     Accepted,

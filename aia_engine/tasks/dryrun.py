@@ -6,9 +6,9 @@ from typing import Any
 
 from aia_engine.clock import utcnow
 from aia_engine.db.session import Sessions
-from aia_engine.estimates import agent_durations, stage_weights
 from aia_engine.settings import Settings
 from aia_engine.tasks.catalog import Catalog
+from aia_engine.tasks.estimates import agent_durations, stage_weights
 from aia_engine.tasks.models import TaskRequest
 from aia_engine.tasks.submit import build_spec
 from workflows.compiler import CompileOptions, canvas_shape, compile_workflow

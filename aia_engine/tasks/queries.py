@@ -14,7 +14,7 @@ from aia_engine.clock import utcnow
 from aia_engine.db.models import TERMINAL_TASK, StageRun, StageStatus, Task, TaskStatus
 from aia_engine.db.session import Sessions
 from aia_engine.errors import InvalidRequest, TaskNotFound
-from aia_engine.estimates import agent_durations, estimate_completion
+from aia_engine.tasks.estimates import agent_durations, estimate_completion
 from aia_engine.tasks.events import stage_rows
 from workflows.spec import spec_from_dict
 

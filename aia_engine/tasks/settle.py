@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from aia_engine.db.models import TERMINAL_STAGE, StageRun, StageStatus, Task, TaskStatus
-from aia_engine.errors import StageLost
+from aia_engine.errors import StageLost, StageSkipped
 from aia_engine.tasks.events import append_event
 from workflows.spec import spec_from_dict
 
@@ -53,7 +53,7 @@ def skip_unreachable(
             row.status = StageStatus.SKIPPED
             row.finished_at = row.updated_at = now
             row.error = {
-                "code": "E012",
+                "code": StageSkipped.code,
                 "type": "StageSkipped",
                 "message": f"skipped: upstream stage {failed!r} failed",
             }

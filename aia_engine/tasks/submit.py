@@ -14,17 +14,17 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from aia_engine.agents.registry import UnknownAgent, known_agents
+from aia_engine.agents.registry import known_agents
 from aia_engine.clock import utcnow
 from aia_engine.db.direct import Psycopg, direct
 from aia_engine.db.models import Task, TaskStatus
 from aia_engine.db.session import Sessions
-from aia_engine.errors import Conflict
-from aia_engine.estimates import agent_durations, estimate_completion
+from aia_engine.errors import Conflict, UnknownAgent
 from aia_engine.limits.quota import ClientQuota
 from aia_engine.publishing import Publisher, PublishGate, publish_now
 from aia_engine.settings import Settings
 from aia_engine.tasks.catalog import Catalog
+from aia_engine.tasks.estimates import agent_durations, estimate_completion
 from aia_engine.tasks.models import TaskRequest
 from aia_engine.tasktypes import limits_of
 from workflows.spec import Limits, WorkflowSpec, parse_workflow
@@ -72,7 +72,7 @@ def build_spec(request: TaskRequest, settings: Settings, catalog: Catalog) -> Wo
     agents = known_agents()
     for name in request.agents_required or []:
         if name not in agents:
-            raise UnknownAgent(name)
+            raise UnknownAgent(name, agents)
     limits = limits_of(settings)
     if request.workflow is not None:
         spec = parse_workflow(request.workflow, known_agents=agents, limits=limits)

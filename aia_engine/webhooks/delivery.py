@@ -22,18 +22,19 @@ import redis
 from sqlalchemy import text, update
 from sqlalchemy.orm import Session
 
-from aia_engine.alerts import raise_alert
 from aia_engine.clock import utcnow
 from aia_engine.db.models import Webhook, WebhookAttempt, WebhookDelivery
 from aia_engine.db.session import Sessions
+from aia_engine.errors import UnsafeWebhookUrl
 from aia_engine.events.body import iso
+from aia_engine.ops.alerts import raise_alert
 from aia_engine.settings import Settings
 from aia_engine.slots import Slots
 from aia_engine.webhooks.crypto import decrypt
 from aia_engine.webhooks.policy import Decision, decide
 from aia_engine.webhooks.registry import allow_list
 from aia_engine.webhooks.signing import sign_headers
-from aia_engine.webhooks.urls import Resolver, SafeTarget, UnsafeWebhookUrl, check_url
+from aia_engine.webhooks.urls import Resolver, SafeTarget, check_url
 
 log = logging.getLogger(__name__)
 USER_AGENT = "AIA-Engine-Webhooks/1.0"

@@ -11,7 +11,7 @@ from aia_engine.db.models import Webhook, WebhookAttempt, WebhookDelivery
 from aia_engine.db.session import Sessions
 from aia_engine.errors import Conflict, InvalidRequest, NotFound
 from aia_engine.events.body import iso
-from aia_engine.webhooks.fanout import encode, new_delivery_id
+from aia_engine.events.fanout import encode, new_delivery_id
 from aia_engine.webhooks.registry import WebhookNotFound
 
 MAX_PAGE = 100

@@ -22,7 +22,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from aia_engine.errors import InvalidRequest
+from aia_engine.errors import UnsafeWebhookUrl
 from aia_engine.webhooks.special_addresses import IPV6_GLOBAL_UNICAST, special_block
 
 Resolver = Callable[[str, int], list[str]]
@@ -38,20 +38,6 @@ CGNAT = ipaddress.ip_network("100.64.0.0/10")
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _LOOSE_IPV4 = re.compile(r"^[0-9a-fx.]+$")
 _MAX_URL = 2048
-
-
-class UnsafeWebhookUrl(InvalidRequest):
-    """Raised when a webhook URL is not an http(s) URL of a publicly routable host."""
-
-    code = "E007"
-
-    def __init__(self, url: str, reason: str) -> None:
-        super().__init__(
-            f"webhook_url {url[:200]!r} is refused: {reason}",
-            field="webhook_url",
-            issue=reason,
-            provided_value=url[:200],
-        )
 
 
 @dataclass(frozen=True)

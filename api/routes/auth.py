@@ -23,11 +23,11 @@ from aia_engine.auth.oauth import (
     revoke_token,
 )
 from aia_engine.auth.throttle import check_token_rate
+from aia_engine.errors import PayloadTooLarge
 from api import schemas
 from api.body import read_body
 from api.contract import Form, Model, Reply, operation
 from api.deps import Resources, in_thread, resources
-from api.errors import ApiError
 from api.middleware import client_ip
 
 T = TypeVar("T")
@@ -73,7 +73,7 @@ async def _form(request: Request) -> dict[str, str]:
         )
     try:
         raw = (await read_body(request, FORM_LIMIT)).decode("ascii")
-    except (UnicodeDecodeError, ApiError) as exc:
+    except (UnicodeDecodeError, PayloadTooLarge) as exc:
         raise OAuthError("invalid_request", "the form body is not valid") from exc
     parsed = parse_qs(raw, keep_blank_values=True, strict_parsing=False)
     duplicated = [k for k, v in parsed.items() if len(v) > 1]

@@ -10,8 +10,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
+from aia_engine.errors import EngineError, NoSuchEndpoint
 from api.contract import Reply, operation
-from api.errors import CATALOGUE, ApiError
+from api.errors import CATALOGUE
 from api.openapi import build_document
 
 STYLE = (
@@ -78,17 +79,39 @@ async def docs(request: Request) -> HTMLResponse:
     return page("AIA Engine API", "\n".join(parts))
 
 
+FOUND_IN = {
+    "both": "responses and stage errors",
+    "response": "responses",
+    "stage": "stage and task errors",
+}
+
+
+ENVELOPE_SHAPE = (
+    '<p>Every error body is <code>{"error": {type, message, code, details, timestamp, request_id, '
+    'documentation_url}, "detail": message}</code>; quote the request_id when you contact '
+    "support.</p>"
+)
+STAGE_ERROR_SHAPE = (
+    "<p>A stage's <code>error</code> is <code>{type, code, message, details}</code>; a failed "
+    "task's adds <code>stage</code>, <code>failed_stages</code> and <code>skipped_stages</code>.</p>"
+)
+
+
+def _status(entry: type[EngineError]) -> str:
+    return "—" if entry.where == "stage" else str(entry.status)
+
+
 @operation("Get error codes", tag="docs", responses={200: HTML})
 async def error_index(_request: Request) -> HTMLResponse:
     rows = "".join(
-        f"<tr><td><a href='/errors/{e.code}'>{e.code}</a></td><td>{e.status}</td><td>{e.type}</td>"
-        f"<td>{html.escape(e.title)}</td></tr>"
+        f"<tr><td><a href='/errors/{e.code}'>{e.code}</a></td><td>{_status(e)}</td>"
+        f"<td>{e.type}</td><td>{html.escape(e.title)}</td><td>{FOUND_IN[e.where]}</td></tr>"
         for e in CATALOGUE.values()
     )
     return page(
         "Error codes",
         f"<h1>Error codes</h1><table><tr><th>code</th><th>status</th><th>type</th>"
-        f"<th>meaning</th></tr>{rows}</table>",
+        f"<th>meaning</th><th>found in</th></tr>{rows}</table>",
     )
 
 
@@ -96,15 +119,17 @@ async def error_index(_request: Request) -> HTMLResponse:
 async def error_page(request: Request) -> HTMLResponse:
     entry = CATALOGUE.get(request.path_params["code"])
     if entry is None:
-        raise ApiError("E404", f"no error code {request.path_params['code']!r}; see /errors")
+        raise NoSuchEndpoint(f"no error code {request.path_params['code']!r}; see /errors")
+    if entry.where == "stage":
+        found = f"Recorded in a stage's (and its task's) <code>error</code>, type <code>{entry.type}</code>."
+        shape = STAGE_ERROR_SHAPE
+    else:
+        found = f"HTTP status <b>{entry.status}</b>, type <code>{entry.type}</code>."
+        shape = ENVELOPE_SHAPE
     return page(
         f"{entry.code} {entry.title}",
-        f"<h1>{entry.code}: {html.escape(entry.title)}</h1><p>HTTP status <b>{entry.status}</b>, "
-        f"type <code>{entry.type}</code>.</p><p>{html.escape(entry.description)}</p>"
-        '<p>Every error body is <code>{"error": {type, message, code, details, timestamp, request_id, '
-        'documentation_url}, "detail": message}</code>; quote the request_id when you contact '
-        "support.</p>"
-        "<p><a href='/errors'>All codes</a></p>",
+        f"<h1>{entry.code}: {html.escape(entry.title)}</h1><p>{found}</p>"
+        f"<p>{html.escape(entry.description)}</p>{shape}<p><a href='/errors'>All codes</a></p>",
     )
 
 

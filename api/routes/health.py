@@ -1,5 +1,5 @@
 """GET /health: PostgreSQL, Redis and live workers, as the background checks last saw them
-(`aia_engine.health`); 503 naming what has failed for longer than the grace period."""
+(`aia_engine.ops.health`); 503 naming what has failed for longer than the grace period."""
 
 from __future__ import annotations
 

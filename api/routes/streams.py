@@ -18,13 +18,12 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
-from aia_engine.errors import InvalidRequest
+from aia_engine.errors import InvalidRequest, TooManyStreams
 from aia_engine.events.body import parse_event_id
 from aia_engine.events.replay import check_task, events_after, stream_head
 from api.auth import require
 from api.contract import Reply, header, operation, query
 from api.deps import in_thread, resources
-from api.errors import ApiError
 from api.streams import event_stream
 
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
@@ -88,13 +87,11 @@ async def _open(
     start = _start(request, default_start)
     member = f"sse_{secrets.token_hex(8)}"
     if not await in_thread(res.stream_slots.acquire, client_id, member):
-        raise ApiError(
-            "E012",
+        raise TooManyStreams(
             f"this client already has {res.settings.sse_max_streams_per_client} open event "
             "streams; close one first",
-            {"limit": res.settings.sse_max_streams_per_client},
-            headers={"Retry-After": str(int(res.settings.sse_heartbeat_s))},
-        )
+            limit=res.settings.sse_max_streams_per_client,
+        ).with_headers({"Retry-After": str(int(res.settings.sse_heartbeat_s))})
     try:
         queue = await res.hub.listen(client_id)
     except Exception:

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-CLI = [sys.executable, "-m", "aia_engine.cli"]
+CLI = [sys.executable, "-m", "cli"]
 
 
 def test_dev_runs_the_guides_workflow_on_embedded_services(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ import pytest
 from aia_engine.embedded import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-CLI = [sys.executable, "-m", "aia_engine.cli"]
+CLI = [sys.executable, "-m", "cli"]
 REFUSED_WITHIN_S = 10.0  # a refusal is the CLI's start-up (about 1 s here) and one check
 
 

@@ -16,7 +16,7 @@ def cli(
     services: Services, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "aia_engine.cli", *args],
+        [sys.executable, "-m", "cli", *args],
         env={**services.env, **(env or {})},
         cwd=ROOT,
         capture_output=True,

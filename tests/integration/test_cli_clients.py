@@ -13,7 +13,7 @@ from tests.integration.conftest import ROOT, Services
 
 def cli(services: Services, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "aia_engine.cli", "clients", *args],
+        [sys.executable, "-m", "cli", "clients", *args],
         env=services.env,
         cwd=ROOT,
         capture_output=True,

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 from alembic import command
+from psycopg.types.json import Jsonb
 from sqlalchemy.engine import make_url
 
 from aia_engine.db.migrate import alembic_config, upgrade
@@ -67,3 +68,49 @@ def test_every_migration_goes_down_and_up_again(services: Services, scratch_db: 
     assert not [line for line in schema(scratch_db) if "alembic_version" not in line]
     command.upgrade(config, "head")
     assert schema(scratch_db) == fresh
+
+
+def test_0016_gives_stage_errors_stored_with_borrowed_api_codes_their_own(
+    services: Services, scratch_db: str
+) -> None:
+    config = alembic_config(scratch_db)
+    command.upgrade(config, "0014")
+    plain = make_url(scratch_db).set(drivername="postgresql").render_as_string(hide_password=False)
+    errors = {  # stage name: (error as stored before 0016, its code after)
+        "crashed": ({"type": "ValueError", "code": "E013", "message": "m"}, "E022"),
+        "skipped": ({"type": "StageSkipped", "code": "E012", "message": "m"}, "E023"),
+        "quota": ({"type": "QuotaExceeded", "code": "E013", "message": "m"}, "E013"),
+        "refused": ({"type": "AgentError", "code": "E010", "message": "m"}, "E010"),
+    }
+    with psycopg.connect(plain) as conn:
+        conn.execute(
+            "INSERT INTO tasks (id, client_id, task_type, description, priority, requirements,"
+            " context, workflow, assigned_agents, status, progress, partial_results, error,"
+            " event_seq, dispatch_count, updated_at)"
+            " VALUES ('t1', 'c', 'x', '', 'medium', '{}', '{}', '{}', '[]', 'failed', 100, '{}',"
+            " %s, 0, 0, '2020-01-01')",
+            (Jsonb({**errors["crashed"][0], "stage": "crashed"}),),
+        )
+        for position, (name, (error, _)) in enumerate(errors.items()):
+            conn.execute(
+                "INSERT INTO stage_runs (task_id, name, agent, position, dependencies, status,"
+                " attempt, max_attempts, progress, error) VALUES"
+                " ('t1', %s, 'a', %s, '[]', 'failed', 1, 1, 0, %s)",
+                (name, position, Jsonb(error)),
+            )
+
+    def codes() -> tuple[dict[str, str], str, str]:
+        with psycopg.connect(plain) as conn:
+            stages = dict(conn.execute("SELECT name, error->>'code' FROM stage_runs").fetchall())
+            task = conn.execute("SELECT error->>'code', updated_at::text FROM tasks").fetchone()
+        assert task is not None
+        return stages, task[0], task[1]
+
+    command.upgrade(config, "0016")
+    stages, task_code, updated_at = codes()
+    assert stages == {name: after for name, (_, after) in errors.items()}
+    assert task_code == "E022" and updated_at.startswith("2020-01-01")
+    command.downgrade(config, "0014")
+    stages, task_code, _ = codes()
+    assert stages == {name: error["code"] for name, (error, _) in errors.items()}
+    assert task_code == "E013"

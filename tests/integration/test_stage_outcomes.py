@@ -64,6 +64,28 @@ def test_an_output_postgresql_cannot_store_fails_the_task_promptly(engine: Engin
 
 
 @pytest.mark.usefixtures("limited_worker")
+def test_an_agent_crash_and_the_stages_it_skips_have_their_own_codes(engine: Engine) -> None:
+    # E022 and E023, not the API's E013 (quota exceeded) and E012 (too many streams) they once
+    # borrowed.
+    task_id = engine.submit(
+        workflow({"buggy": noop(raise_error="no key 'x'"), "after": noop("buggy")})
+    )
+    view = engine.wait(task_id, timeout=30)
+    assert view["status"] == "failed", view
+    buggy = stage_row(engine, task_id, "buggy")
+    assert buggy.error == {
+        "type": "RuntimeError",
+        "code": "E022",
+        "message": "no key 'x'",
+        "details": {},
+    }
+    after = stage_row(engine, task_id, "after")
+    assert after.status == "skipped" and after.error is not None
+    assert after.error["code"] == "E023" and after.error["type"] == "StageSkipped"
+    assert view["error"]["code"] == "E022" and view["error"]["skipped_stages"] == ["after"]
+
+
+@pytest.mark.usefixtures("limited_worker")
 def test_an_output_over_the_size_limit_fails_its_stage(engine: Engine) -> None:
     task_id = engine.submit(
         workflow({"big": noop(pad_bytes=OUTPUT_LIMIT * 2), "after": noop("big")})

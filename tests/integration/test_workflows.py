@@ -125,6 +125,7 @@ def test_failing_stage_retries_then_fails_the_task_and_skips_dependents(engine: 
     assert view["status"] == "failed"
     assert s["bad"]["status"] == "failed" and s["bad"]["attempt"] == 3
     assert s["after_bad"]["status"] == s["after_after"]["status"] == "skipped"
+    assert s["after_bad"]["error"]["code"] == s["after_after"]["error"]["code"] == "E023"
     assert s["after_bad"]["started_at"] is None
     assert s["independent"]["status"] == "completed"
     assert view["error"]["stage"] == "bad" and "failed on purpose" in view["error"]["message"]

@@ -50,7 +50,7 @@ def live_client(
         [
             sys.executable,
             "-m",
-            "aia_engine.cli",
+            "cli",
             "datasets",
             "add",
             "test_data",

@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from aia_engine.logs import JsonFormatter
+from aia_engine.ops.logs import JsonFormatter
 from tests.integration.api.conftest import Credentials, LiveApi, token_for
 from tests.integration.conftest import Engine, Services, WorkerFactory, _stop, noop, workflow
 

@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from aia_engine.clock import utcnow
+from aia_engine.events.fanout import Outgoing, create_deliveries
 from aia_engine.webhooks import registry
 from aia_engine.webhooks.delivery import attempt_delivery, http_client
-from aia_engine.webhooks.fanout import Outgoing, create_deliveries
 from api.app import create_app
 from tests.integration.api.conftest import Credentials, LiveApi, serve, token_for
 from tests.integration.conftest import Services, WorkerFactory, _stop

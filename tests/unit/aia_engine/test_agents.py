@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 
 from aia_engine.agents import AgentContext, get_agent, known_agents
-from aia_engine.agents.registry import UnknownAgent
-from aia_engine.errors import AgentError
+from aia_engine.errors import AgentError, UnknownAgent
 
 
 def ctx(

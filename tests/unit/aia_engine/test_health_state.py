@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aia_engine.health import HEALTHY, HealthMonitor
+from aia_engine.ops.health import HEALTHY, HealthMonitor
 
 
 class Clock:

@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
-from aia_engine import logs
-from aia_engine.logs import JsonFormatter
+from aia_engine.ops import logs
+from aia_engine.ops.logs import JsonFormatter
 
 
 def test_a_line_is_one_json_object_with_the_context_fields() -> None:

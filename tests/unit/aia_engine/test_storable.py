@@ -42,14 +42,14 @@ def test_a_storable_output_is_its_json_text() -> None:
 def test_errors_postgresql_would_refuse_are_cleaned_and_others_kept() -> None:
     fine = {"type": "AgentError", "code": "E010", "message": "bad \\u0000 text", "details": {}}
     assert storable_error(fine) is fine  # an escaped backslash, not a NUL
-    nul = {"type": "ValueError", "code": "E013", "message": "a\x00b", "details": {"v": 1}}
+    nul = {"type": "ValueError", "code": "E022", "message": "a\x00b", "details": {"v": 1}}
     assert storable_error(nul) == {
         "type": "ValueError",
-        "code": "E013",
+        "code": "E022",
         "message": "a\\x00b",
         "details": {},
     }
-    lone = storable_error({"type": "X", "code": "E013", "message": "\ud800!", "details": {}})
+    lone = storable_error({"type": "X", "code": "E022", "message": "\ud800!", "details": {}})
     assert lone["message"] == "\\ud800!"
     nan = storable_error(
         {"type": "X", "code": "E010", "message": "m", "details": {"v": float("nan")}}

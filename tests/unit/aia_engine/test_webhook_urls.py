@@ -7,8 +7,9 @@ import ipaddress
 
 import pytest
 
+from aia_engine.errors import UnsafeWebhookUrl
 from aia_engine.webhooks.special_addresses import SPECIAL_BLOCKS, SpecialBlock
-from aia_engine.webhooks.urls import UnsafeWebhookUrl, check_url
+from aia_engine.webhooks.urls import check_url
 
 FAKE_DNS = {
     "evil.example": ["10.0.0.5"],

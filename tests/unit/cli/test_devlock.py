@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from aia_engine.devlock import LOCK_FILE, ApiPortTaken, DevAlreadyRunning, claim_dev
 from aia_engine.embedded import free_port
+from cli.devlock import LOCK_FILE, ApiPortTaken, DevAlreadyRunning, claim_dev
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -39,7 +39,7 @@ def test_a_holder_killed_by_sigkill_blocks_nothing(tmp_path: Path) -> None:
     data = tmp_path / "d"
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys, time; from pathlib import Path; from aia_engine.devlock import claim_dev;"
+         "import sys, time; from pathlib import Path; from cli.devlock import claim_dev;"
          f" claim_dev(Path({str(data)!r}), '127.0.0.1', {free_port()}); print('held', flush=True);"
          " time.sleep(600)"],
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,

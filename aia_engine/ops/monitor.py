@@ -13,12 +13,12 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-from aia_engine.alerts import raise_alert
 from aia_engine.clock import utcnow
 from aia_engine.db.session import Sessions
+from aia_engine.ops.alerts import raise_alert
 from aia_engine.settings import Settings
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("aia_engine.monitor")  # the name operators filter on
 SendDeliveries = Callable[[Sequence[str]], None]
 
 

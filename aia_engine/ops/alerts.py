@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from aia_engine.db.models import SystemAlert
 from aia_engine.events.body import alert_event
-from aia_engine.webhooks.fanout import Outgoing, create_deliveries
+from aia_engine.events.fanout import Outgoing, create_deliveries
 
 log = logging.getLogger("aia_engine.alerts")
 

@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from aia_engine.cli_common import cli_sessions as _sessions
-from aia_engine.cli_common import resolved_settings
 from aia_engine.errors import InvalidRequest
+from cli.common import cli_sessions as _sessions
+from cli.common import resolved_settings
 
 TASK_TYPE_FILE = (
     'FILE is JSON with a "workflow" object: stages as in the body of POST /tasks/orchestrate, '

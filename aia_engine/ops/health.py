@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("aia_engine.health")  # the name operators filter on
 HEALTHY = "healthy"
 Check = Callable[[], str]
 """Runs one check: returns HEALTHY or "unhealthy: <why>" (or raises, which is unhealthy)."""

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from aia_engine.cli_common import resolved_settings
+from cli.common import resolved_settings
 
 
 def _sessions() -> Any:

@@ -15,10 +15,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from aia_engine import cli_batch, cli_catalog, cli_clients, cli_tasks
-from aia_engine.cli_common import SERVICES_FILE, resolved_settings
 from aia_engine.errors import EngineError
 from aia_engine.settings import Settings, get_settings
+from cli import batch, catalog, clients, tasks
+from cli.common import SERVICES_FILE, resolved_settings
 from workflows.compiler import STAGE_QUEUES
 
 WORKER_QUEUES = ",".join(STAGE_QUEUES)
@@ -118,7 +118,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--timeout", type=float, default=600.0, help="seconds --wait waits (default 600)"
     )
-    run.set_defaults(func=cli_tasks.cmd_run)
+    run.set_defaults(func=tasks.cmd_run)
 
     status = sub.add_parser(
         "status",
@@ -130,11 +130,11 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument(
         "--timeout", type=float, default=2.0, help="seconds to wait for workers to answer"
     )
-    status.set_defaults(func=cli_tasks.cmd_status)
+    status.set_defaults(func=tasks.cmd_status)
 
     for name, helptext, func in (
-        ("cancel", "cancel a task's whole workflow", cli_tasks.cmd_cancel),
-        ("retry", "re-run a failed or cancelled task from its failure", cli_tasks.cmd_retry),
+        ("cancel", "cancel a task's whole workflow", tasks.cmd_cancel),
+        ("retry", "re-run a failed or cancelled task from its failure", tasks.cmd_retry),
     ):
         cmd = sub.add_parser(name, help=helptext)
         cmd.add_argument("task_id")
@@ -148,8 +148,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(func=cmd_serve)
 
-    clients = sub.add_parser("clients", help="manage API clients (OAuth2 client credentials)")
-    csub = clients.add_subparsers(dest="clients_command", metavar="ACTION", required=True)
+    clients_parser = sub.add_parser(
+        "clients", help="manage API clients (OAuth2 client credentials)"
+    )
+    csub = clients_parser.add_subparsers(dest="clients_command", metavar="ACTION", required=True)
     create = csub.add_parser("create", help="create a client; prints its id and secret once")
     create.add_argument("--name", required=True)
     create.add_argument(
@@ -159,17 +161,17 @@ def _parser() -> argparse.ArgumentParser:
         "--scopes", default="read write", help='space-separated: "read write admin"'
     )
     create.add_argument("--json", action="store_true", help="print JSON (for scripts)")
-    create.set_defaults(func=cli_clients.cmd_clients_create)
+    create.set_defaults(func=clients.cmd_clients_create)
     csub.add_parser("list", help="list clients (never their secrets)").set_defaults(
-        func=cli_clients.cmd_clients_list
+        func=clients.cmd_clients_list
     )
     for name, helptext, func in (
-        ("disable", "disable a client: its tokens stop working", cli_clients.cmd_clients_disable),
-        ("enable", "enable a disabled client", cli_clients.cmd_clients_enable),
+        ("disable", "disable a client: its tokens stop working", clients.cmd_clients_disable),
+        ("enable", "enable a disabled client", clients.cmd_clients_enable),
         (
             "rotate-secret",
             "issue a new secret; the old one stops working",
-            cli_clients.cmd_clients_rotate,
+            clients.cmd_clients_rotate,
         ),
     ):
         c = csub.add_parser(name, help=helptext)
@@ -183,13 +185,13 @@ def _parser() -> argparse.ArgumentParser:
         "reconcile",
         help="relay the outbox and re-dispatch stuck workflows once, saying what was done",
     )
-    rec.set_defaults(func=cli_tasks.cmd_reconcile)
+    rec.set_defaults(func=tasks.cmd_reconcile)
 
-    cli_batch.add_parser(sub)
-    cli_catalog.add_parsers(sub)
+    batch.add_parser(sub)
+    catalog.add_parsers(sub)
 
     agents = sub.add_parser("agents", help="list the registered agents")
-    agents.set_defaults(func=cli_tasks.cmd_agents)
+    agents.set_defaults(func=tasks.cmd_agents)
     return p
 
 
@@ -205,7 +207,7 @@ def _celery(*args: str) -> list[str]:
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
-    from aia_engine.devlock import claim_dev
+    from cli.devlock import claim_dev
 
     settings = get_settings()
     data_dir = args.data_dir or settings.data_dir

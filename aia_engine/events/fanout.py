@@ -1,4 +1,9 @@
-"""Turning an event into one delivery row per subscribed endpoint (in the caller's transaction)."""
+"""Turning an event into one delivery row per subscribed endpoint (in the caller's transaction).
+
+The one consumer of outgoing events: the pump hands it the task events it publishes, `alerts`
+emits its `system.alert` events here. It only writes `webhook_deliveries` rows; sending them is
+`aia_engine.webhooks`' job, so events never import webhooks and webhooks never import alerts
+back through it."""
 
 from __future__ import annotations
 

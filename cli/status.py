@@ -1,7 +1,7 @@
 """`aia-engine status` without a task id: what an operator checks first.
 
-Workers alive (with their queues, concurrency and running stages), messages waiting per
-priority, tasks by status, the oldest task still waiting, and the outbox backlog.
+Workers alive (with their queues, concurrency and running stages) from Celery's inspect, next to
+the backlog the core reads from PostgreSQL and Redis (`aia_engine.ops.status`).
 """
 
 from __future__ import annotations
@@ -11,50 +11,21 @@ from typing import Any
 
 import redis
 from celery import Celery
-from sqlalchemy import func, select
 
-from aia_engine.db.models import OutboxMessage, Task, TaskStatus
 from aia_engine.db.session import Sessions
-from aia_engine.metrics.prometheus import queue_depths
-from workflows.compiler import PRIORITY_QUEUES, STAGE_QUEUES
-
-WAITING = (TaskStatus.ACCEPTED, TaskStatus.QUEUED)
+from aia_engine.ops.status import backlog
+from workflows.compiler import STAGE_QUEUES
 
 
 def system_status(
     sessions: Sessions, client: redis.Redis, app: Celery, *, now: datetime, timeout_s: float
 ) -> dict[str, Any]:
-    depths = queue_depths(client)
-    with sessions.begin() as session:
-        counts = dict(
-            session.execute(select(Task.status, func.count()).group_by(Task.status)).all()
-        )
-        oldest = session.execute(
-            select(Task.id, Task.priority, Task.status, Task.created_at)
-            .where(Task.status.in_(WAITING))
-            .order_by(Task.created_at, Task.id)
-            .limit(1)
-        ).first()
-        unpublished = session.scalar(
-            select(func.count()).where(OutboxMessage.published_at.is_(None))
-        )
+    queued = backlog(sessions, client, now=now)
     workers = _workers(app, timeout_s)
     return {
         "workers": workers,
         "stage_workers": sum(1 for w in workers if set(w["queues"]) & set(STAGE_QUEUES)),
-        "queues": {p: depths.get(q, 0) for p, q in PRIORITY_QUEUES.items()}
-        | {"webhooks": depths.get("aia.webhooks", 0)},
-        "tasks": {s.value: int(counts.get(s.value, 0)) for s in TaskStatus},
-        "oldest_waiting": None
-        if oldest is None
-        else {
-            "task_id": oldest.id,
-            "priority": oldest.priority,
-            "status": oldest.status,
-            "created_at": oldest.created_at.isoformat(),
-            "waiting_s": round((now - oldest.created_at).total_seconds(), 1),
-        },
-        "outbox_unpublished": int(unpublished or 0),
+        **queued,
     }
 
 

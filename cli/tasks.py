@@ -9,8 +9,8 @@ import sys
 import time
 from typing import Any
 
-from aia_engine.cli_common import resolved_settings
 from aia_engine.settings import Settings
+from cli.common import resolved_settings
 
 
 def _runtime() -> tuple[Settings, Any, Any, Any]:
@@ -94,7 +94,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     import redis
 
     from aia_engine.clock import utcnow
-    from aia_engine.ops_status import render, system_status
+    from cli.status import render, system_status
 
     settings, sessions, publisher, _ = _runtime()
     client = redis.Redis.from_url(settings.require_redis_url(), socket_timeout=5)
