@@ -360,7 +360,8 @@ def test_quota_counters_are_rebuilt_after_redis_loses_them(services: Services) -
     """Tasks active in PostgreSQL go back into their client's counter; ended ones leave it."""
     import redis as redis_sync
 
-    from aia_engine.limits.quota import ActiveTasks, key
+    from aia_engine.limits.quota import ActiveTasks
+    from aia_engine.redis.counters import quota_key as key
 
     client = redis_sync.Redis.from_url(services.redis_url)
     quota = ActiveTasks(client, services.sessions)

@@ -28,9 +28,15 @@ from aia_engine.metrics.requests import RequestCounter, totals
 from aia_engine.redis.connect import async_client, multiplexed, sync_client
 from aia_engine.redis.counters import ActiveSet, Slots, count_in_windows
 
+# The system's redis-server (Debian's is built with TLS) before any other on PATH (the
+# venv's embedded one is not).
+REDIS_SERVER = next(
+    (p for p in ("/usr/bin/redis-server", shutil.which("redis-server")) if p and Path(p).exists()),
+    None,
+)
 pytestmark = [
     pytest.mark.timeout(60),
-    pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server"),
+    pytest.mark.skipif(REDIS_SERVER is None, reason="needs redis-server"),
 ]
 
 
@@ -47,10 +53,11 @@ class Server:
 def start(tmp: Path, *args: str) -> Server:
     tmp.mkdir(parents=True, exist_ok=True)
     log = tmp / "redis.log"
+    assert REDIS_SERVER is not None
     proc = subprocess.Popen(
-        ["redis-server", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+        [REDIS_SERVER, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
          "--dir", str(tmp), "--logfile", str(log), *args],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=(tmp / "stderr").open("wb"),
     )  # fmt: skip
     return Server(proc, log)
 
@@ -63,7 +70,7 @@ def ready(url: str, server: Server) -> None:
             sync_client(url, connect_timeout=0.5, timeout=0.5).ping()
             return
         except redis.ConnectionError:
-            assert server.proc.poll() is None, server.log.read_text()
+            assert server.proc.poll() is None, (server.log.parent / "stderr").read_text()
             assert time.monotonic() < deadline, server.log.read_text()
             time.sleep(0.05)
 
