@@ -87,6 +87,14 @@ class Settings(BaseSettings):
     revocation_poll_s: float = Field(default=5.0, gt=0, le=300)
     """How often each API process reloads revoked families from PostgreSQL: how soon a
     revocation takes effect when Redis is unreachable (at once otherwise)."""
+    client_cache_s: float = Field(default=5.0, ge=0, le=300)
+    """How long each API process trusts its answer to "is this client active?": how soon a
+    client disabled by another process (the CLI) stops being served (at once in the process
+    that disables it)."""
+    metrics_flush_s: float = Field(default=1.0, gt=0, le=60)
+    """How often each API process adds its request counts to Redis (what `/metrics` reads)."""
+    rate_limit_retry_s: float = Field(default=1.0, gt=0, le=60)
+    """While Redis is unreachable, how often the rate limiter tries it again."""
 
     webhook_encryption_key: SecretStr = Field(default=SecretStr(""))
     """Fernet key that encrypts webhook secrets at rest (`aia-engine webhook-key` makes one).

@@ -20,7 +20,7 @@ from aia_engine.agents import known_agents
 from aia_engine.auth.revocation import Reloader, RevokedFamilies
 from aia_engine.auth.tokens import VerifiedTokens
 from aia_engine.db.session import Sessions, make_engine, make_sessions
-from aia_engine.limits.limiter import RateLimiter, limiter_redis
+from aia_engine.limits.limiter import RateLimiter
 from aia_engine.limits.quota import ActiveTasks
 from aia_engine.metrics.host import HOST_CPU
 from aia_engine.metrics.requests import RequestCounter
@@ -28,8 +28,9 @@ from aia_engine.ops.health import HEALTHY, HealthMonitor
 from aia_engine.ops.logs import configure as configure_logging
 from aia_engine.ops.logs import flush as flush_logs
 from aia_engine.publishing import Publisher, PublishGate, PublishPipeline
+from aia_engine.redis.connect import multiplexed, sync_client
+from aia_engine.redis.counters import Slots
 from aia_engine.settings import Settings, get_settings
-from aia_engine.slots import Slots
 from aia_engine.webhooks.delivery import http_client
 from aia_engine.webhooks.urls import Resolver, system_resolver
 from api.deps import Resources
@@ -60,7 +61,7 @@ def _celery_defaults(
 
 
 def _limiter(settings: Settings, sessions: Sessions) -> RateLimiter:
-    client = limiter_redis(settings.require_redis_url())
+    client = multiplexed(settings.require_redis_url())
 
     def degraded(now_degraded: bool) -> None:
         if now_degraded:  # one alert per 5-minute episode, however many API processes see it
@@ -71,6 +72,7 @@ def _limiter(settings: Settings, sessions: Sessions) -> RateLimiter:
         settings.rate_limit_tiers,
         share=settings.rate_limit_share or settings.api_workers,
         on_degraded=degraded,
+        retry_s=settings.rate_limit_retry_s,
     )
 
 
@@ -133,8 +135,8 @@ def create_app(
     counter: dict[str, int] = {}
     gate = PublishGate(settings.publish_backoff_s)
     pipeline = gate.pipeline = PublishPipeline(sessions, publisher, gate)
-    redis_conn = redis_client or redis.Redis.from_url(
-        settings.require_redis_url(), socket_connect_timeout=1, socket_timeout=2
+    redis_conn = redis_client or sync_client(
+        settings.require_redis_url(), connect_timeout=1, timeout=2
     )
     res = Resources(
         settings=settings,
@@ -159,7 +161,7 @@ def create_app(
         ),
         limiter=_limiter(settings, sessions) if settings.rate_limits_enabled else None,
         active_tasks=ActiveTasks(
-            redis_conn, sessions, fast=limiter_redis(settings.require_redis_url())
+            redis_conn, sessions, fast=multiplexed(settings.require_redis_url())
         )
         if settings.task_quotas_enabled
         else None,
@@ -167,7 +169,7 @@ def create_app(
         revoked=RevokedFamilies(
             sessions,
             redis_conn,
-            limiter_redis(settings.require_redis_url()),
+            multiplexed(settings.require_redis_url()),
             token_lifetime_s=settings.jwt_expiry_minutes * 60,
         )
         if settings.token_revocation_check
@@ -188,7 +190,7 @@ def create_app(
             log.warning("could not write the user activity log; will retry", exc_info=True)
 
     def flush_loop() -> None:  # request counts into Redis, user activity into PostgreSQL
-        while not stop_flushing.wait(1.0):
+        while not stop_flushing.wait(settings.metrics_flush_s):
             flush()
         flush()
 

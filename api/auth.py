@@ -11,7 +11,7 @@ from starlette.requests import Request
 from aia_engine.auth.clients import MISSING, active_client, cached_active_client
 from aia_engine.auth.tokens import decode_access_token
 from aia_engine.errors import PermissionDenied, RateLimitExceeded, Unauthenticated
-from aia_engine.limits.quota import key as active_key
+from aia_engine.redis.counters import quota_key
 from api.deps import in_thread, quota_for, resources
 
 
@@ -46,9 +46,10 @@ async def authenticate(request: Request) -> Principal:
             "access token was revoked (its refresh token family was revoked); request a new one",
             reason="revoked",
         )
-    client = cached_active_client(claims.client_id)
+    lifetime_s = res.settings.client_cache_s
+    client = cached_active_client(claims.client_id, lifetime_s)
     if client is MISSING:
-        client = await in_thread(active_client, res.sessions, claims.client_id)
+        client = await in_thread(active_client, res.sessions, claims.client_id, lifetime_s)
     if client is None:
         raise Unauthenticated("the token's client is unknown or disabled", reason="client")
     return Principal(claims.client_id, claims.scopes, client.tier)
@@ -69,7 +70,7 @@ async def require(request: Request, scope: str, *, reserve: Sequence[str] = ()) 
             decision, placed = await res.limiter.hit_and_reserve(
                 principal.client_id,
                 principal.tier,
-                quota_key=active_key(principal.client_id),
+                quota_key=quota_key(principal.client_id),
                 cap=quota.cap,
                 task_ids=reserve,
             )

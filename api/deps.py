@@ -19,8 +19,8 @@ from aia_engine.limits.limiter import RateLimiter
 from aia_engine.limits.quota import ActiveTasks, ClientQuota
 from aia_engine.ops.health import HealthMonitor
 from aia_engine.publishing import Publisher, PublishGate
+from aia_engine.redis.counters import Slots
 from aia_engine.settings import Settings
-from aia_engine.slots import Slots
 from aia_engine.webhooks.urls import Resolver
 from api.streams import StreamHub
 

@@ -21,10 +21,10 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import redis
-import redis.asyncio as aioredis
 
 from aia_engine.events.body import TERMINAL_EVENTS, parse_event_id
 from aia_engine.events.pump import CHANNEL_PATTERN, RESYNC_CHANNEL
+from aia_engine.redis.connect import async_client
 
 log = logging.getLogger(__name__)
 RESYNC: tuple[int, dict[str, Any]] = (-1, {})
@@ -70,7 +70,7 @@ class StreamHub:
     async def _run(self) -> None:
         first = True
         while not self._closed:
-            client = aioredis.Redis.from_url(self.redis_url, socket_connect_timeout=2)
+            client = async_client(self.redis_url, connect_timeout=2)
             try:
                 pubsub = client.pubsub()
                 await pubsub.psubscribe(CHANNEL_PATTERN)

@@ -167,19 +167,17 @@ def check_alone(redis_url: str, n: int = 20_000) -> dict[str, float]:
     case: one MGET on the multiplexed connection), one at a time and 32 at once."""
     import asyncio
 
-    import redis
-
     from aia_engine.auth.revocation import RevokedFamilies
     from aia_engine.db.session import make_engine, make_sessions
-    from aia_engine.limits.limiter import limiter_redis
+    from aia_engine.redis.connect import multiplexed, sync_client
     from aia_engine.settings import get_settings
 
     async def measure() -> dict[str, float]:
         settings = get_settings()
         revoked = RevokedFamilies(
             make_sessions(make_engine(settings)),
-            redis.Redis.from_url(redis_url),
-            limiter_redis(redis_url),
+            sync_client(redis_url),
+            multiplexed(redis_url),
             token_lifetime_s=3600,
         )
         revoked.reload()  # the marker is set, as in a running API

@@ -6,6 +6,10 @@ Times `RateLimiter.hit()` (one Lua call: bucket + hourly window) one at a time a
 concurrent callers on one event loop (as in an API process under load; there each figure also
 holds the wait for the loop), against a bare Redis `INCR` round trip on the same (multiplexed) client in the
 same run; then the same GET through two API processes, limiter on and off. Target: p99 <= 2 ms.
+
+Each run also times the same INCR and the same bucket script on redis-py's asyncio client (its
+connection pool, hiredis parsing): the figure that decides whether the hot path keeps its own
+multiplexed client (`aia_engine/redis/multiplexed.py`).
 """
 
 from __future__ import annotations
@@ -14,8 +18,10 @@ import argparse
 import asyncio
 import time
 
-from aia_engine.limits.limiter import RateLimiter, limiter_redis
-from aia_engine.limits.tiers import DEFAULT_TIERS, TierLimits
+from aia_engine.limits.limiter import RateLimiter
+from aia_engine.redis.connect import async_client, multiplexed
+from aia_engine.redis.counters import BUCKET, bucket_keys
+from aia_engine.tiers import DEFAULT_TIERS, TierLimits
 from bench.bench_engine import pct
 from bench.services import private_services
 
@@ -38,7 +44,7 @@ async def timed(fn, calls: int, concurrency: int) -> list[float]:  # type: ignor
 
 
 async def run(url: str, calls: int) -> None:
-    client = limiter_redis(url)
+    client = multiplexed(url)
     limiter = RateLimiter(client, {**DEFAULT_TIERS, **OPEN})
     clients = [f"client-{i}" for i in range(50)]
     counter = iter(range(10**9))
@@ -59,6 +65,32 @@ async def run(url: str, calls: int) -> None:
             f" | p99 ratio {pct(lim, 0.99) / pct(base, 0.99):.2f}  (target p99 <= 2 ms)"
         )
     await limiter.close()
+    await redis_py(url, calls, clients, counter)
+
+
+async def redis_py(url: str, calls: int, clients: list[str], counter) -> None:  # type: ignore[no-untyped-def]
+    """The same calls on redis-py's asyncio client (a connection pool)."""
+    client = async_client(url)
+    await client.script_load(BUCKET.text)
+
+    async def incr() -> None:
+        await client.incr("bench:incr")
+
+    async def bucket() -> None:
+        now = time.time()
+        keys = bucket_keys(clients[next(counter) % 50], now)
+        await client.evalsha(BUCKET.sha, 2, *keys, repr(now), 10**9, 10**9, 10**9)  # type: ignore[misc]
+
+    await timed(bucket, 2000, 1)
+    for concurrency in (1, 32):
+        base = await timed(incr, calls, concurrency)
+        lim = await timed(bucket, calls, concurrency)
+        print(
+            f"concurrency {concurrency:>2}: redis.asyncio (pool) INCR p50 {pct(base, 0.5):.3f} ms"
+            f" p99 {pct(base, 0.99):.3f} ms | bucket script p50 {pct(lim, 0.5):.3f} ms"
+            f" p99 {pct(lim, 0.99):.3f} ms"
+        )
+    await client.aclose()
 
 
 def end_to_end(requests: int) -> None:

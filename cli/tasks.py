@@ -91,13 +91,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         _, sessions, _, _ = _runtime()
         print(json.dumps(get_task(sessions, args.task_id), indent=2))
         return 0
-    import redis
-
     from aia_engine.clock import utcnow
+    from aia_engine.redis.connect import sync_client
     from cli.status import render, system_status
 
     settings, sessions, publisher, _ = _runtime()
-    client = redis.Redis.from_url(settings.require_redis_url(), socket_timeout=5)
+    client = sync_client(settings.require_redis_url(), timeout=5)
     status = system_status(sessions, client, publisher.app, now=utcnow(), timeout_s=args.timeout)
     print(json.dumps(status, indent=2) if args.json else render(status))
     return 0 if status["stage_workers"] else 1

@@ -11,13 +11,13 @@ import logging
 import threading
 from typing import Any
 
-import redis
 from celery import Celery
 
 from aia_engine.db.session import make_engine, make_sessions
 from aia_engine.events.pump import EventPump
 from aia_engine.metrics.prometheus import queue_depths
 from aia_engine.ops.monitor import SystemMonitor
+from aia_engine.redis.connect import sync_client
 from aia_engine.settings import Settings
 from workers.dispatch import send_deliveries
 from workflows.compiler import STAGE_QUEUES
@@ -35,7 +35,7 @@ def start_background(app: Celery, settings: Settings) -> list[threading.Event]:
     # Not the workers' sessions (an operator may relax those): a published position must
     # survive a database crash.
     sessions = make_sessions(make_engine(settings, pool_size=3))
-    client = redis.Redis.from_url(settings.require_redis_url(), socket_timeout=5)
+    client = sync_client(settings.require_redis_url(), timeout=5)
 
     def send(ids: Any) -> None:
         send_deliveries(app, ids)

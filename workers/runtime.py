@@ -10,6 +10,7 @@ import redis
 
 from aia_engine.db.session import Sessions, make_engine, make_sessions
 from aia_engine.publishing import PublishGate
+from aia_engine.redis.connect import sync_client
 from aia_engine.settings import get_settings
 from aia_engine.webhooks.delivery import EndpointSlots, http_client
 from workers.dispatch import CeleryPublisher
@@ -60,7 +61,7 @@ def webhook_http() -> httpx.Client:
 @cache
 def endpoint_slots() -> EndpointSlots:
     settings = get_settings()
-    client = redis.Redis.from_url(settings.require_redis_url(), socket_timeout=2)
+    client = sync_client(settings.require_redis_url(), timeout=2)
     return EndpointSlots(
         client, settings.webhook_endpoint_concurrency, settings.webhook_timeout_s + 30
     )
@@ -68,4 +69,4 @@ def endpoint_slots() -> EndpointSlots:
 
 @cache
 def redis_client() -> redis.Redis:
-    return redis.Redis.from_url(get_settings().require_redis_url(), socket_timeout=5)
+    return sync_client(get_settings().require_redis_url(), timeout=5)

@@ -85,7 +85,7 @@ def set_active(sessions: Sessions, client_id: str, active: bool) -> None:
         if client is None:
             raise NotFound(f"client {client_id!r} not found", client_id=client_id)
         client.active = active
-    _active_cache.clear()
+    forget_active_clients()
 
 
 def rotate_secret(sessions: Sessions, client_id: str) -> str:
@@ -100,28 +100,35 @@ def rotate_secret(sessions: Sessions, client_id: str) -> str:
     return secret
 
 
+# Per process: client id -> (monotonic time asked, the answer). How long an answer is trusted
+# is the caller's (`AIA_CLIENT_CACHE_S`).
 _active_cache: dict[str, tuple[float, ApiClient | None]] = {}
 _cache_lock = threading.Lock()
-ACTIVE_CACHE_S = 5.0
 
 
 MISSING: Any = object()
 
 
-def cached_active_client(client_id: str) -> ApiClient | None:
+def forget_active_clients() -> None:
+    """Ask PostgreSQL again on the next check of every client (what the lifetime's passing does)."""
+    with _cache_lock:
+        _active_cache.clear()
+
+
+def cached_active_client(client_id: str, lifetime_s: float) -> ApiClient | None:
     """The cached answer of `active_client`, or `MISSING` when it must be asked again."""
     with _cache_lock:
         hit = _active_cache.get(client_id)
-    if hit is not None and time.monotonic() - hit[0] < ACTIVE_CACHE_S:
+    if hit is not None and time.monotonic() - hit[0] < lifetime_s:
         return hit[1]
     return MISSING  # type: ignore[no-any-return]
 
 
-def active_client(sessions: Sessions, client_id: str) -> ApiClient | None:
-    """The client if it exists and is active (cached a few seconds per process)."""
+def active_client(sessions: Sessions, client_id: str, lifetime_s: float) -> ApiClient | None:
+    """The client if it exists and is active (an answer is trusted `lifetime_s` per process)."""
     with _cache_lock:
         hit = _active_cache.get(client_id)
-        if hit is not None and time.monotonic() - hit[0] < ACTIVE_CACHE_S:
+        if hit is not None and time.monotonic() - hit[0] < lifetime_s:
             return hit[1]
     with sessions.begin() as session:
         client = session.get(ApiClient, client_id)

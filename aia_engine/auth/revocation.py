@@ -34,7 +34,7 @@ from sqlalchemy import func, select
 from aia_engine.clock import utcnow
 from aia_engine.db.models import RefreshToken
 from aia_engine.db.session import Sessions
-from aia_engine.limits.resp import MultiplexedRedis
+from aia_engine.redis.multiplexed import MultiplexedRedis
 
 log = logging.getLogger(__name__)
 

@@ -11,6 +11,7 @@ import time
 import redis
 
 from aia_engine.auth.oauth import OAuthError
+from aia_engine.redis.counters import count_in_windows
 
 
 def check_token_rate(
@@ -27,11 +28,7 @@ def check_token_rate(
     if client_id:
         keys.append((f"aia:token-rate:client:{client_id[:64]}:{window}", per_client))
     try:
-        pipe = client.pipeline(transaction=False)
-        for key, _ in keys:
-            pipe.incr(key)
-            pipe.expire(key, 120)
-        counts = pipe.execute()[::2]
+        counts = count_in_windows(client, [key for key, _ in keys], 120)
     except redis.RedisError as exc:
         raise OAuthError(
             "temporarily_unavailable",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from aia_engine.limits.tiers import TierLimits
+from aia_engine.tiers import TierLimits
 
 HOUR = 3600
 EPSILON = 1e-9

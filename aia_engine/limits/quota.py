@@ -12,7 +12,6 @@ is not enforced (submissions must keep working; the outbox holds them), and that
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -23,30 +22,14 @@ from sqlalchemy import text
 
 from aia_engine.db.session import Sessions
 from aia_engine.errors import QuotaExceeded
-from aia_engine.limits.resp import MultiplexedRedis, evalsha
+from aia_engine.redis.counters import ActiveSet
+from aia_engine.redis.multiplexed import MultiplexedRedis
 
 log = logging.getLogger(__name__)
 GHOST_AFTER_S = 60.0
 _ACTIVE = ("accepted", "queued", "in_progress")
 
-# KEYS[1] the client's set; ARGV: now, cap, ids...
-_RESERVE = """
-local n = #ARGV - 2
-local have = redis.call('ZCARD', KEYS[1])
-local new = 0
-for i = 3, #ARGV do
-  if not redis.call('ZSCORE', KEYS[1], ARGV[i]) then new = new + 1 end
-end
-if have + new > tonumber(ARGV[2]) then return {0, have} end
-for i = 3, #ARGV do redis.call('ZADD', KEYS[1], 'NX', ARGV[1], ARGV[i]) end
-return {1, have + new}
-"""
-
 Reserve = Callable[[Sequence[str]], None]
-
-
-def key(client_id: str) -> str:
-    return f"aia:quota:active:{client_id}"
 
 
 class ActiveTasks:
@@ -61,8 +44,7 @@ class ActiveTasks:
         """`client` serves the synchronous calls (batches, retries, pruning); `fast`, when
         given, the single submissions on the API's event loop."""
         self.client, self.sessions, self.clock, self.fast = client, sessions, clock, fast
-        self._reserve = client.register_script(_RESERVE)
-        self._sha = hashlib.sha1(_RESERVE.encode()).hexdigest()  # Redis names scripts by SHA-1
+        self.active = ActiveSet(client, fast)
         self.unenforced = 0
 
     async def reserve_async(self, client_id: str, task_ids: Sequence[str], cap: int) -> None:
@@ -72,10 +54,7 @@ class ActiveTasks:
             return
         try:
             for attempt in (1, 2):
-                ok, have = await evalsha(
-                    self.fast, _RESERVE, self._sha, [key(client_id)],
-                    [repr(self.clock()), cap, *task_ids],
-                )  # fmt: skip
+                ok, have = await self.active.reserve_async(client_id, task_ids, cap, self.clock())
                 if ok:
                     return
                 if attempt == 1:
@@ -93,7 +72,7 @@ class ActiveTasks:
             await asyncio.to_thread(self.release, client_id, task_ids)
             return
         try:
-            await self.fast.execute("ZREM", key(client_id), *task_ids)
+            await self.active.release_async(client_id, task_ids)
         except (redis.RedisError, OSError):
             log.warning("could not release %d quota reservations", len(task_ids))
 
@@ -103,7 +82,7 @@ class ActiveTasks:
             return
         try:
             for attempt in (1, 2):
-                ok, have = self._reserve(keys=[key(client_id)], args=[self.clock(), cap, *task_ids])
+                ok, have = self.active.reserve(client_id, task_ids, cap, self.clock())
                 if ok:
                     return
                 if attempt == 1:
@@ -119,7 +98,7 @@ class ActiveTasks:
         earlier identical request)."""
         if task_ids:
             try:
-                self.client.zrem(key(client_id), *task_ids)
+                self.active.release(client_id, task_ids)
             except redis.RedisError:
                 log.warning("could not release %d quota reservations", len(task_ids))
 
@@ -128,13 +107,11 @@ class ActiveTasks:
 
     def prune(self, client_id: str) -> int:
         """Drop ids of tasks that ended, and reservations never committed after a minute."""
-        raw: list[tuple[bytes, float]] = self.client.zrange(  # type: ignore[assignment]
-            key(client_id), 0, -1, withscores=True
-        )
-        if not raw:
+        held = self.active.members(client_id)
+        if not held:
             return 0
-        ids = [m.decode() for m, _ in raw]
-        scores = [float(score) for _, score in raw]
+        ids = [task_id for task_id, _ in held]
+        scores = [score for _, score in held]
         with self.sessions.begin() as session:
             rows = session.execute(
                 text("SELECT id, status FROM tasks WHERE id = ANY(:ids)"), {"ids": ids}
@@ -147,14 +124,14 @@ class ActiveTasks:
             if (i in status and status[i] not in _ACTIVE) or (i not in status and score < old)
         ]
         if gone:
-            self.client.zrem(key(client_id), *gone)
+            self.active.release(client_id, gone)
         return len(gone)
 
     def usage(self, client_id: str) -> int | None:
         """Active tasks counted now (None while Redis is unreachable)."""
         try:
             self.prune(client_id)
-            return int(self.client.zcard(key(client_id)))
+            return self.active.count(client_id)
         except redis.RedisError:
             return None
 
@@ -168,13 +145,7 @@ class ActiveTasks:
                     "WHERE status IN ('accepted', 'queued', 'in_progress')"
                 )
             ).all()
-        added = 0
-        pipe = self.client.pipeline(transaction=False)
-        for row in rows:
-            pipe.zadd(key(row.client_id), {row.id: float(row.at)}, nx=True)
-        for result in pipe.execute():
-            added += int(result)
-        return added
+        return self.active.add_missing([(row.client_id, row.id, float(row.at)) for row in rows])
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """API request figures shared by every API process: each process counts in memory and adds its
-counts to Redis once a second (per-second buckets for the rolling window, plus running totals),
-so `/metrics` is the same whichever process answers, and counting costs no Redis call per request.
+counts to Redis every `AIA_METRICS_FLUSH_S` seconds (per-second buckets for the rolling window,
+plus running totals), so `/metrics` is the same whichever process answers, and counting costs no
+Redis call per request.
 """
 
 from __future__ import annotations
@@ -11,12 +12,9 @@ from collections import defaultdict
 
 import redis
 
+from aia_engine.redis.counters import add_request_counts, request_totals, request_window
+
 WINDOW_S = 60
-TOTALS = "aia:metrics:api:total"
-
-
-def bucket_key(second: int) -> str:
-    return f"aia:metrics:api:s:{second}"
 
 
 class RequestCounter:
@@ -39,13 +37,7 @@ class RequestCounter:
         if not pending:
             return
         try:
-            pipe = client.pipeline(transaction=False)
-            for second, counts in pending.items():
-                for name, value in counts.items():
-                    pipe.hincrbyfloat(bucket_key(second), name, value)
-                    pipe.hincrbyfloat(TOTALS, name, value)
-                pipe.expire(bucket_key(second), WINDOW_S * 3)
-            pipe.execute()
+            add_request_counts(client, pending, keep_s=WINDOW_S * 3)
         except redis.RedisError:
             with self._lock:
                 for second, counts in pending.items():
@@ -58,16 +50,8 @@ def window(
 ) -> dict[str, float]:
     """Sums over the last `seconds` complete seconds, from every API process."""
     end = int(now if now is not None else time.time())
-    pipe = client.pipeline(transaction=False)
-    for second in range(end - seconds, end):
-        pipe.hgetall(bucket_key(second))
-    sums: dict[str, float] = defaultdict(float)
-    for bucket in pipe.execute():
-        for name, value in bucket.items():
-            sums[name.decode() if isinstance(name, bytes) else name] += float(value)
-    return dict(sums)
+    return request_window(client, end, seconds)
 
 
 def totals(client: redis.Redis) -> dict[str, float]:
-    found = client.hgetall(TOTALS)
-    return {(k.decode() if isinstance(k, bytes) else k): float(v) for k, v in found.items()}
+    return request_totals(client)

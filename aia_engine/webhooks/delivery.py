@@ -28,8 +28,8 @@ from aia_engine.db.session import Sessions
 from aia_engine.errors import UnsafeWebhookUrl
 from aia_engine.events.body import iso
 from aia_engine.ops.alerts import raise_alert
+from aia_engine.redis.counters import Slots
 from aia_engine.settings import Settings
-from aia_engine.slots import Slots
 from aia_engine.webhooks.crypto import decrypt
 from aia_engine.webhooks.policy import Decision, decide
 from aia_engine.webhooks.registry import allow_list

@@ -16,8 +16,9 @@ import httpx
 import jwt
 import pytest
 import redis
+from sqlalchemy import text
 
-from aia_engine.auth.clients import set_active
+from aia_engine.auth.clients import forget_active_clients, set_active
 from aia_engine.auth.tokens import issue_access_token
 from aia_engine.embedded import free_port
 from api.app import create_app
@@ -129,12 +130,21 @@ def test_disabled_client_gets_no_token_and_its_tokens_stop_working(
     live_api: LiveApi, services: Services, creds: Credentials
 ) -> None:
     token = token_for(live_api, creds)
-    set_active(services.sessions, creds.client_id, False)
+    with live_api.client(headers={"Authorization": f"Bearer {token}"}) as http:
+        assert http.get("/tasks").status_code == 200  # "active" is now cached in the process
+        # Disabled by another process (the CLI elsewhere): this one trusts its answer for
+        # AIA_CLIENT_CACHE_S, then asks PostgreSQL again; forgetting stands for that wait.
+        with services.sessions.begin() as session:
+            session.execute(
+                text("UPDATE api_clients SET active = false WHERE client_id = :c"),
+                {"c": creds.client_id},
+            )
+        assert http.get("/tasks").status_code == 200
+        forget_active_clients()
+        assert http.get("/tasks").status_code == 401
+    set_active(services.sessions, creds.client_id, False)  # and in this process: at once
     r = post_token(live_api, data=creds.form(grant_type="client_credentials"))
     assert r.status_code == 401 and r.json()["error"] == "invalid_client"
-    time.sleep(5.1)  # the per-process active-client cache
-    with live_api.client(headers={"Authorization": f"Bearer {token}"}) as http:
-        assert http.get("/tasks").status_code == 401
 
 
 def _forge(services: Services, creds: Credentials, case: str) -> str:

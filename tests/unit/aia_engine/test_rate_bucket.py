@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from aia_engine.limits.bucket import HOUR, decide
-from aia_engine.limits.resp import pack
-from aia_engine.limits.tiers import DEFAULT_TIERS
+from aia_engine.redis.multiplexed import pack
+from aia_engine.tiers import DEFAULT_TIERS
 
 T0 = 1_800_000_000.0  # 2027-01-15T08:00:00Z, the start of a clock hour
 FREE = DEFAULT_TIERS["free"]

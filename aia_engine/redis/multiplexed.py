@@ -1,7 +1,12 @@
-"""A minimal Redis client for the rate limiter's hot path: one connection, many requests in
-flight on it at once (Redis answers in order, so each reply resolves the oldest waiter), replies
-parsed by hiredis. A request costs one socket write and one future, instead of a pooled
-connection checkout per call; this is what keeps the limiter's cost per API request small.
+"""A minimal Redis client for the API's hot path (rate limiter, quota, revocation check): one
+connection, many requests in flight on it at once (Redis answers in order, so each reply resolves
+the oldest waiter), replies parsed by hiredis. A request costs one socket write and one future,
+instead of a pooled connection checkout per call; this is what keeps the limiter's cost per API
+request small (bench/README.md, "Rate limiter": redis-py's asyncio pool measured several times
+slower with 32 callers in flight).
+
+It connects where `aia_engine.redis.connect.endpoint` says: TCP, TLS or a unix socket, as an
+ACL user or with a password alone, to any database.
 """
 
 from __future__ import annotations
@@ -9,8 +14,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import ssl
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import hiredis
 import redis
@@ -24,12 +30,44 @@ def pack(*args: str | int | float | bytes) -> bytes:
     return b"".join(out)
 
 
+@dataclass(frozen=True)
+class Endpoint:
+    host: str = "localhost"
+    port: int = 6379
+    path: str | None = None
+    """A unix socket (then host and port are unused)."""
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
+    ssl: ssl.SSLContext | None = None
+    server_hostname: str | None = None
+    """The name the server's certificate must carry (None: not checked)."""
+
+    async def open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self.path is not None:
+            return await asyncio.open_unix_connection(self.path)
+        return await asyncio.open_connection(
+            self.host, self.port, ssl=self.ssl, server_hostname=self.server_hostname
+        )
+
+    def hello(self) -> list[bytes]:
+        """What is sent before anything else: authentication, then the database."""
+        out: list[bytes] = []
+        if self.password is not None:
+            if self.username:
+                out.append(pack("AUTH", self.username, self.password))
+            else:
+                out.append(pack("AUTH", self.password))
+        if self.db:
+            out.append(pack("SELECT", self.db))
+        return out
+
+
 class MultiplexedRedis:
-    def __init__(self, url: str, *, connect_timeout: float = 0.25, timeout: float = 0.5) -> None:
-        parts = urlsplit(url)
-        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 6379
-        self.db = int((parts.path or "/0").lstrip("/") or 0)
-        self.password = parts.password
+    def __init__(
+        self, endpoint: Endpoint, *, connect_timeout: float = 0.25, timeout: float = 0.5
+    ) -> None:
+        self.endpoint = endpoint
         self.connect_timeout, self.timeout = connect_timeout, timeout
         self._writer: asyncio.StreamWriter | None = None
         self._reader_task: asyncio.Task[None] | None = None
@@ -43,26 +81,28 @@ class MultiplexedRedis:
             if self._writer is not None:
                 return self._writer
             try:
-                reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(self.host, self.port), self.connect_timeout
-                )
-            except (OSError, TimeoutError) as exc:
+                reader, writer = await asyncio.wait_for(self.endpoint.open(), self.connect_timeout)
+            except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError
                 raise redis.ConnectionError(f"cannot connect to Redis: {exc}") from exc
             parser = hiredis.Reader()
-            hello: list[bytes] = []
-            if self.password:
-                hello.append(pack("AUTH", self.password))
-            if self.db:
-                hello.append(pack("SELECT", self.db))
-            for command in hello:  # before anything else is in flight
+            for command in self.endpoint.hello():  # before anything else is in flight
                 writer.write(command)
-                await writer.drain()
                 reply: Any = False
-                while reply is False:
-                    parser.feed(await asyncio.wait_for(reader.read(4096), self.timeout))
-                    reply = parser.gets()
+                try:
+                    await writer.drain()
+                    while reply is False:
+                        data = await asyncio.wait_for(reader.read(4096), self.timeout)
+                        if not data:
+                            raise ConnectionResetError("closed during the handshake")
+                        parser.feed(data)
+                        reply = parser.gets()
+                except (OSError, TimeoutError) as exc:
+                    writer.close()
+                    raise redis.ConnectionError(f"cannot connect to Redis: {exc}") from exc
                 if isinstance(reply, Exception):
                     writer.close()
+                    if "WRONGPASS" in str(reply) or "NOAUTH" in str(reply):
+                        raise redis.AuthenticationError(str(reply))
                     raise redis.ConnectionError(str(reply))
             self._writer = writer
             self._reader_task = asyncio.create_task(self._read(reader, parser, writer))
