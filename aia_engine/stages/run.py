@@ -30,22 +30,23 @@ from aia_engine.agents.base import AgentContext
 from aia_engine.agents.registry import get_agent
 from aia_engine.clock import utcnow
 from aia_engine.datasets.store import records_for_task
+from aia_engine.db.locks import lock_task_with_stages
 from aia_engine.db.models import TERMINAL_STAGE, StageRun, StageStatus, Task, TaskStatus
 from aia_engine.db.session import Sessions
 from aia_engine.errors import EngineError, StageOutputNotStorable, StageTimedOut
-from aia_engine.progress import ProgressReporter
 from aia_engine.redaction import redact_error
 from aia_engine.settings import Settings
-from aia_engine.stagesql import claim_in_sql, complete_in_sql
-from aia_engine.storable import encode_output, refused_output, refused_value, storable_error
-from aia_engine.tasks.events import append_event, lock_task_with_stages
-from aia_engine.tasks.settle import (
+from aia_engine.stages.fastpath import claim_in_sql, complete_in_sql
+from aia_engine.stages.progress import ProgressReporter
+from aia_engine.stages.settle import (
     fail_stage,
     lost_error,
     settle_if_done,
     skip_unreachable,
     task_progress,
 )
+from aia_engine.storable import encode_output, refused_output, refused_value, storable_error
+from aia_engine.tasks.events import append_event
 from workflows.spec import StageSpec, spec_from_dict, stage_from_dict
 
 log = logging.getLogger(__name__)
