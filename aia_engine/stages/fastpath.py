@@ -1,9 +1,12 @@
-"""The stage lifecycle's common case in one round trip each (server-side SQL, migration 0004).
+"""The SQL executor: the stage lifecycle's common case in one round trip each.
 
-`claim_in_sql` and `complete_in_sql` call `aia_claim_stage` / `aia_complete_stage`, which take
-the same locks in the same order as the Python runner in `aia_engine.stages`. They answer
-'slow' for anything unusual, having changed nothing, and the Python runner takes over. Both
-run on psycopg directly (`aia_engine.db.direct`): they are on every stage's path.
+`claim_in_sql` and `complete_in_sql` call `aia_claim_stage` / `aia_complete_stage` (the files
+in `stages/sql/`), which follow `stages.machine`'s table and take the same locks in the same
+order as the Python executor (`stages.run`). For the outcomes below they answer 'slow',
+having changed nothing, and the Python executor decides: they settle the task or count lost
+runs, which are written once, in Python. Both run on psycopg directly (`aia_engine.db.direct`):
+they are on every stage's path. tests/integration/test_stage_machine_paths.py holds both
+executors to the machine, outcome by outcome.
 """
 
 from __future__ import annotations
@@ -13,6 +16,21 @@ from typing import Any
 
 from aia_engine.db.direct import direct
 from aia_engine.db.session import Sessions
+from aia_engine.stages.machine import Claim, ClaimDecision, Completion
+
+# What `aia_claim_stage` leaves to Python: ending a stage of a cancelled task or a skipped one
+# (which may settle the task), and anything about a run that recorded no outcome (counted in
+# `redispatches`, failed as lost at the cap).
+CLAIMS_LEFT_TO_PYTHON = frozenset({Claim.CANCELLED, Claim.SKIPPED, Claim.LOST, Claim.RERUN})
+# What `aia_complete_stage` takes: a success. An error, a task that has ended, and a success
+# that would end the workflow with failures are Python's.
+COMPLETIONS_IN_SQL = frozenset({Completion.MISSING, Completion.SUPERSEDED, Completion.COMPLETED})
+
+
+def claim_left_to_python(decision: ClaimDecision) -> bool:
+    """Whether `aia_claim_stage` answers 'slow' for this decision of the machine."""
+    return decision.lost_run or decision.outcome in CLAIMS_LEFT_TO_PYTHON
+
 
 _CLAIM = "SELECT outcome, attempt, task_row, inputs FROM aia_claim_stage(%s, %s, %s, %s, %s)"
 _COMPLETE = "SELECT aia_complete_stage(%s, %s, %s, %s::jsonb, %s)"
