@@ -11,25 +11,29 @@ executors to the machine, outcome by outcome.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from aia_engine.db.direct import direct
 from aia_engine.db.session import Sessions
-from aia_engine.stages.machine import Claim, ClaimDecision, Completion
+from aia_engine.stages.machine import Claim, ClaimDecision, Completion, DependencyView
 
 # What `aia_claim_stage` leaves to Python: ending a stage of a cancelled task or a skipped one
-# (which may settle the task), and anything about a run that recorded no outcome (counted in
-# `redispatches`, failed as lost at the cap).
+# (which may settle the task), anything about a run that recorded no outcome (counted in
+# `redispatches`, failed as lost at the cap), and a run whose inputs include a failed
+# dependency that may fail (its input is its error, not an output).
 CLAIMS_LEFT_TO_PYTHON = frozenset({Claim.CANCELLED, Claim.SKIPPED, Claim.LOST, Claim.RERUN})
 # What `aia_complete_stage` takes: a success. An error, a task that has ended, and a success
 # that would end the workflow with failures are Python's.
 COMPLETIONS_IN_SQL = frozenset({Completion.MISSING, Completion.SUPERSEDED, Completion.COMPLETED})
 
 
-def claim_left_to_python(decision: ClaimDecision) -> bool:
+def claim_left_to_python(decision: ClaimDecision, deps: Iterable[DependencyView]) -> bool:
     """Whether `aia_claim_stage` answers 'slow' for this decision of the machine."""
-    return decision.lost_run or decision.outcome in CLAIMS_LEFT_TO_PYTHON
+    if decision.lost_run or decision.outcome in CLAIMS_LEFT_TO_PYTHON:
+        return True
+    return decision.outcome == Claim.RUN and any(d.status != "completed" for d in deps)
 
 
 _CLAIM = "SELECT outcome, attempt, task_row, inputs FROM aia_claim_stage(%s, %s, %s, %s, %s)"

@@ -1,4 +1,5 @@
-"""The server-side fast path (migration 0004) leaves exactly what the Python runner leaves."""
+"""The server-side fast path (stages/sql/*.sql) leaves exactly what the Python runner leaves
+(end to end; tests/integration/test_stage_machine_paths.py checks each outcome)."""
 
 from __future__ import annotations
 
