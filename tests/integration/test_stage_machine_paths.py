@@ -51,6 +51,7 @@ CAP = 1  # AIA_MAX_STAGE_REDISPATCHES here: 0, 1 and 2 lie around it
 ME, OTHER = "me", "other"
 OLD = datetime(2020, 1, 1, tzinfo=utcnow().tzinfo)  # timestamps written before the call
 EXAMPLES = 150
+WRITTEN_LEASES: dict[str, dict[datetime, str]] = {}  # task id -> lease value -> its label
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,7 @@ def write(engine: Engine, state: State, now: datetime) -> str:
     task_id = f"task_machine_{secrets.token_hex(6)}"
     spec = spec_of(state)
     leases = {None: None, "past": now - timedelta(minutes=10), "future": now + timedelta(hours=1)}
+    WRITTEN_LEASES[task_id] = {v: k for k, v in leases.items() if k is not None}
     with engine.sessions.begin() as session:
         session.add(
             Task(
@@ -164,10 +166,10 @@ def snapshot(engine: Engine, task_id: str) -> dict[str, Any]:
         stages = {}
         for r in rows:
             lease: Any = r.lease_until
-            if lease is not None and r.updated_at != OLD and lease > r.updated_at:
-                lease = round((lease - r.updated_at).total_seconds(), 3)  # the lease it took
+            if lease in WRITTEN_LEASES[task_id]:
+                lease = WRITTEN_LEASES[task_id][lease]  # as written: "past" / "future"
             elif lease is not None:
-                lease = "before"
+                lease = round((lease - r.updated_at).total_seconds(), 3)  # the lease it took
             stages[r.name] = (
                 r.status, r.attempt, r.max_attempts, r.redispatches, r.celery_id, lease,
                 r.progress, r.output, r.error, r.partial_results,
