@@ -20,10 +20,10 @@ from sqlalchemy import Connection, select, text
 from sqlalchemy.orm import Session
 
 from aia_engine.clock import utcnow
+from aia_engine.db.locks import relax_commit, stage_rows
 from aia_engine.db.models import TERMINAL_STAGE, TERMINAL_TASK, OutboxMessage, Task
 from aia_engine.db.session import Sessions, autocommit
 from aia_engine.settings import Settings
-from aia_engine.tasks.events import relax_commit, stage_rows
 from workflows.spec import WorkflowSpec, spec_from_dict
 
 log = logging.getLogger(__name__)

@@ -216,7 +216,7 @@ def bench_stage_commits(modes: list[str], n: int, rounds: int) -> dict[str, list
     here on sessions with each `synchronous_commit`; no worker and no broker in the measure
     (the tasks' messages stay in the private Redis, which is thrown away)."""
     from aia_engine.db.session import make_engine, make_sessions
-    from aia_engine.stages import execute_stage
+    from aia_engine.stages.run import execute_stage
     from aia_engine.tasks.models import TaskRequest
     from aia_engine.tasks.submit import submit_task
 

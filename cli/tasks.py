@@ -120,7 +120,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
 
 def cmd_reconcile(_args: argparse.Namespace) -> int:
     from aia_engine.publishing import relay_outbox
-    from aia_engine.reconcile import reconcile
+    from aia_engine.stages.reconcile import reconcile
 
     settings, sessions, publisher, _ = _runtime()
     relayed = relay_outbox(sessions, publisher, settings)

@@ -14,12 +14,12 @@ from celery import Task, current_app, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import OperationalError
 
+from aia_engine.db.locks import lock_task, stage_rows
 from aia_engine.publishing import relay_outbox
-from aia_engine.reconcile import reconcile as reconcile_once
 from aia_engine.settings import get_settings
-from aia_engine.stages import execute_stage
-from aia_engine.tasks.events import lock_task, stage_rows
-from aia_engine.tasks.settle import settle_if_done
+from aia_engine.stages.reconcile import reconcile as reconcile_once
+from aia_engine.stages.run import execute_stage
+from aia_engine.stages.settle import settle_if_done
 from aia_engine.webhooks.delivery import attempt_delivery
 from aia_engine.webhooks.sweep import due_deliveries
 from aia_engine.webhooks.urls import system_resolver

@@ -8,12 +8,13 @@ from typing import Any
 from sqlalchemy import select
 
 from aia_engine.clock import utcnow
+from aia_engine.db.locks import stage_rows
 from aia_engine.db.models import TERMINAL_STAGE, OutboxMessage, StageStatus, Task, TaskStatus
 from aia_engine.db.session import Sessions
 from aia_engine.errors import TaskNotFound, TaskStateConflict
 from aia_engine.limits.quota import ClientQuota
 from aia_engine.publishing import Publisher, PublishGate, publish_now
-from aia_engine.tasks.events import append_event, stage_rows
+from aia_engine.tasks.events import append_event
 from workflows.spec import spec_from_dict
 
 log = logging.getLogger(__name__)

@@ -11,11 +11,11 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from aia_engine.clock import utcnow
+from aia_engine.db.locks import stage_rows
 from aia_engine.db.models import TERMINAL_TASK, StageRun, StageStatus, Task, TaskStatus
 from aia_engine.db.session import Sessions
 from aia_engine.errors import InvalidRequest, TaskNotFound
 from aia_engine.tasks.estimates import agent_durations, estimate_completion
-from aia_engine.tasks.events import stage_rows
 from workflows.spec import spec_from_dict
 
 

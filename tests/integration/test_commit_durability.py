@@ -53,7 +53,7 @@ def test_the_stage_lifecycle_never_turns_synchronous_commit_off(engine: Engine) 
     bind = sessions.kw["bind"]
     event.listen(bind, "before_cursor_execute", seen)
     try:
-        from aia_engine.stages import execute_stage
+        from aia_engine.stages.run import execute_stage
 
         settings = engine.services.settings.model_copy(update={"stage_fast_path": False})
         task_id = engine.submit(workflow({"a": noop(sleep_s=0.3, steps=3)}), client_id="durable")

@@ -13,6 +13,7 @@ from psycopg.types.json import Jsonb
 from sqlalchemy.engine import make_url
 
 from aia_engine.db.migrate import alembic_config, upgrade
+from aia_engine.db.repeatable import sql_files
 from tests.integration.conftest import Services
 
 SCHEMA = """
@@ -110,7 +111,50 @@ def test_0016_gives_stage_errors_stored_with_borrowed_api_codes_their_own(
     stages, task_code, updated_at = codes()
     assert stages == {name: after for name, (_, after) in errors.items()}
     assert task_code == "E022" and updated_at.startswith("2020-01-01")
-    command.downgrade(config, "0014")
+    command.downgrade(config, "0015")
     stages, task_code, _ = codes()
     assert stages == {name: error["code"] for name, (error, _) in errors.items()}
     assert task_code == "E013"
+
+
+def test_an_upgrade_from_0014_and_a_fresh_database_end_with_the_files_functions(
+    services: Services, scratch_db: str
+) -> None:
+    config = alembic_config(scratch_db)
+    command.upgrade(config, "0014")  # a database as the last release left it
+    old = function_source(scratch_db, "aia_complete_stage")
+    assert "t_status" not in old
+    command.upgrade(config, "head")
+    upgraded = schema(scratch_db)
+    command.downgrade(config, "base")
+    settings = services.settings.model_copy(update={"database_url": scratch_db})
+    upgrade(settings)
+    assert schema(scratch_db) == upgraded
+    files = sql_files()
+    for name in ("aia_claim_stage", "aia_complete_stage"):
+        body = function_source(scratch_db, name)
+        assert any(body in text for text in files.values()), name
+
+
+def test_an_edited_sql_file_is_applied_by_the_next_upgrade(
+    services: Services, scratch_db: str
+) -> None:
+    settings = services.settings.model_copy(update={"database_url": scratch_db})
+    upgrade(settings)
+    plain = make_url(scratch_db).set(drivername="postgresql").render_as_string(hide_password=False)
+    # As a database migrated before the file was edited: the old function, the old checksum.
+    with psycopg.connect(plain) as conn:
+        conn.execute(
+            "CREATE OR REPLACE FUNCTION aia_complete_stage("
+            "p_task text, p_stage text, p_celery text, p_output jsonb, p_duration double precision"
+            ") RETURNS text LANGUAGE sql AS $$ SELECT 'stale' $$"
+        )
+        conn.execute(
+            "UPDATE aia_sql_files SET checksum = 'before-the-edit'"
+            " WHERE name LIKE '%complete_stage.sql'"
+        )
+    upgrade(settings)  # nothing to migrate; the edited file is applied
+    assert "t_status" in function_source(scratch_db, "aia_complete_stage")
+    with psycopg.connect(plain) as conn:
+        rows = conn.execute("SELECT name FROM aia_sql_files ORDER BY name").fetchall()
+    assert [r[0] for r in rows] == sorted(sql_files())

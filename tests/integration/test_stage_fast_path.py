@@ -1,4 +1,5 @@
-"""The server-side fast path (migration 0004) leaves exactly what the Python runner leaves."""
+"""The server-side fast path (stages/sql/*.sql) leaves exactly what the Python runner leaves
+(end to end; tests/integration/test_stage_machine_paths.py checks each outcome)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from aia_engine.db.models import StageRun, Task, TaskEvent
 from aia_engine.db.session import make_engine, make_sessions
-from aia_engine.stages import execute_stage
-from aia_engine.stagesql import claim_in_sql, complete_in_sql
+from aia_engine.stages.fastpath import claim_in_sql, complete_in_sql
+from aia_engine.stages.run import execute_stage
 from tests.integration.conftest import Engine, noop, workflow
 
 WORKFLOW = workflow(

@@ -16,7 +16,7 @@ from sqlalchemy import select, text
 from aia_engine.clock import utcnow
 from aia_engine.db.models import StageRun
 from aia_engine.limits.quota import ActiveTasks
-from aia_engine.reconcile import reconcile
+from aia_engine.stages.reconcile import reconcile
 from tests.integration.conftest import Engine, Services, WorkerFactory, _stop, noop, workflow
 
 OUTPUT_LIMIT = 4096

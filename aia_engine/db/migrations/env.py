@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from alembic import context
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, pool
 
 from aia_engine.db.models import Base
+from aia_engine.db.repeatable import apply_changed
 
 config = context.config
 target_metadata = Base.metadata
@@ -27,6 +29,11 @@ def run_migrations_online() -> None:
         context.configure(connection=connection, target_metadata=target_metadata)
         with context.begin_transaction():
             context.run_migrations()
+            # Repeatable SQL files after the versioned migrations, only at the head revision
+            # (not after a downgrade): see aia_engine/db/repeatable.py.
+            head = ScriptDirectory.from_config(config).get_current_head()
+            if context.get_context().get_current_revision() == head:
+                apply_changed(connection)
 
 
 if context.is_offline_mode():

@@ -6,10 +6,11 @@ import time
 from typing import Any
 
 from aia_engine.clock import utcnow
+from aia_engine.db.locks import lock_task_with_stages
 from aia_engine.db.models import StageStatus
 from aia_engine.db.session import Sessions
-from aia_engine.tasks.events import append_event, lock_task_with_stages
-from aia_engine.tasks.settle import merged_partials, task_progress
+from aia_engine.stages.settle import merged_partials, task_progress
+from aia_engine.tasks.events import append_event
 
 
 class ProgressReporter:

@@ -30,6 +30,7 @@ from aia_engine.agents.base import AgentContext
 from aia_engine.agents.registry import get_agent
 from aia_engine.clock import utcnow
 from aia_engine.datasets.store import records_for_task
+from aia_engine.db.locks import lock_task_with_stages
 from aia_engine.db.models import TERMINAL_STAGE, StageRun, StageStatus, Task, TaskStatus
 from aia_engine.db.session import Sessions
 from aia_engine.errors import (
@@ -39,20 +40,28 @@ from aia_engine.errors import (
     StageSkipped,
     StageTimedOut,
 )
-from aia_engine.progress import ProgressReporter
 from aia_engine.redaction import redact_error
 from aia_engine.settings import Settings
-from aia_engine.stagesql import claim_in_sql, complete_in_sql
-from aia_engine.storable import encode_output, refused_output, refused_value, storable_error
-from aia_engine.tasks.events import append_event, lock_task_with_stages
-from aia_engine.tasks.settle import (
+from aia_engine.stages.fastpath import claim_in_sql, complete_in_sql
+from aia_engine.stages.machine import (
+    Claim,
+    Completion,
+    DependencyView,
+    StageView,
+    decide_claim,
+    decide_completion,
+)
+from aia_engine.stages.progress import ProgressReporter
+from aia_engine.stages.settle import (
     fail_stage,
     lost_error,
     settle_if_done,
     skip_unreachable,
     task_progress,
 )
-from workflows.spec import StageSpec, spec_from_dict, stage_from_dict
+from aia_engine.storable import encode_output, refused_output, refused_value, storable_error
+from aia_engine.tasks.events import append_event
+from workflows.spec import StageSpec, WorkflowSpec, spec_from_dict, stage_from_dict
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +89,9 @@ class Outcome:
 
 
 @dataclass(frozen=True)
-class _Claim:
+class Claimed:
+    """A claimed stage: what its agent is run with."""
+
     spec: StageSpec
     ctx_inputs: dict[str, dict[str, Any]]
     requirements: dict[str, Any]
@@ -100,15 +111,9 @@ def execute_stage(
     timeout_errors: tuple[type[BaseException], ...] = (),
 ) -> Outcome:
     """Run one delivery of `stage` of `task_id`; see the module docstring."""
-    claim: _Claim | Outcome | None = None
-    if settings.stage_fast_path:
-        claim = _claim_fast(
-            sessions, task_id=task_id, stage=stage, celery_id=celery_id, settings=settings
-        )
-    if claim is None:
-        claim = _claim(
-            sessions, task_id=task_id, stage=stage, celery_id=celery_id, settings=settings
-        )
+    claim = claim_stage(
+        sessions, task_id=task_id, stage=stage, celery_id=celery_id, settings=settings
+    )
     if isinstance(claim, Outcome):
         return claim
     started = time.monotonic()
@@ -121,7 +126,51 @@ def execute_stage(
         settings=settings,
         timeout_errors=timeout_errors,
     )
-    duration = time.monotonic() - started
+    return record_result(
+        sessions,
+        claim,
+        task_id=task_id,
+        stage=stage,
+        celery_id=celery_id,
+        output=output,
+        error=error,
+        duration=time.monotonic() - started,
+        settings=settings,
+    )
+
+
+def claim_stage(
+    sessions: Sessions, *, task_id: str, stage: str, celery_id: str, settings: Settings
+) -> Claimed | Outcome:
+    """Claim a delivery of `stage`: the claim to run, or the outcome that ends this delivery.
+
+    With AIA_STAGE_FAST_PATH, SQL decides first (one round trip) and Python decides what SQL
+    leaves to it (`fastpath.CLAIMS_LEFT_TO_PYTHON`)."""
+    claim: Claimed | Outcome | None = None
+    if settings.stage_fast_path:
+        claim = _claim_fast(
+            sessions, task_id=task_id, stage=stage, celery_id=celery_id, settings=settings
+        )
+    if claim is None:
+        claim = _claim(
+            sessions, task_id=task_id, stage=stage, celery_id=celery_id, settings=settings
+        )
+    return claim
+
+
+def record_result(
+    sessions: Sessions,
+    claim: Claimed,
+    *,
+    task_id: str,
+    stage: str,
+    celery_id: str,
+    output: dict[str, Any] | None,
+    error: dict[str, Any] | None,
+    duration: float,
+    settings: Settings,
+) -> Outcome:
+    """Hand in a run's result: `output`, or the `error` it ended with."""
     encoded: str | None = None
     if error is None:
         try:
@@ -178,7 +227,7 @@ def execute_stage(
 
 def _run_agent_safely(
     sessions: Sessions,
-    claim: _Claim,
+    claim: Claimed,
     *,
     task_id: str,
     stage: str,
@@ -212,7 +261,7 @@ def _run_agent_safely(
 
 def _claim_fast(
     sessions: Sessions, *, task_id: str, stage: str, celery_id: str, settings: Settings
-) -> _Claim | Outcome | None:
+) -> Claimed | Outcome | None:
     """The common case in one round trip; None when the Python path must decide."""
     got = claim_in_sql(
         sessions,
@@ -230,7 +279,7 @@ def _claim_fast(
         return Outcome(got.outcome)  # type: ignore[arg-type]
     assert got.task_row is not None
     spec = stage_from_dict(stage, got.task_row["stage"])
-    return _Claim(
+    return Claimed(
         spec,
         dict(got.inputs or {}),
         dict(got.task_row["requirements"]),
@@ -243,44 +292,45 @@ def _claim_fast(
 
 def _claim(
     sessions: Sessions, *, task_id: str, stage: str, celery_id: str, settings: Settings
-) -> _Claim | Outcome:
+) -> Claimed | Outcome:
     now = utcnow()
     with sessions.begin() as session:
         task, stages = lock_task_with_stages(session, task_id)
-        if task is None:
-            log.error("stage %s of unknown task %s dropped", stage, task_id)
-            return Outcome("missing")
         row = stages.get(stage)
-        if row is None:
+        spec: WorkflowSpec | None = None
+        deps: list[DependencyView] = []
+        if task is not None and row is not None and row.status not in TERMINAL_STAGE:
+            spec = spec_from_dict(task.workflow)
+            deps = [_dependency(spec, stages[d]) for d in spec.stages[stage].dependencies]
+        decision = decide_claim(
+            None if row is None else stage_view(row),
+            deps,
+            task_status=None if task is None else task.status,
+            claimant=celery_id,
+            now=now,
+            redispatch_cap=settings.max_stage_redispatches,
+        )
+        if decision.outcome == Claim.MISSING:
+            log.error("stage %s of task %s dropped: no such task or stage", stage, task_id)
             return Outcome("missing")
-        if row.status in TERMINAL_STAGE:
-            return Outcome("ended")
-        if task.status == TaskStatus.CANCELLED:
+        if decision.outcome in (Claim.ENDED, Claim.HELD):
+            return Outcome(decision.outcome.value)
+        assert task is not None and row is not None
+        if decision.outcome == Claim.CANCELLED:
             _end(session, task, row, StageStatus.CANCELLED, now=now)
             return Outcome("cancelled")
-        if (
-            row.status == StageStatus.RUNNING
-            and row.celery_id != celery_id
-            and row.lease_until is not None
-            and row.lease_until > now
-        ):
-            return Outcome("held")
-        lost_runs = 0
-        if row.status == StageStatus.RUNNING:
+        if decision.outcome == Claim.LOST:
+            error = lost_error(stage, row, settings.max_stage_redispatches)
+            fail_stage(session, task, stages, stage, error, now=now)
+            log.error("stage %s of task %s lost: %s", stage, task_id, error["message"])
+            return Outcome("lost")
+        if decision.lost_run:
             # Our own claim (a redelivery after our process died) or an expired one: that run
             # recorded no outcome.
-            if row.redispatches >= settings.max_stage_redispatches:
-                error = lost_error(stage, row, settings.max_stage_redispatches)
-                fail_stage(session, task, stages, stage, error, now=now)
-                log.error("stage %s of task %s lost: %s", stage, task_id, error["message"])
-                return Outcome("lost")
             row.redispatches += 1
-            lost_runs = row.redispatches
-        spec = spec_from_dict(task.workflow).stages[stage]
-        deps = [stages[d] for d in spec.dependencies]
-        if any(d.status not in TERMINAL_STAGE for d in deps):
+        if decision.outcome == Claim.WAIT:
             return Outcome("wait", settings.dependency_wait_s)
-        if any(_blocks(d, task) for d in deps):
+        if decision.outcome == Claim.SKIPPED:
             _end(
                 session,
                 task,
@@ -296,7 +346,9 @@ def _claim(
             )
             settle_if_done(session, task, stages, now=now)
             return Outcome("skipped")
-        soft = spec.timeout_s or settings.default_stage_timeout_s
+        assert spec is not None and decision.runs
+        stage_spec = spec.stages[stage]
+        soft = stage_spec.timeout_s or settings.default_stage_timeout_s
         row.status = StageStatus.RUNNING
         row.attempt += 1
         row.celery_id = celery_id
@@ -309,12 +361,12 @@ def _claim(
             task.started_at = now
             append_event(session, task, "task.started", now=now)
         started: dict[str, Any] = {"attempt": row.attempt, "agent": row.agent}
-        if lost_runs:
-            started["lost_runs"] = lost_runs
+        if decision.lost_run:
+            started["lost_runs"] = row.redispatches
         append_event(session, task, "stage.started", now=now, stage=stage, payload=started)
-        inputs = {d.name: _input_of(d) for d in deps}
-        return _Claim(
-            spec,
+        inputs = {d: _input_of(stages[d]) for d in stage_spec.dependencies}
+        return Claimed(
+            stage_spec,
             inputs,
             dict(task.requirements),
             dict(task.context),
@@ -324,13 +376,20 @@ def _claim(
         )
 
 
-def _blocks(dep: StageRun, task: Task) -> bool:
-    """A dependency that ended without output blocks its dependents unless it may fail."""
-    if dep.status == StageStatus.COMPLETED:
-        return False
-    if dep.status == StageStatus.FAILED:
-        return spec_from_dict(task.workflow).stages[dep.name].on_failure == "fail_workflow"
-    return True
+def stage_view(row: StageRun) -> StageView:
+    """The machine's view of a stage row."""
+    return StageView(
+        status=row.status,
+        celery_id=row.celery_id,
+        lease_until=row.lease_until,
+        redispatches=row.redispatches,
+        attempt=row.attempt,
+        max_attempts=row.max_attempts,
+    )
+
+
+def _dependency(spec: WorkflowSpec, dep: StageRun) -> DependencyView:
+    return DependencyView(dep.status, may_fail=spec.stages[dep.name].on_failure != "fail_workflow")
 
 
 def _input_of(dep: StageRun) -> dict[str, Any]:
@@ -341,7 +400,7 @@ def _input_of(dep: StageRun) -> dict[str, Any]:
 
 def _run_agent(
     sessions: Sessions,
-    claim: _Claim,
+    claim: Claimed,
     *,
     task_id: str,
     stage: str,
@@ -375,7 +434,7 @@ def _run_agent(
 
 def _record(
     sessions: Sessions,
-    claim: _Claim,
+    claim: Claimed,
     *,
     task_id: str,
     stage: str,
@@ -389,13 +448,19 @@ def _record(
         error = storable_error(error)
     with sessions.begin() as session:
         task, stages = lock_task_with_stages(session, task_id)
-        if task is None:
-            return Outcome("missing")
-        row = stages[stage]
-        if row.status != StageStatus.RUNNING or row.celery_id != celery_id:
-            # Cancelled, or taken over after our lease ran out: our result is not the stage's.
-            return Outcome("superseded")
-        if error is None:
+        row = stages.get(stage)
+        decision = decide_completion(
+            None if row is None else stage_view(row),
+            task_exists=task is not None,
+            claimant=celery_id,
+            succeeded=error is None,
+        )
+        if decision in (Completion.MISSING, Completion.SUPERSEDED):
+            # Superseded: cancelled, or taken over after our lease ran out; our result is not
+            # the stage's.
+            return Outcome(decision.value)
+        assert task is not None and row is not None
+        if decision == Completion.COMPLETED:
             _end(
                 session,
                 task,
@@ -408,7 +473,8 @@ def _record(
             )
             settle_if_done(session, task, stages, now=now)
             return Outcome("completed")
-        if row.attempt < row.max_attempts:
+        if decision == Completion.RETRY:
+            assert error is not None
             countdown = claim.spec.retry_backoff * (2 ** (row.attempt - 1))
             row.status = StageStatus.PENDING
             row.error = error

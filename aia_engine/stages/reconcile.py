@@ -23,12 +23,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from aia_engine.clock import utcnow
+from aia_engine.db.locks import lock_task, stage_rows
 from aia_engine.db.models import TERMINAL_STAGE, StageRun, StageStatus, Task, TaskStatus
 from aia_engine.db.session import Sessions
 from aia_engine.publishing import Publisher
 from aia_engine.settings import Settings
-from aia_engine.tasks.events import append_event, lock_task, stage_rows
-from aia_engine.tasks.settle import fail_stage, lost_error, settle_if_done
+from aia_engine.stages.settle import fail_stage, lost_error, settle_if_done
+from aia_engine.tasks.events import append_event
 from workflows.spec import spec_from_dict
 
 log = logging.getLogger(__name__)
