@@ -172,9 +172,11 @@ class BatchRequest(BaseModel):
 
 
 class BatchItem(BaseModel):
+    # In the order the use case writes them: an accepted item is `index`, the TaskAccepted
+    # fields, `created`; a rejected one `index`, `status`, `error` (unset fields are left out).
     index: int
-    status: str
     task_id: str | None = None
+    status: str
     estimated_completion: str | None = None
     assigned_agents: list[str] | None = None
     tracking_url: str | None = None
