@@ -143,6 +143,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
 
     # -- HTTP API ---------------------------------------------------------------------------
+    contract_check: Literal["log", "raise"] = "log"
+    """An answer that does not fit the model its route declares: `log` an error and answer it
+    as it is (the work is done; never a 500 for it), or `raise` (the tests: a 500 E500)."""
     rate_limits_enabled: bool = True
     task_quotas_enabled: bool = True
     """Enforce each tier's `max_active_tasks`."""

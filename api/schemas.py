@@ -1,7 +1,7 @@
 """The bodies of the API on the wire: response shapes and the bodies no use case reads as a
-model (forms, the batch). Handlers build plain dicts of these shapes; the routes declare them
-(api/contract.py), /openapi.json is generated from them, and tests check real answers against
-them (tests/integration/api/test_contracts.py)."""
+model (forms, the batch). Use cases return plain dicts of these shapes; the routes declare them
+(api/contract.py), /openapi.json is generated from them, and every answer is written through
+them (api/replies.py), so a field's order on the wire is its order here."""
 
 from __future__ import annotations
 
@@ -172,9 +172,11 @@ class BatchRequest(BaseModel):
 
 
 class BatchItem(BaseModel):
+    # In the order the use case writes them: an accepted item is `index`, the TaskAccepted
+    # fields, `created`; a rejected one `index`, `status`, `error` (unset fields are left out).
     index: int
-    status: str
     task_id: str | None = None
+    status: str
     estimated_completion: str | None = None
     assigned_agents: list[str] | None = None
     tracking_url: str | None = None

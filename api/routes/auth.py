@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, unquote_plus
 import anyio
 import anyio.to_thread
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from aia_engine.auth.oauth import (
@@ -29,6 +29,7 @@ from api.body import read_body
 from api.contract import Form, Model, Reply, operation
 from api.deps import Resources, in_thread, resources
 from api.middleware import client_ip
+from api.replies import reply
 
 T = TypeVar("T")
 
@@ -51,18 +52,15 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 FORM_LIMIT = 16_384
 
 
-def oauth_error(exc: OAuthError, *, basic: bool) -> JSONResponse:
+def oauth_error(request: Request, exc: OAuthError, *, basic: bool) -> Response:
     headers = dict(NO_STORE)
     if exc.status == 401:
         headers["WWW-Authenticate"] = 'Basic realm="aia"' if basic else 'Bearer realm="aia"'
     retry_after = getattr(exc, "retry_after", None)
     if retry_after is not None:
         headers["Retry-After"] = str(retry_after)
-    return JSONResponse(
-        {"error": exc.error, "error_description": exc.description},
-        status_code=exc.status,
-        headers=headers,
-    )
+    body = {"error": exc.error, "error_description": exc.description}
+    return reply(request, body, status=exc.status, headers=headers)
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -113,7 +111,7 @@ def _client_auth(request: Request, form: dict[str, str]) -> ClientAuth:
     return ClientAuth(form["client_id"], form["client_secret"], via_basic=False)
 
 
-async def _guarded(request: Request, action: Any) -> JSONResponse:
+async def _guarded(request: Request, action: Any) -> Response:
     basic = request.headers.get("authorization", "").lower().startswith("basic ")
     try:
         if request.method != "POST":
@@ -131,11 +129,11 @@ async def _guarded(request: Request, action: Any) -> JSONResponse:
         )
         result: dict[str, Any] = await action(res, form, auth)
     except OAuthError as exc:
-        response = oauth_error(exc, basic=basic)
+        response = oauth_error(request, exc, basic=basic)
         if exc.status == 405:
             response.headers["Allow"] = "POST"
         return response
-    return JSONResponse(result, headers=NO_STORE)
+    return reply(request, result, headers=NO_STORE)
 
 
 async def checking_secret(res: Resources, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
@@ -157,7 +155,7 @@ async def checking_secret(res: Resources, fn: Callable[..., T], *args: Any, **kw
     security=CLIENT_AUTH,
     responses={200: Reply(schemas.TokenResponse, "Tokens"), **OAUTH_ERRORS},
 )
-async def token(request: Request) -> JSONResponse:
+async def token(request: Request) -> Response:
     async def grant(res: Any, form: dict[str, str], auth: ClientAuth) -> dict[str, Any]:
         grant_type = form.get("grant_type")
         if grant_type == "client_credentials":
@@ -200,7 +198,7 @@ async def token(request: Request) -> JSONResponse:
     security=CLIENT_AUTH,
     responses={200: Reply(schemas.Revoked, "Revoked (or unknown)"), **OAUTH_ERRORS},
 )
-async def revoke(request: Request) -> JSONResponse:
+async def revoke(request: Request) -> Response:
     async def do(res: Any, form: dict[str, str], auth: ClientAuth) -> dict[str, Any]:
         await checking_secret(
             res, revoke_token, res.sessions, auth, form.get("token"), revoked=res.revoked

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 import aia_engine
@@ -15,6 +15,7 @@ from api import schemas
 from api.contract import Reply, operation
 from api.deps import resources
 from api.errors import now_iso
+from api.replies import reply
 
 
 @operation(
@@ -22,7 +23,7 @@ from api.errors import now_iso
     tag="system",
     responses={200: schemas.Health, 503: Reply(schemas.Health, "Degraded")},
 )
-async def health(request: Request) -> JSONResponse:
+async def health(request: Request) -> Response:
     """Reads state only: no database query, no Redis command, no worker ping here."""
     res = resources(request)
     report = res.health.report()
@@ -45,7 +46,7 @@ async def health(request: Request) -> JSONResponse:
             *report.failing,
             *(["multi_agent_system"] if "workers" in report.failing else []),
         ]
-    return JSONResponse(body, status_code=503 if report.failing else 200)
+    return reply(request, body, status=503 if report.failing else 200)
 
 
 @operation(
@@ -55,10 +56,10 @@ async def health(request: Request) -> JSONResponse:
     description="This process answers; no dependency is checked.",
     responses={200: Reply(schemas.Alive, "Alive")},
 )
-async def live(_request: Request) -> JSONResponse:
+async def live(request: Request) -> Response:
     """Liveness: this process answers (no dependency checked; container health checks use it,
     so an API is not restarted because a worker or PostgreSQL is down)."""
-    return JSONResponse({"status": "alive", "version": aia_engine.__version__})
+    return reply(request, {"status": "alive", "version": aia_engine.__version__})
 
 
 routes = [

@@ -8,7 +8,7 @@ holds system-wide task, stage and webhook figures of every client, so it needs `
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from aia_engine.metrics.collect import guide_metrics
@@ -17,6 +17,7 @@ from api import schemas
 from api.auth import require
 from api.contract import Reply, operation
 from api.deps import in_thread, resources
+from api.replies import reply
 
 PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -36,8 +37,9 @@ async def metrics(request: Request) -> Response:
         return await prometheus(request)
     principal = await require(request, "read")
     res = resources(request)
-    return JSONResponse(
-        await in_thread(guide_metrics, res.sessions, res.redis, client_id=principal.client_id)
+    return reply(
+        request,
+        await in_thread(guide_metrics, res.sessions, res.redis, client_id=principal.client_id),
     )
 
 

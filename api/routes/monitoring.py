@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from aia_engine import activity
@@ -15,6 +15,7 @@ from api.auth import require
 from api.body import json_body, parse_model
 from api.contract import operation, path_param, query
 from api.deps import in_thread, resources
+from api.replies import reply
 
 
 @operation(
@@ -24,12 +25,12 @@ from api.deps import in_thread, resources
     body=activity.ActivityIn,
     responses={201: schemas.ActivityRecorded},
 )
-async def track(request: Request) -> JSONResponse:
+async def track(request: Request) -> Response:
     principal = await require(request, "write")
     res = resources(request)
     body = parse_model(activity.ActivityIn, await json_body(request))
     recorded = await in_thread(activity.track, res.sessions, body, client_id=principal.client_id)
-    return JSONResponse(recorded, status_code=201)
+    return reply(request, recorded, status=201)
 
 
 @operation(
@@ -42,16 +43,17 @@ async def track(request: Request) -> JSONResponse:
     ],
     responses={200: schemas.UserAnalytics},
 )
-async def user_analytics(request: Request) -> JSONResponse:
+async def user_analytics(request: Request) -> Response:
     principal = await require(request, "read")
-    return JSONResponse(
+    return reply(
+        request,
         await in_thread(
             activity.analytics,
             resources(request).sessions,
             request.path_params["user_id"],
             client_id=principal.client_id,
             period=request.query_params.get("period", "7d"),
-        )
+        ),
     )
 
 

@@ -5,17 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from api import schemas
 from api.auth import require
 from api.contract import operation
 from api.deps import in_thread, resources
+from api.replies import reply
 
 
 @operation("Get quotas", tag="limits", scope="read", responses={200: schemas.Quotas})
-async def quotas(request: Request) -> JSONResponse:
+async def quotas(request: Request) -> Response:
     principal = await require(request, "read")
     res = resources(request)
     tiers = res.settings.rate_limit_tiers
@@ -42,7 +43,7 @@ async def quotas(request: Request) -> JSONResponse:
             "remaining": None if active is None else max(0, limits.max_active_tasks - active),
         },
     }
-    return JSONResponse(body)
+    return reply(request, body)
 
 
 routes = [Route("/quotas", quotas, methods=["GET"])]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from aia_engine import tasktypes
@@ -12,6 +12,7 @@ from api.auth import require
 from api.body import json_body, parse_model
 from api.contract import Reply, operation
 from api.deps import in_thread, resources
+from api.replies import reply
 
 
 @operation(
@@ -23,11 +24,11 @@ from api.deps import in_thread, resources
     "true) and the types operators defined (POST /task-types or `aia-engine task-types create`). "
     "A submission naming any other type is refused (422, E003) with the list of known ones.",
 )
-async def list_all(request: Request) -> JSONResponse:
+async def list_all(request: Request) -> Response:
     await require(request, "read")
     res = resources(request)
     found = await in_thread(tasktypes.list_task_types, res.sessions)
-    return JSONResponse({"task_types": found})
+    return reply(request, {"task_types": found})
 
 
 @operation(
@@ -41,12 +42,12 @@ async def list_all(request: Request) -> JSONResponse:
     "(422: unknown agent, dependency, cycle, limits, a dataset no one can use); 409 for a "
     "built-in or existing name.",
 )
-async def create(request: Request) -> JSONResponse:
+async def create(request: Request) -> Response:
     await require(request, "admin")
     res = resources(request)
     body = parse_model(tasktypes.TaskTypeCreate, await json_body(request))
     made = await in_thread(tasktypes.create_task_type, res.sessions, body, settings=res.settings)
-    return JSONResponse(made, status_code=201)
+    return reply(request, made, status=201)
 
 
 @operation(
@@ -74,7 +75,7 @@ async def one(request: Request) -> Response:
         await in_thread(tasktypes.delete_task_type, res.sessions, name)
         return Response(status_code=204)
     await require(request, "read")
-    return JSONResponse(await in_thread(tasktypes.get_task_type, res.sessions, name))
+    return reply(request, await in_thread(tasktypes.get_task_type, res.sessions, name))
 
 
 routes = [

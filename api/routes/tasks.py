@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import Field
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from aia_engine.errors import InvalidRequest
@@ -23,6 +23,7 @@ from api.auth import require
 from api.body import json_body, parse_model
 from api.contract import Reply, header, operation, query
 from api.deps import in_thread, quota_for, resources
+from api.replies import reply
 
 IDEMPOTENCY = header(
     "Idempotency-Key",
@@ -52,7 +53,7 @@ def idempotency_key(request: Request) -> str | None:
     return checked_key(key, field="Idempotency-Key", issue="invalid header")
 
 
-async def _submit(request: Request, *, need_workflow: bool) -> JSONResponse:
+async def _submit(request: Request, *, need_workflow: bool) -> Response:
     dry_run = request.query_params.get("dry_run", "").lower() in ("1", "true", "yes")
     task_id = new_task_id()
     # The rate limit and the task's place under the active-task quota: one Redis call. The
@@ -70,15 +71,10 @@ async def _submit(request: Request, *, need_workflow: bool) -> JSONResponse:
                 provided_value=None,
             )
         if dry_run:
-            return JSONResponse(
-                await in_thread(
-                    plan_task,
-                    res.sessions,
-                    body,
-                    settings=res.settings,
-                    client_id=principal.client_id,
-                )
+            plan = await in_thread(
+                plan_task, res.sessions, body, settings=res.settings, client_id=principal.client_id
             )
+            return reply(request, plan, model=schemas.DryRunPlan)
         accepted = await in_thread(
             submit_task,
             res.sessions,
@@ -101,7 +97,7 @@ async def _submit(request: Request, *, need_workflow: bool) -> JSONResponse:
     # the task is durable and queued, not done. A repeated Idempotency-Key answers the same,
     # marked by a header.
     headers = None if accepted.created else {"Idempotent-Replayed": "true"}
-    return JSONResponse(accepted.to_dict(), headers=headers)
+    return reply(request, accepted.to_dict(), headers=headers, model=schemas.TaskAccepted)
 
 
 @operation(
@@ -114,7 +110,7 @@ async def _submit(request: Request, *, need_workflow: bool) -> JSONResponse:
     errors=SUBMISSION_ERRORS,
     description=ACCEPTED,
 )
-async def submit(request: Request) -> JSONResponse:
+async def submit(request: Request) -> Response:
     return await _submit(request, need_workflow=False)
 
 
@@ -137,7 +133,7 @@ async def submit(request: Request) -> JSONResponse:
     errors=SUBMISSION_ERRORS,
     description=ACCEPTED,
 )
-async def orchestrate(request: Request) -> JSONResponse:
+async def orchestrate(request: Request) -> Response:
     return await _submit(request, need_workflow=True)
 
 
@@ -152,7 +148,7 @@ async def orchestrate(request: Request) -> JSONResponse:
     "outcomes, each in `results` (`accepted`, or `rejected` with its error); `created: false` "
     "marks an item whose key had already been used.",
 )
-async def batch_submit(request: Request) -> JSONResponse:
+async def batch_submit(request: Request) -> Response:
     principal = await require(request, "write")
     res = resources(request)
     data = await json_body(request)
@@ -184,19 +180,18 @@ async def batch_submit(request: Request) -> JSONResponse:
     )
     accepted = sum(1 for r in results if r["status"] != "rejected")
     # 200 like a single submission (each item's own status is in `results`).
-    return JSONResponse(
-        {"accepted": accepted, "rejected": len(results) - accepted, "results": results}
-    )
+    body = {"accepted": accepted, "rejected": len(results) - accepted, "results": results}
+    return reply(request, body)
 
 
 @operation("Get task", tag="tasks", scope="read", responses={200: schemas.TaskView})
-async def get_one(request: Request) -> JSONResponse:
+async def get_one(request: Request) -> Response:
     principal = await require(request, "read")
     res = resources(request)
     view = await in_thread(
         get_task, res.sessions, request.path_params["task_id"], client_id=principal.client_id
     )
-    return JSONResponse(view)
+    return reply(request, view)
 
 
 def _when(request: Request, name: str) -> datetime | None:
@@ -249,7 +244,7 @@ def _limit(request: Request) -> int:
     ],
     responses={200: schemas.TaskList},
 )
-async def list_all(request: Request) -> JSONResponse:
+async def list_all(request: Request) -> Response:
     principal = await require(request, "read")
     res = resources(request)
     page = await in_thread(
@@ -264,7 +259,7 @@ async def list_all(request: Request) -> JSONResponse:
         limit=_limit(request),
         cursor=request.query_params.get("cursor"),
     )
-    return JSONResponse(page)
+    return reply(request, page)
 
 
 @operation(
@@ -274,7 +269,7 @@ async def list_all(request: Request) -> JSONResponse:
     responses={200: schemas.CancelResult},
     errors=("E009",),
 )
-async def cancel(request: Request) -> JSONResponse:
+async def cancel(request: Request) -> Response:
     principal = await require(request, "write")
     res = resources(request)
     result = await in_thread(
@@ -284,7 +279,7 @@ async def cancel(request: Request) -> JSONResponse:
         request.path_params["task_id"],
         client_id=principal.client_id,
     )
-    return JSONResponse(result)
+    return reply(request, result)
 
 
 @operation(
@@ -298,7 +293,7 @@ async def cancel(request: Request) -> JSONResponse:
     },
     errors=("E009", "E013"),
 )
-async def retry(request: Request) -> JSONResponse:
+async def retry(request: Request) -> Response:
     principal = await require(request, "write")
     res = resources(request)
     result, started = await in_thread(
@@ -311,7 +306,7 @@ async def retry(request: Request) -> JSONResponse:
         idempotency_key=idempotency_key(request),
         quota=quota_for(res, principal),
     )
-    return JSONResponse(result, status_code=202 if started else 200)
+    return reply(request, result, status=202 if started else 200)
 
 
 routes = [

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from aia_engine.clock import utcnow
@@ -20,6 +20,7 @@ from api.auth import require
 from api.body import json_body, parse_model
 from api.contract import Reply, operation, query
 from api.deps import Resources, in_thread, resources
+from api.replies import reply
 
 DELIVERY_STATUSES = ("pending", "delivered", "failed", "cancelled")
 
@@ -32,7 +33,7 @@ DELIVERY_STATUSES = ("pending", "delivered", "failed", "cancelled")
     responses={201: schemas.WebhookPublic},
     errors=("E007",),
 )
-async def register(request: Request) -> JSONResponse:
+async def register(request: Request) -> Response:
     principal = await require(request, "write")
     res = resources(request)
     body = parse_model(registry.WebhookCreate, await json_body(request))
@@ -44,16 +45,17 @@ async def register(request: Request) -> JSONResponse:
         settings=res.settings,
         resolve=res.resolve,
     )
-    return JSONResponse(created, status_code=201)
+    return reply(request, created, status=201)
 
 
 @operation("List webhooks", tag="webhooks", scope="read", responses={200: schemas.WebhookList})
-async def list_all(request: Request) -> JSONResponse:
+async def list_all(request: Request) -> Response:
     principal = await require(request, "read")
-    return JSONResponse(
+    return reply(
+        request,
         await in_thread(
             registry.list_webhooks, resources(request).sessions, client_id=principal.client_id
-        )
+        ),
     )
 
 
@@ -85,10 +87,11 @@ async def one(request: Request) -> Response:
     res = resources(request)
     if request.method == "GET":
         principal = await require(request, "read")
-        return JSONResponse(
+        return reply(
+            request,
             await in_thread(
                 registry.get_webhook, res.sessions, webhook_id, client_id=principal.client_id
-            )
+            ),
         )
     principal = await require(request, "write")
     if request.method == "DELETE":
@@ -97,7 +100,8 @@ async def one(request: Request) -> Response:
         )
         return Response(status_code=204)
     body = parse_model(registry.WebhookUpdate, await json_body(request))
-    return JSONResponse(
+    return reply(
+        request,
         await in_thread(
             registry.update_webhook,
             res.sessions,
@@ -106,24 +110,25 @@ async def one(request: Request) -> Response:
             client_id=principal.client_id,
             settings=res.settings,
             resolve=res.resolve,
-        )
+        ),
     )
 
 
 @operation(
     "Rotate webhook secret", tag="webhooks", scope="write", responses={200: schemas.WebhookPublic}
 )
-async def rotate(request: Request) -> JSONResponse:
+async def rotate(request: Request) -> Response:
     principal = await require(request, "write")
     res = resources(request)
-    return JSONResponse(
+    return reply(
+        request,
         await in_thread(
             registry.rotate_secret,
             res.sessions,
             request.path_params["webhook_id"],
             client_id=principal.client_id,
             settings=res.settings,
-        )
+        ),
     )
 
 
@@ -149,7 +154,7 @@ def _page_limit(request: Request) -> int:
     ],
     responses={200: schemas.DeliveryList},
 )
-async def deliveries(request: Request) -> JSONResponse:
+async def deliveries(request: Request) -> Response:
     principal = await require(request, "read")
     status = request.query_params.get("status")
     if status is not None and status not in DELIVERY_STATUSES:
@@ -158,7 +163,8 @@ async def deliveries(request: Request) -> JSONResponse:
             field="status",
             provided_value=status[:50],
         )
-    return JSONResponse(
+    return reply(
+        request,
         await in_thread(
             delivery_log.list_deliveries,
             resources(request).sessions,
@@ -167,7 +173,7 @@ async def deliveries(request: Request) -> JSONResponse:
             limit=_page_limit(request),
             before=request.query_params.get("cursor"),
             status=status,
-        )
+        ),
     )
 
 
@@ -177,15 +183,16 @@ async def deliveries(request: Request) -> JSONResponse:
     scope="read",
     responses={200: schemas.WebhookDeliveryView},
 )
-async def one_delivery(request: Request) -> JSONResponse:
+async def one_delivery(request: Request) -> Response:
     principal = await require(request, "read")
-    return JSONResponse(
+    return reply(
+        request,
         await in_thread(
             delivery_log.get_delivery,
             resources(request).sessions,
             request.path_params["delivery_id"],
             client_id=principal.client_id,
-        )
+        ),
     )
 
 
@@ -196,7 +203,7 @@ async def one_delivery(request: Request) -> JSONResponse:
     responses={202: schemas.WebhookDeliveryView},
     errors=("E009",),
 )
-async def redeliver(request: Request) -> JSONResponse:
+async def redeliver(request: Request) -> Response:
     principal = await require(request, "write")
     res = resources(request)
     delivery_id = await in_thread(
@@ -210,7 +217,7 @@ async def redeliver(request: Request) -> JSONResponse:
     shown = await in_thread(
         delivery_log.get_delivery, res.sessions, delivery_id, client_id=principal.client_id
     )
-    return JSONResponse(shown, status_code=202)
+    return reply(request, shown, status=202)
 
 
 def _ping(res: Resources, webhook_id: str, client_id: str) -> dict[str, Any]:
@@ -235,12 +242,12 @@ def _ping(res: Resources, webhook_id: str, client_id: str) -> dict[str, Any]:
     responses={200: schemas.WebhookDeliveryView},
     errors=("E009",),
 )
-async def test_ping(request: Request) -> JSONResponse:
+async def test_ping(request: Request) -> Response:
     """Send a signed `webhook.test` event now and answer with the attempt's outcome."""
     principal = await require(request, "write")
     res = resources(request)
     shown = await in_thread(_ping, res, request.path_params["webhook_id"], principal.client_id)
-    return JSONResponse(shown)
+    return reply(request, shown)
 
 
 routes = [
