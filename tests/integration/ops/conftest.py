@@ -7,15 +7,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.conftest import wait_until
 from tests.integration.api.conftest import make_client  # noqa: F401  (a fixture)
-from tests.integration.conftest import ROOT, Services
+from tests.integration.conftest import ROOT, Services, stop_process
 
 FLOWER_LOGIN = ("operator", "flower-test-password")
 
@@ -74,30 +74,26 @@ def wait_for(
     interval: float = 0.2,
 ) -> Any:
     """Poll `check()` until it returns something truthy; fail early if `proc` died."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            found = check()
-        except (httpx.HTTPError, OSError):
-            found = None
-        if found:
-            return found
+
+    def checked() -> Any:
         if proc is not None and proc.poll() is not None:
             pytest.fail(f"{what}: the process exited with {proc.returncode}:\n{log_of(proc)}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not after {timeout}s:\n{log_of(proc)[-4000:] if proc else ''}")
-        time.sleep(interval)
+        return check()
+
+    return wait_until(
+        checked,
+        lambda: f"{what}:\n{log_of(proc)[-4000:] if proc else ''}",
+        timeout=timeout,
+        interval=interval,
+        ignore=(httpx.HTTPError, OSError),
+    )
 
 
 def terminate(proc: subprocess.Popen[bytes], timeout: float = 40) -> int:
     """SIGTERM, as a process manager sends it; the exit code (fails if it had to be killed)."""
-    proc.send_signal(signal.SIGTERM)
-    try:
-        return proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(5)
-        pytest.fail(f"still running {timeout}s after SIGTERM:\n{log_of(proc)[-4000:]}")
+    code = stop_process(proc, signal.SIGTERM, timeout, must_exit=True)
+    assert code is not None
+    return code
 
 
 def celery_ping(env: dict[str, str], node: str) -> bool:

@@ -20,10 +20,10 @@ from tests.integration.conftest import (
     _empty_redis_db,
     _stop,
     noop,
+    private_engine,
     workflow,
 )
 from tests.integration.ops.conftest import ops_env
-from tests.integration.test_durability import private_engine
 
 
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

@@ -21,7 +21,11 @@ from tests.integration.conftest import (
     WorkerFactory,
     _empty_redis_db,
     _stop,
+    assert_each_output_written_once,
     noop,
+    private_engine,
+    start_beat,
+    wait_all,
     workflow,
 )
 from tests.integration.ops.conftest import (
@@ -32,12 +36,6 @@ from tests.integration.ops.conftest import (
     terminate,
     tiers,
     wait_for,
-)
-from tests.integration.test_durability import (
-    assert_each_output_written_once,
-    private_engine,
-    start_beat,
-    wait_all,
 )
 
 
