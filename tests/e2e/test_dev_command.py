@@ -7,8 +7,9 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from tests.conftest import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "aia_engine.cli"]
@@ -30,11 +31,12 @@ def test_dev_runs_the_guides_workflow_on_embedded_services(tmp_path: Path) -> No
     )
     try:
         services = tmp_path / "data" / "services.json"
-        deadline = time.monotonic() + 120
-        while not services.exists():
+
+        def started() -> bool:
             assert dev.poll() is None, (tmp_path / "dev.log").read_text()
-            assert time.monotonic() < deadline, "dev did not start"
-            time.sleep(0.2)
+            return services.exists()
+
+        wait_until(started, "dev to write services.json", timeout=120, interval=0.2)
         run = subprocess.run(
             [*CLI, "run", "examples/complex_analysis.json", "--wait", "--timeout", "120"],
             env=env,

@@ -14,6 +14,7 @@ import redis
 from sqlalchemy import func, select
 
 from aia_engine.db.models import StageRun, Task
+from tests.conftest import wait_until
 from tests.integration.api.conftest import Credentials
 from tests.integration.conftest import (
     Engine,
@@ -127,7 +128,8 @@ def test_sigterm_to_the_api_under_load_loses_no_accepted_request(
     threads = [threading.Thread(target=load, args=(n,)) for n in range(8)]
     for t in threads:
         t.start()
-    time.sleep(2.0)
+    # ... and well under way: a hundred submissions accepted (the test needs more than 50)
+    wait_until(lambda: sum(1 for o in outcomes if o[1] == 200) >= 100, "100 accepted submissions")
     # When the API gets SIGTERM
     terminated_at = time.monotonic()
     code = terminate(api.proc)
