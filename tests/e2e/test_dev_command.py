@@ -9,7 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import wait_until
+
+# Embedded services, then the guide's workflow with `run --wait --timeout 120`.
+pytestmark = pytest.mark.timeout(240)
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "aia_engine.cli"]

@@ -20,6 +20,8 @@ import pytest
 from aia_engine.embedded import free_port
 from tests.conftest import wait_until
 
+pytestmark = pytest.mark.timeout(150)  # embedded services started twice: 30 s
+
 ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "aia_engine.cli"]
 REFUSED_WITHIN_S = 10.0  # a refusal is the CLI's start-up (about 1 s here) and one check
@@ -136,7 +138,7 @@ def devs(tmp_path: Path) -> Iterator[Devs]:
         end_leftovers(tmp_path)
 
 
-def wait_up(proc: subprocess.Popen[bytes], port: int, timeout: float = 180) -> None:
+def wait_up(proc: subprocess.Popen[bytes], port: int, timeout: float = 60) -> None:
     """Up when its API answers (any status: workers may still be starting)."""
 
     def answers() -> bool:

@@ -33,6 +33,9 @@ from tests.integration.conftest import (
     workflow,
 )
 
+# Workers, beat and Redis restarts: up to 15 s each on an idle machine.
+pytestmark = pytest.mark.timeout(120)
+
 
 def count_status(engine: Engine, ids: list[str], status: str) -> int:
     with engine.sessions.begin() as session:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from aia_engine.db.models import StageRun
@@ -14,6 +15,8 @@ from tests.integration.conftest import (
     wait_all,
     workflow,
 )
+
+pytestmark = pytest.mark.timeout(120)  # 300 queued tasks: 12 s on an idle machine
 
 
 def started(engine: Engine, ids: list[str]) -> dict[str, float]:

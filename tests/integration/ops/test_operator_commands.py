@@ -7,6 +7,7 @@ import socket
 import subprocess
 import time
 
+import pytest
 import redis
 from sqlalchemy import func, select
 
@@ -24,6 +25,8 @@ from tests.integration.conftest import (
     workflow,
 )
 from tests.integration.ops.conftest import ops_env
+
+pytestmark = pytest.mark.timeout(90)  # up to 20 s on an idle machine
 
 
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

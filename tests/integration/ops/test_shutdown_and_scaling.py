@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 
 import httpx
+import pytest
 import redis
 from sqlalchemy import func, select
 
@@ -38,6 +39,8 @@ from tests.integration.ops.conftest import (
     tiers,
     wait_for,
 )
+
+pytestmark = pytest.mark.timeout(120)  # 21-24 s each on an idle machine
 
 
 def stages_in(engine: Engine, ids: list[str], status: str) -> set[tuple[str, str]]:
