@@ -299,9 +299,10 @@ def worker(start_worker: WorkerFactory) -> Iterator[subprocess.Popen[bytes]]:
 def wait_run_ended(
     worker: subprocess.Popen[bytes], celery_id: str, what: str, timeout: float = 20
 ) -> None:
-    """Until the worker's log says how the Celery task `celery_id` ended (succeeded, failed,
-    revoked or terminated): after that, nothing of that run can still write."""
-    ends = ("succeeded", "raised", "Terminated", "failed", "Discarding revoked")
+    """Until the worker's log says the Celery task `celery_id` ended (succeeded, failed, or
+    discarded as revoked) or that it sent the revoke's SIGTERM to the process running it (a
+    terminated run logs nothing more)."""
+    ends = ("succeeded", "raised", "failed", "Discarding revoked", "Terminating")
 
     def ended() -> bool:
         if worker.poll() is not None:
