@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from collections.abc import Callable, Iterator
-from typing import TypeVar
+from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
@@ -54,3 +56,11 @@ def wait_until(
             said = what() if callable(what) else what
             pytest.fail(f"timed out after {timeout}s waiting for {said} (last: {last!r})")
         time.sleep(interval)
+
+
+def popen_to_log(argv: list[str], *, log: Path, **kwargs: Any) -> subprocess.Popen[bytes]:
+    """`subprocess.Popen` with stdout and stderr going to the file `log`. The parent's handle is
+    closed at once (the child has its own copy), so no open file is left to the garbage
+    collector, which would report it as an unraisable ResourceWarning."""
+    with log.open("wb") as out:
+        return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, **kwargs)

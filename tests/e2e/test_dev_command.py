@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import wait_until
+from tests.conftest import popen_to_log, wait_until
 
 # Embedded services, then the guide's workflow with `run --wait --timeout 120`.
 pytestmark = pytest.mark.timeout(240)
@@ -23,16 +23,15 @@ CLI = [sys.executable, "-m", "aia_engine.cli"]
 def test_dev_runs_the_guides_workflow_on_embedded_services(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "CI")}
     env |= {"AIA_DATA_DIR": str(tmp_path / "data"), "PYTHONPATH": str(ROOT)}
-    log = (tmp_path / "dev.log").open("wb")
+    log = tmp_path / "dev.log"
     from aia_engine.embedded import free_port
 
     port = free_port()
-    dev = subprocess.Popen(
+    dev = popen_to_log(
         [*CLI, "dev", "-c", "1", "--port", str(port)],
         env=env,
         cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+        log=log,
     )
     try:
         services = tmp_path / "data" / "services.json"

@@ -18,7 +18,7 @@ import psutil
 import pytest
 
 from aia_engine.embedded import free_port
-from tests.conftest import wait_until
+from tests.conftest import popen_to_log, wait_until
 
 pytestmark = pytest.mark.timeout(150)  # embedded services started twice: 30 s
 
@@ -87,12 +87,11 @@ class Devs:
 
     def start(self, data_dir: Path, *args: str, **env: str) -> subprocess.Popen[bytes]:
         log = self.tmp / f"dev-{len(self.started)}.log"
-        proc = subprocess.Popen(
+        proc = popen_to_log(
             [*CLI, "dev", "-c", "1", *args],
             env=dev_env(data_dir, **env),
             cwd=ROOT,
-            stdout=log.open("wb"),
-            stderr=subprocess.STDOUT,
+            log=log,
             start_new_session=True,
         )
         proc.log = log  # type: ignore[attr-defined]

@@ -29,7 +29,7 @@ from aia_engine.db.migrate import upgrade
 from aia_engine.db.session import make_engine, make_sessions
 from aia_engine.embedded import free_port
 from aia_engine.metrics.requests import window
-from tests.conftest import wait_until
+from tests.conftest import popen_to_log, wait_until
 from tests.integration.api.conftest import Credentials, LiveApi, token_for, wait_task
 from tests.integration.conftest import ROOT, Services, WorkerFactory, _stop
 
@@ -80,11 +80,11 @@ def fresh(services: Services) -> Iterator[FreshStack]:
     port = free_port()
     log = services.tmp / f"fresh-api-{port}.log"
     started_at = time.monotonic()
-    proc = subprocess.Popen(
+    proc = popen_to_log(
         [sys.executable, "-m", "uvicorn", "--factory", "api.app:app_from_env", "--host",
          "127.0.0.1", "--port", str(port), "--log-level", "warning"],
         env={**services.env, "DATABASE_URL": url, "REDIS_URL": redis_url},
-        cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        cwd=ROOT, log=log,
     )  # fmt: skip
     client = redis.Redis.from_url(redis_url)
     try:

@@ -25,6 +25,7 @@ from aia_engine.limits.bucket import Decision
 from aia_engine.limits.limiter import RateLimiter, limiter_redis
 from aia_engine.limits.tiers import DEFAULT_TIERS
 from api.app import create_app
+from tests.conftest import popen_to_log
 from tests.integration.api.conftest import Credentials, LiveApi, serve, token_for
 from tests.integration.conftest import ROOT, Services, _stop
 
@@ -150,10 +151,10 @@ def _api_process(services: Services, port: int, log: Path) -> subprocess.Popen[b
         **services.env,
         "AIA_RATE_LIMIT_TIERS": json.dumps({k: v.model_dump() for k, v in DEFAULT_TIERS.items()}),
     }
-    proc = subprocess.Popen(
+    proc = popen_to_log(
         [sys.executable, "-m", "uvicorn", "--factory", "api.app:app_from_env", "--host", "127.0.0.1",
          "--port", str(port), "--log-level", "warning"],
-        env=env, cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        env=env, cwd=ROOT, log=log,
     )  # fmt: skip
     deadline = time.monotonic() + 30
     while True:

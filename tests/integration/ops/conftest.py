@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import wait_until
+from tests.conftest import popen_to_log, wait_until
 from tests.integration.api.conftest import make_client  # noqa: F401  (a fixture)
 from tests.integration.conftest import ROOT, Services, stop_process
 
@@ -48,14 +48,7 @@ def start(
 ) -> subprocess.Popen[bytes]:
     """Start a command (a Procfile line through bash, or an argv) in its own process group."""
     argv = ["bash", "-c", command] if isinstance(command, str) else command
-    proc = subprocess.Popen(
-        argv,
-        env=env,
-        cwd=ROOT,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    proc = popen_to_log(argv, env=env, cwd=ROOT, log=log, start_new_session=True)
     proc.log_path = log  # type: ignore[attr-defined]
     services.workers.append(proc)
     return proc
