@@ -67,6 +67,7 @@ def test_dev_runs_the_guides_workflow_on_embedded_services(tmp_path: Path) -> No
             dev.wait(60)
         except subprocess.TimeoutExpired:
             dev.kill()
+            dev.wait(10)
     assert dev.returncode == 0, (tmp_path / "dev.log").read_text()
 
 

@@ -80,3 +80,4 @@ def test_a_failure_shows_only_after_the_grace_period(services: Services, tmp_pat
         thread.join(10)
         if proc.poll() is None:
             proc.kill()
+            proc.wait(10)

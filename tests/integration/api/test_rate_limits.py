@@ -267,6 +267,7 @@ def test_redis_down_under_load(services: Services, make_client: Callable[..., Cr
         server.should_exit = True
         thread.join(10)
         redis_proc.terminate()
+        redis_proc.wait(10)  # reaped: else an unraisable "subprocess is still running"
         from workers.app import use_redis
 
         use_redis(services.redis_url)  # create_app pointed the shared Celery app elsewhere
