@@ -178,7 +178,8 @@ def _csv_lines(handle: IO[str], batch_id: str) -> Iterator[Line]:
     start = reader.line_num + 1
     for row in reader:
         number, start = start, reader.line_num + 1
-        content = json.dumps(row, sort_keys=True)
+        # Extra fields sit under the key None, which sort_keys cannot order with the names.
+        content = json.dumps({str(k): v for k, v in row.items()}, sort_keys=True)
         key = _key(batch_id, number, content)
         if None in row:
             yield Line(number, None, "more fields than the header has columns", key)

@@ -7,8 +7,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+import pytest
+
+from tests.conftest import popen_to_log, wait_until
+
+# Embedded services, then the guide's workflow with `run --wait --timeout 120`.
+pytestmark = pytest.mark.timeout(240)
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "cli"]
@@ -17,24 +23,24 @@ CLI = [sys.executable, "-m", "cli"]
 def test_dev_runs_the_guides_workflow_on_embedded_services(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "CI")}
     env |= {"AIA_DATA_DIR": str(tmp_path / "data"), "PYTHONPATH": str(ROOT)}
-    log = (tmp_path / "dev.log").open("wb")
+    log = tmp_path / "dev.log"
     from aia_engine.embedded import free_port
 
     port = free_port()
-    dev = subprocess.Popen(
+    dev = popen_to_log(
         [*CLI, "dev", "-c", "1", "--port", str(port)],
         env=env,
         cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+        log=log,
     )
     try:
         services = tmp_path / "data" / "services.json"
-        deadline = time.monotonic() + 120
-        while not services.exists():
+
+        def started() -> bool:
             assert dev.poll() is None, (tmp_path / "dev.log").read_text()
-            assert time.monotonic() < deadline, "dev did not start"
-            time.sleep(0.2)
+            return services.exists()
+
+        wait_until(started, "dev to write services.json", timeout=120, interval=0.2)
         run = subprocess.run(
             [*CLI, "run", "examples/complex_analysis.json", "--wait", "--timeout", "120"],
             env=env,
@@ -61,6 +67,7 @@ def test_dev_runs_the_guides_workflow_on_embedded_services(tmp_path: Path) -> No
             dev.wait(60)
         except subprocess.TimeoutExpired:
             dev.kill()
+            dev.wait(10)
     assert dev.returncode == 0, (tmp_path / "dev.log").read_text()
 
 

@@ -18,6 +18,9 @@ import psutil
 import pytest
 
 from aia_engine.embedded import free_port
+from tests.conftest import popen_to_log, wait_until
+
+pytestmark = pytest.mark.timeout(150)  # embedded services started twice: 30 s
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "cli"]
@@ -84,12 +87,11 @@ class Devs:
 
     def start(self, data_dir: Path, *args: str, **env: str) -> subprocess.Popen[bytes]:
         log = self.tmp / f"dev-{len(self.started)}.log"
-        proc = subprocess.Popen(
+        proc = popen_to_log(
             [*CLI, "dev", "-c", "1", *args],
             env=dev_env(data_dir, **env),
             cwd=ROOT,
-            stdout=log.open("wb"),
-            stderr=subprocess.STDOUT,
+            log=log,
             start_new_session=True,
         )
         proc.log = log  # type: ignore[attr-defined]
@@ -135,17 +137,21 @@ def devs(tmp_path: Path) -> Iterator[Devs]:
         end_leftovers(tmp_path)
 
 
-def wait_up(proc: subprocess.Popen[bytes], port: int, timeout: float = 180) -> None:
+def wait_up(proc: subprocess.Popen[bytes], port: int, timeout: float = 60) -> None:
     """Up when its API answers (any status: workers may still be starting)."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def answers() -> bool:
         assert proc.poll() is None, proc.log.read_text()  # type: ignore[attr-defined]
-        assert time.monotonic() < deadline, proc.log.read_text()  # type: ignore[attr-defined]
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.3)
+        httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+        return True
+
+    wait_until(
+        answers,
+        lambda: f"the dev's API to answer:\n{proc.log.read_text()}",  # type: ignore[attr-defined]
+        timeout=timeout,
+        interval=0.3,
+        ignore=(httpx.HTTPError,),
+    )
 
 
 def test_a_second_dev_is_refused_and_a_killed_one_blocks_nothing(
@@ -187,10 +193,11 @@ def test_a_second_dev_is_refused_and_a_killed_one_blocks_nothing(
     # A clean stop stops everything, the PostgreSQL it took over included.
     second.send_signal(signal.SIGINT)
     assert second.wait(90) == 0, second.log.read_text()  # type: ignore[attr-defined]
-    deadline = time.monotonic() + 30
-    while processes_using(data) or group_members(second.pid):
-        assert time.monotonic() < deadline, [p.cmdline() for p in processes_using(data)]
-        time.sleep(0.2)
+    wait_until(
+        lambda: not (processes_using(data) or group_members(second.pid)),
+        lambda: f"every process of the dev ended: {[p.cmdline() for p in processes_using(data)]}",
+        interval=0.2,
+    )
     assert (data / "dev.lock").read_text() == ""  # no record of a dev that is not running
 
 

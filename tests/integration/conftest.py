@@ -7,6 +7,7 @@ Each test session gets a fresh database (refusing to reuse one) and an empty Red
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -22,19 +23,19 @@ from typing import Any
 import psycopg
 import pytest
 import redis
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 import tests.agents  # noqa: F401  (registers `test_noop` here too, whatever imported first)
 from aia_engine.db.migrate import upgrade
-from aia_engine.db.models import Task
+from aia_engine.db.models import StageRun, Task, TaskEvent
 from aia_engine.db.session import Sessions, make_engine, make_sessions
 from aia_engine.publishing import PublishGate
 from aia_engine.settings import Settings, get_settings
 from aia_engine.tasks.models import TaskRequest
 from aia_engine.tasks.queries import get_task
 from aia_engine.tasks.submit import submit_task
-from tests.conftest import SERVICE_ENV
+from tests.conftest import SERVICE_ENV, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -170,14 +171,52 @@ def _empty_redis_db(url: str) -> str:
     pytest.fail("no empty Redis database (2-15) to run tests in", pytrace=False)
 
 
-def _stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 20) -> None:
-    if proc.poll() is None:
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+def stop_process(
+    proc: subprocess.Popen[bytes],
+    sig: int = signal.SIGTERM,
+    timeout: float = 20,
+    *,
+    must_exit: bool = False,
+) -> int | None:
+    """Send `sig` and wait; past `timeout`, kill the process group (a prefork worker's children
+    too). The exit code; with `must_exit`, having to kill it fails the test (a graceful stop is
+    what is being tested)."""
+    if proc.poll() is not None:
+        return proc.returncode
+    proc.send_signal(sig)
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):  # it ended just now
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+        if must_exit:
+            pytest.fail(f"still running {timeout}s after signal {sig}:\n{log_tail(proc)}")
+        return None
+
+
+# The name the integration modules have always imported.
+_stop = stop_process
+
+
+def log_tail(proc: subprocess.Popen[bytes], size: int = 4000) -> str:
+    """The end of a process's log file (`log_path`, set by the helpers that start one)."""
+    path: Path | None = getattr(proc, "log_path", None)
+    if path is None or not path.exists():
+        return ""
+    return path.read_text(errors="replace")[-size:]
+
+
+def wait_logged(proc: subprocess.Popen[bytes], text: str, what: str, timeout: float = 60) -> None:
+    """Until `text` is in the process's log; fails at once, with the log, if the process exits."""
+
+    def seen() -> bool:
+        if proc.poll() is not None:
+            pytest.fail(f"{what}: the process exited with {proc.returncode}:\n{log_tail(proc)}")
+        path: Path = proc.log_path  # type: ignore[attr-defined]
+        return path.exists() and text in path.read_text(errors="replace")
+
+    wait_until(seen, lambda: f"{what}:\n{log_tail(proc)}", timeout=timeout, interval=0.1)
 
 
 WorkerFactory = Callable[..., subprocess.Popen[bytes]]
@@ -196,6 +235,27 @@ def spawn_celery(
         start_new_session=True,
     )
     services.workers.append(proc)
+    return proc
+
+
+def start_beat(
+    services: Services,
+    env: dict[str, str] | None = None,
+    *,
+    name: str = "beat",
+    publishing_events: bool = False,
+) -> subprocess.Popen[bytes]:
+    """Start `celery beat` (relay, reconciler, monitors) with its own schedule file and log.
+
+    With `publishing_events`, wait until its event pump has the lock (webhooks go out)."""
+    tag = f"{name}-{secrets.token_hex(3)}"
+    log = services.tmp / f"{tag}.log"
+    proc = spawn_celery(
+        services, "beat", "-l", "INFO", "-s", str(services.tmp / tag), "-f", str(log), env=env
+    )
+    proc.log_path = log  # type: ignore[attr-defined]
+    if publishing_events:
+        wait_logged(proc, "event pump: this process publishes events", f"{name} pumping events")
     return proc
 
 
@@ -224,23 +284,10 @@ def start_worker(services: Services) -> WorkerFactory:
         )  # fmt: skip
         proc.log_path = log  # type: ignore[attr-defined]
         if wait:
-            _wait_ready(proc, log)
+            wait_logged(proc, " ready.", f"worker {name} ready")
         return proc
 
     return start
-
-
-def _wait_ready(proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(
-                f"worker exited with {proc.returncode}:\n{log.read_text() if log.exists() else ''}"
-            )
-        if log.exists() and " ready." in log.read_text():
-            return
-        time.sleep(0.1)
-    pytest.fail(f"worker not ready after {timeout}s:\n{log.read_text() if log.exists() else ''}")
 
 
 @pytest.fixture(scope="module")
@@ -249,6 +296,23 @@ def worker(start_worker: WorkerFactory) -> Iterator[subprocess.Popen[bytes]]:
     proc = start_worker()
     yield proc
     _stop(proc)
+
+
+def wait_run_ended(
+    worker: subprocess.Popen[bytes], celery_id: str, what: str, timeout: float = 20
+) -> None:
+    """Until the worker's log says the Celery task `celery_id` ended (succeeded, failed, or
+    discarded as revoked) or that it sent the revoke's SIGTERM to the process running it (a
+    terminated run logs nothing more)."""
+    ends = ("succeeded", "raised", "failed", "Discarding revoked", "Terminating")
+
+    def ended() -> bool:
+        if worker.poll() is not None:
+            pytest.fail(f"{what}: the worker exited with {worker.returncode}")
+        text = worker.log_path.read_text(errors="replace")  # type: ignore[attr-defined]
+        return any(celery_id in line and any(e in line for e in ends) for line in text.splitlines())
+
+    wait_until(ended, lambda: f"{what}:\n{log_tail(worker)}", timeout=timeout, interval=0.1)
 
 
 @dataclass
@@ -284,17 +348,60 @@ class Engine:
         statuses: tuple[str, ...] = ("completed", "failed", "cancelled"),
         timeout: float = 60,
     ) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            view = self.get(task_id)
-            if view["status"] in statuses:
-                return view
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"task {task_id} still {view['status']} after {timeout}s: "
-                    f"{[(s['name'], s['status']) for s in view['stages']]}"
-                )
-            time.sleep(0.1)
+        last: dict[str, Any] = {}
+
+        def ended() -> dict[str, Any] | None:
+            last.update(self.get(task_id))
+            return dict(last) if last["status"] in statuses else None
+
+        return wait_until(
+            ended,
+            lambda: (
+                f"task {task_id} to be {'/'.join(statuses)}, still {last['status']}: "
+                f"{[(s['name'], s['status']) for s in last['stages']]}"
+            ),
+            timeout=timeout,
+            interval=0.1,
+        )
+
+    def celery_id(self, task_id: str, name: str) -> str:
+        """The Celery task id of stage `name`'s current run."""
+        with self.sessions.begin() as session:
+            cid = session.scalar(
+                select(StageRun.celery_id).where(StageRun.task_id == task_id, StageRun.name == name)
+            )
+        assert cid, f"stage {name} of {task_id} has no Celery run"
+        return cid
+
+    def stage(self, task_id: str, name: str) -> dict[str, Any]:
+        """One stage of the task's view."""
+        return next(s for s in self.get(task_id)["stages"] if s["name"] == name)
+
+    def wait_stage(
+        self, task_id: str, name: str, status: str = "running", timeout: float = 30
+    ) -> dict[str, Any]:
+        """Until stage `name` is `status` (a running stage: its agent has started)."""
+        return wait_until(
+            lambda: (s := self.stage(task_id, name))["status"] == status and s,
+            f"stage {name} of {task_id} to be {status}",
+            timeout=timeout,
+        )
+
+
+def wait_all(engine: Engine, ids: list[str], timeout: float) -> dict[str, int]:
+    """Until every task in `ids` completed, or `timeout` passed: the count of each status (the
+    caller asserts on them, so a failure shows how far the work got)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with engine.sessions.begin() as session:
+            counts = dict(
+                session.execute(
+                    select(Task.status, func.count()).where(Task.id.in_(ids)).group_by(Task.status)
+                ).all()
+            )
+        if counts.get("completed", 0) == len(ids) or time.monotonic() > deadline:
+            return counts
+        time.sleep(0.2)
 
 
 @pytest.fixture(scope="session")
@@ -303,6 +410,42 @@ def engine(services: Services) -> Engine:
     from workers.dispatch import CeleryPublisher
 
     return Engine(services, CeleryPublisher.from_settings(services.settings, app), PublishGate(0.5))
+
+
+def private_engine(engine: Engine, url: str) -> Engine:
+    """An Engine publishing to the broker at `url` (a Redis of the test's own)."""
+    from celery import Celery
+
+    from workers.dispatch import CeleryPublisher
+
+    app = Celery("aia_private", set_as_current=False)
+    app.config_from_object("celeryconfig")
+    app.conf.broker_url = url
+    app.conf.result_backend = f"workers.results:EngineRedisBackend+{url}"
+    return Engine(
+        engine.services,
+        CeleryPublisher.from_settings(engine.services.settings, app),
+        PublishGate(0.5),
+    )
+
+
+def assert_each_output_written_once(engine: Engine, ids: list[str], stages_per_task: int) -> None:
+    with engine.sessions.begin() as session:
+        completed = session.scalar(
+            select(func.count())
+            .select_from(TaskEvent)
+            .where(TaskEvent.task_id.in_(ids), TaskEvent.type == "stage.completed")
+        )
+        rows = session.scalar(
+            select(func.count())
+            .select_from(StageRun)
+            .where(
+                StageRun.task_id.in_(ids),
+                StageRun.status == "completed",
+                StageRun.output.is_not(None),
+            )
+        )
+    assert rows == completed == len(ids) * stages_per_task
 
 
 def workflow(stages: dict[str, dict[str, Any]], **extra: Any) -> dict[str, Any]:

@@ -7,9 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from aia_engine.datasets.store import find_dataset
 from aia_engine.tasktypes import find_task_type
 from tests.integration.conftest import ROOT, Services
+
+pytestmark = pytest.mark.timeout(90)  # a CLI process per step: 20-24 s each
 
 
 def cli(

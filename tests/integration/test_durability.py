@@ -16,27 +16,25 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import func, select
 
-from aia_engine.db.models import StageRun, Task, TaskEvent
+from aia_engine.db.models import StageRun, Task
 from aia_engine.embedded import free_port, start_redis
-from aia_engine.publishing import PublishGate
+from tests.conftest import wait_until
 from tests.integration.conftest import (
     ROOT,
     Engine,
     Services,
     WorkerFactory,
     _stop,
+    assert_each_output_written_once,
     noop,
-    spawn_celery,
+    private_engine,
+    start_beat,
+    wait_all,
     workflow,
 )
 
-
-def start_beat(services: Services, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    schedule = services.tmp / f"beat-{time.monotonic_ns()}"
-    log = services.tmp / "beat.log"
-    return spawn_celery(
-        services, "beat", "-l", "INFO", "-s", str(schedule), "-f", str(log), env=env
-    )
+# Workers, beat and Redis restarts: up to 15 s each on an idle machine.
+pytestmark = pytest.mark.timeout(120)
 
 
 def count_status(engine: Engine, ids: list[str], status: str) -> int:
@@ -71,39 +69,6 @@ def finish_with_fresh_processes(
         _stop(w)
 
 
-def wait_all(engine: Engine, ids: list[str], timeout: float) -> dict[str, int]:
-    deadline = time.monotonic() + timeout
-    while True:
-        with engine.sessions.begin() as session:
-            counts = dict(
-                session.execute(
-                    select(Task.status, func.count()).where(Task.id.in_(ids)).group_by(Task.status)
-                ).all()
-            )
-        if counts.get("completed", 0) == len(ids) or time.monotonic() > deadline:
-            return counts
-        time.sleep(0.5)
-
-
-def assert_each_output_written_once(engine: Engine, ids: list[str], stages_per_task: int) -> None:
-    with engine.sessions.begin() as session:
-        completed = session.scalar(
-            select(func.count())
-            .select_from(TaskEvent)
-            .where(TaskEvent.task_id.in_(ids), TaskEvent.type == "stage.completed")
-        )
-        rows = session.scalar(
-            select(func.count())
-            .select_from(StageRun)
-            .where(
-                StageRun.task_id.in_(ids),
-                StageRun.status == "completed",
-                StageRun.output.is_not(None),
-            )
-        )
-    assert rows == completed == len(ids) * stages_per_task
-
-
 def test_worker_killed_with_200_stages_in_flight_loses_nothing(
     engine: Engine, start_worker: WorkerFactory, services: Services
 ) -> None:
@@ -117,17 +82,19 @@ def test_worker_killed_with_200_stages_in_flight_loses_nothing(
         )
         for _ in range(100)
     ]
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    def completed_stages() -> int:
         with engine.sessions.begin() as session:
-            done = session.scalar(
-                select(func.count())
-                .select_from(StageRun)
-                .where(StageRun.task_id.in_(ids), StageRun.status == "completed")
+            return int(
+                session.scalar(
+                    select(func.count())
+                    .select_from(StageRun)
+                    .where(StageRun.task_id.in_(ids), StageRun.status == "completed")
+                )
+                or 0
             )
-        if done and done >= 10:
-            break
-        time.sleep(0.05)
+
+    wait_until(lambda: completed_stages() >= 10, "ten stages completed", timeout=30)
     # When it is killed with SIGKILL mid-run (main process and its pool children)
     os.killpg(victim.pid, signal.SIGKILL)
     victim.wait(10)
@@ -157,22 +124,6 @@ def private_redis(services: Services) -> Iterator[dict[str, object]]:
     current = state["proc"]
     assert isinstance(current, subprocess.Popen)
     _stop(current)
-
-
-def private_engine(engine: Engine, url: str) -> Engine:
-    from celery import Celery
-
-    from workers.dispatch import CeleryPublisher
-
-    app = Celery("aia_private", set_as_current=False)
-    app.config_from_object("celeryconfig")
-    app.conf.broker_url = url
-    app.conf.result_backend = f"workers.results:EngineRedisBackend+{url}"
-    return Engine(
-        engine.services,
-        CeleryPublisher.from_settings(engine.services.settings, app),
-        PublishGate(0.5),
-    )
 
 
 def restart_redis_empty(services: Services, state: dict[str, object]) -> None:

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-import time
-
+import pytest
 from sqlalchemy import select
 
 from aia_engine.db.models import StageRun
-from tests.integration.conftest import Engine, WorkerFactory, _stop, noop, workflow
-from tests.integration.test_durability import wait_all
+from tests.conftest import wait_until
+from tests.integration.conftest import (
+    Engine,
+    WorkerFactory,
+    _stop,
+    noop,
+    wait_all,
+    workflow,
+)
+
+pytestmark = pytest.mark.timeout(120)  # 300 queued tasks: 12 s on an idle machine
 
 
 def started(engine: Engine, ids: list[str]) -> dict[str, float]:
@@ -28,9 +36,7 @@ def test_high_priority_work_overtakes_a_low_backlog_which_still_finishes(
     low = [engine.submit(workflow({"s": noop(sleep_s=0.03)}, priority="low")) for _ in range(300)]
     w = start_worker("prio", concurrency=2)
     try:
-        deadline = time.monotonic() + 30
-        while len(started(engine, low)) < 10 and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_until(lambda: len(started(engine, low)) >= 10, "ten low tasks started", interval=0.02)
         # When 10 high-priority tasks are queued while the worker is busy with the backlog
         high = [
             engine.submit(workflow({"s": noop(sleep_s=0.03)}, priority="high")) for _ in range(10)

@@ -42,14 +42,23 @@ def test_a_cancelled_task_ends_the_wait(engine: Engine) -> None:
     task_id = engine.submit(workflow({"slow": noop(sleep_s=5, steps=50), "later": noop("slow")}))
     engine.wait(task_id, statuses=("in_progress",))
     result: dict[str, str] = {}
+    listening = threading.Event()
+    waiter = TaskWaiter.from_settings(engine.services.settings, recheck_s=60)
+    listen = waiter._listen
+
+    def listen_and_say() -> None:  # the cancel must come while the waiter listens
+        listen()
+        listening.set()
+
+    waiter._listen = listen_and_say  # type: ignore[method-assign]
 
     def wait() -> None:
-        with TaskWaiter.from_settings(engine.services.settings, recheck_s=60) as waiter:
+        with waiter:
             result.update(waiter.wait([task_id], timeout=30))
 
     thread = threading.Thread(target=wait)
     thread.start()
-    time.sleep(0.3)
+    assert listening.wait(10), "the waiter did not LISTEN"
     cancel_task(engine.sessions, engine.publisher, task_id)
     thread.join(10)
     assert result == {task_id: "cancelled"}

@@ -8,7 +8,6 @@ failures); nothing is sent anywhere but 127.0.0.1.
 from __future__ import annotations
 
 import json
-import secrets
 import subprocess
 import time
 from collections.abc import Iterator
@@ -23,18 +22,19 @@ from sqlalchemy import func, select
 from aia_engine.db.models import SystemAlert, Webhook, WebhookAttempt, WebhookDelivery
 from aia_engine.webhooks import registry
 from aia_engine.webhooks.signing import standard_webhooks_secret
+from tests.conftest import wait_until
 from tests.integration.conftest import (
     Engine,
     Services,
     WorkerFactory,
     _stop,
     noop,
-    spawn_celery,
+    start_beat,
     workflow,
 )
 from tests.integration.receiver import Receiver
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = pytest.mark.timeout(120)  # the slowest test: 23 s on an idle machine
 SECRET = "your_webhook_secret_0123"
 NAMES = ("main", "flaky", "broken", "gone", "limited", "redirect", "hang", "healthy", "alerts")
 
@@ -72,17 +72,7 @@ def hooks(
     delivery = start_worker(
         "webhooks", concurrency=8, pool="threads", queues="aia.webhooks", env=env
     )
-    log = services.tmp / f"beat-{secrets.token_hex(3)}.log"
-    beat = spawn_celery(
-        services, "beat", "-s", str(services.tmp / f"beat-{secrets.token_hex(3)}"),
-        "-l", "INFO", "-f", str(log), env=env,
-    )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while "event pump: this process publishes events" not in (
-        log.read_text() if log.exists() else ""
-    ):
-        assert beat.poll() is None and time.monotonic() < deadline, log.read_text()
-        time.sleep(0.1)
+    beat = start_beat(services, env=env, publishing_events=True)
     settings = services.settings.model_copy(update={"webhook_allow": allow})
     yield Hooks(services, receivers, settings)
     _stop(beat)
@@ -145,13 +135,6 @@ def test_the_guides_handler_and_standard_webhooks_accept_every_delivery(
         verifier.verify(old.body, replayed)
 
 
-def wait_until(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-
-
 def event_time(body: dict[str, Any]) -> float:
     return datetime.fromisoformat(body["timestamp"].replace("Z", "+00:00")).timestamp()
 
@@ -183,7 +166,7 @@ def test_receiver_down_then_up_gets_every_event(hooks: Hooks, engine: Engine) ->
                 or 0
             )
 
-    wait_until(lambda: failed_attempts() >= 300, 30, "300 failed attempts")
+    wait_until(lambda: failed_attempts() >= 300, "300 failed attempts", timeout=30)
     assert all(
         a.status_code is None and "connection failed" in (a.error or "")
         for a in attempts(hooks.services, hook)
@@ -209,7 +192,9 @@ def test_an_endpoint_failing_for_the_disable_period_is_disabled_with_one_alert(
     hooks.register(alerts, ["system.alert"], "client-broken")
     hooks.register(hooks.receivers["main"], ["system.alert"], "client-other")  # not theirs
     run_tasks(engine, "client-broken", 5)
-    wait_until(lambda: not hook_row(hooks.services, hook).active, 60, "the endpoint to be disabled")
+    wait_until(
+        lambda: not hook_row(hooks.services, hook).active, "the endpoint to be disabled", timeout=60
+    )
     seen = len(broken.deliveries)
     alerts.wait_for(1, timeout=20)
     time.sleep(3)  # time for any duplicate to show up
@@ -236,7 +221,9 @@ def test_410_disables_at_once(hooks: Hooks, engine: Engine) -> None:
     gone.status = 410
     hook = hooks.register(gone, ["task.completed"], "client-gone")
     run_tasks(engine, "client-gone", 1)
-    wait_until(lambda: not hook_row(hooks.services, hook).active, 20, "the endpoint to be disabled")
+    wait_until(
+        lambda: not hook_row(hooks.services, hook).active, "the endpoint to be disabled", timeout=20
+    )
     assert "410" in (hook_row(hooks.services, hook).disabled_reason or "")
     time.sleep(1)
     tried = attempts(hooks.services, hook)
@@ -255,7 +242,9 @@ def test_429_with_retry_after_waits_as_asked(hooks: Hooks, engine: Engine) -> No
     first, second = limited.deliveries[:2]
     assert second.received_at - first.received_at >= 1.9  # not the 0.2 s backoff
     assert first.json == second.json  # same body, re-signed
-    wait_until(lambda: len(attempts(hooks.services, hook)) == 2, 10, "the second attempt's record")
+    wait_until(
+        lambda: len(attempts(hooks.services, hook)) == 2, "the second attempt's record", timeout=10
+    )
     assert [a.status_code for a in attempts(hooks.services, hook)] == [429, 200]
 
 
@@ -264,7 +253,7 @@ def test_a_redirect_is_not_followed(hooks: Hooks, engine: Engine) -> None:
     redirect.status, redirect.location = 302, "http://169.254.169.254/latest/meta-data/"
     hook = hooks.register(redirect, ["task.completed"], "client-redirect")
     run_tasks(engine, "client-redirect", 1)
-    wait_until(lambda: len(attempts(hooks.services, hook)) >= 2, 20, "two attempts")
+    wait_until(lambda: len(attempts(hooks.services, hook)) >= 2, "two attempts", timeout=20)
     for attempt in attempts(hooks.services, hook):
         assert attempt.status_code == 302 and attempt.address == "127.0.0.1"
         assert "redirect not followed" in (attempt.error or "")

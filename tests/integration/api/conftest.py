@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +15,7 @@ from starlette.applications import Starlette
 from aia_engine.auth.clients import create_client
 from aia_engine.embedded import free_port
 from api.app import create_app
+from tests.conftest import wait_until
 from tests.integration.conftest import Services
 
 
@@ -36,22 +36,42 @@ def serve(app: Starlette) -> tuple[uvicorn.Server, threading.Thread, str]:
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
+    wait_until(lambda: server.started, "uvicorn to start", timeout=20, interval=0.02)
     return server, thread, f"http://127.0.0.1:{port}"
 
 
 def wait_healthy(api: LiveApi, timeout: float = 30) -> dict[str, Any]:
     """Until `/health` answers 200: its background checks have seen a worker started just now."""
-    deadline = time.monotonic() + timeout
     with api.client() as http:
-        while (r := http.get("/health")).status_code != 200:
-            assert time.monotonic() < deadline, r.text
-            time.sleep(0.05)
+        r = wait_until(
+            lambda: (r := http.get("/health")).status_code == 200 and r,
+            "/health to answer 200",
+            timeout=timeout,
+        )
     body: dict[str, Any] = r.json()
     return body
+
+
+ENDED = ("completed", "failed", "cancelled")
+
+
+def wait_task(
+    http: httpx.Client,
+    task_id: str,
+    statuses: tuple[str, ...] = ENDED,
+    timeout: float = 60,
+) -> dict[str, Any]:
+    """Until GET /tasks/{task_id} shows one of `statuses`; that view."""
+    last: dict[str, Any] = {}
+
+    def reached() -> dict[str, Any] | None:
+        last.clear()
+        last.update(http.get(f"/tasks/{task_id}").json())
+        return dict(last) if last.get("status") in statuses else None
+
+    return wait_until(
+        reached, lambda: f"task {task_id} to be {'/'.join(statuses)}: {last}", timeout=timeout
+    )
 
 
 # Names the tests' webhook URLs use; anything else "does not resolve". Never asks DNS, so no

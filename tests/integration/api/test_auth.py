@@ -22,6 +22,7 @@ from aia_engine.auth.clients import forget_active_clients, set_active
 from aia_engine.auth.tokens import issue_access_token
 from aia_engine.embedded import free_port
 from api.app import create_app
+from tests.conftest import popen_to_log
 from tests.integration.api.conftest import Credentials, LiveApi, serve, token_for
 from tests.integration.conftest import Services, _empty_redis_db, _stop
 
@@ -352,10 +353,10 @@ def _api_on(services: Services, port: int, redis_url: str) -> subprocess.Popen[b
     so what these tests see at once comes from Redis or from the startup load, not from it."""
     env = {**services.env, "REDIS_URL": redis_url, "AIA_REVOCATION_POLL_S": "60"}
     log = services.tmp / f"revocation-api-{port}.log"
-    proc = subprocess.Popen(
+    proc = popen_to_log(
         [sys.executable, "-m", "uvicorn", "--factory", "api.app:app_from_env", "--host",
          "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-        env=env, cwd=services.env["PYTHONPATH"], stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        env=env, cwd=services.env["PYTHONPATH"], log=log,
     )  # fmt: skip
     deadline = time.monotonic() + 30
     while True:

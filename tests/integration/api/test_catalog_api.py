@@ -10,8 +10,7 @@ import httpx
 import pytest
 
 from aia_engine.datasets.store import add_dataset
-from tests.integration.api.conftest import Credentials
-from tests.integration.api.test_tasks_api import wait_done
+from tests.integration.api.conftest import Credentials, wait_task
 from tests.integration.conftest import Services
 from tests.integration.test_cli_catalog import cli, write
 
@@ -84,7 +83,7 @@ def test_an_operator_task_type_runs_to_completion(
             json={"task_type": "load_test", "description": "Load testing task", "priority": "low"},
         )
         assert r.status_code == 200 and r.json()["assigned_agents"] == ["noop"]
-        done = wait_done(user, r.json()["task_id"])
+        done = wait_task(user, r.json()["task_id"])
         assert done["status"] == "completed", done
         assert admin.delete("/task-types/load_test").status_code == 204
         # A task keeps the workflow it was accepted with; the type is gone for new ones.
@@ -162,7 +161,7 @@ def test_a_dataset_added_with_the_cli_feeds_the_task_on_a_real_worker(
                 json={"task_type": "data_analysis", "requirements": {key: "store_sales"}},
             )
             assert r.status_code == 200, r.text
-            done = wait_done(user, r.json()["task_id"])
+            done = wait_task(user, r.json()["task_id"])
             assert done["status"] == "completed", done
             analysis = done["results"]["analysis"]
             assert analysis["source"] == "dataset:store_sales"
@@ -189,7 +188,7 @@ def test_a_clients_own_dataset_is_seen_by_that_client_only(
         assert refused.status_code == 422 and "private_rows" in refused.json()["error"]["message"]
         accepted = mine.post("/tasks/submit", json=body)
         assert accepted.status_code == 200
-        done = wait_done(mine, accepted.json()["task_id"])
+        done = wait_task(mine, accepted.json()["task_id"])
     assert done["status"] == "completed" and done["results"]["analysis"]["record_count"] == 2
 
 
@@ -200,7 +199,7 @@ def test_market_research_uses_sample_data_only_when_named(
     with authed() as user:
         bare = user.post("/tasks/orchestrate", json={"task_type": "custom", "workflow": stage})
         assert bare.status_code == 200
-        failed = wait_done(user, bare.json()["task_id"])
+        failed = wait_task(user, bare.json()["task_id"])
         assert failed["status"] == "failed", failed
         assert "no records" in json.dumps(failed["error"])
         assert "sample:market_segments" in json.dumps(failed["error"])  # says how to ask
@@ -213,6 +212,6 @@ def test_market_research_uses_sample_data_only_when_named(
                     "requirements": {"data_source": name},
                 },
             )
-            done = wait_done(user, named.json()["task_id"])
+            done = wait_task(user, named.json()["task_id"])
             assert done["status"] == "completed", done
             assert done["results"]["m"]["source"] == "dataset:market_segments (sample)"

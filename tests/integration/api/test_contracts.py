@@ -15,8 +15,8 @@ from starlette.routing import Route
 from api.contract import refused
 from api.openapi import model_for
 from api.schemas import DryRunPlan
-from tests.integration.api.conftest import Credentials, LiveApi
-from tests.integration.api.test_tasks_api import GUIDE_ORCHESTRATE, GUIDE_SUBMIT, wait_done
+from tests.integration.api.conftest import Credentials, LiveApi, wait_task
+from tests.integration.api.test_tasks_api import GUIDE_ORCHESTRATE, GUIDE_SUBMIT
 from tests.integration.api.test_webhooks_api import GUIDE_BODY
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -71,7 +71,7 @@ def test_real_answers_are_their_declared_models(
         task_id = accepted["task_id"]
         conforms(http.get(f"/tasks/{task_id}"), "/tasks/{task_id}")
         conforms(http.get("/tasks"), "/tasks")
-        wait_done(http, task_id)
+        assert wait_task(http, task_id)["status"] == "completed"
         done = conforms(http.get(f"/tasks/{task_id}"), "/tasks/{task_id}")
         assert "results" in done  # the optional field, present once completed
         conforms(http.post(f"/tasks/{task_id}/cancel"), "/tasks/{task_id}/cancel")  # 409

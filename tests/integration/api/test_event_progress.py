@@ -4,7 +4,6 @@ log and in webhook bodies, however late the event pump renders it."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -15,7 +14,13 @@ from sqlalchemy import text
 from aia_engine.events.body import TASK_WEBHOOK_EVENTS
 from aia_engine.events.pump import EventPump
 from aia_engine.events.replay import events_after
-from tests.integration.api.conftest import ALLOWED_RECEIVER, Credentials, LiveApi, token_for
+from tests.integration.api.conftest import (
+    ALLOWED_RECEIVER,
+    Credentials,
+    LiveApi,
+    token_for,
+    wait_task,
+)
 from tests.integration.conftest import Services
 
 pytestmark = [pytest.mark.usefixtures("worker"), pytest.mark.timeout(120)]
@@ -64,11 +69,8 @@ def test_events_carry_the_progress_of_their_moment(
         assert accepted.status_code == 200, accepted.text
         task_id = accepted.json()["task_id"]
         assert http.get(f"/tasks/{task_id}").json()["progress"] == 0.0
-        deadline = time.monotonic() + 60
-        while (view := http.get(f"/tasks/{task_id}").json())["status"] != "completed":
-            assert view["status"] not in ("failed", "cancelled") and time.monotonic() < deadline
-            time.sleep(0.05)
-        assert view["progress"] == 100.0
+        view = wait_task(http, task_id)
+        assert view["status"] == "completed" and view["progress"] == 100.0
 
         # The pump renders the events only now, when the task has long finished.
         pump = EventPump(
@@ -127,10 +129,8 @@ def test_a_failed_workflow_records_the_progress_each_event_left(
     creds = make_client()
     with live_api.client(headers={"Authorization": f"Bearer {token_for(live_api, creds)}"}) as http:
         task_id = http.post("/tasks/orchestrate", json=body).json()["task_id"]
-        deadline = time.monotonic() + 60
-        while (view := http.get(f"/tasks/{task_id}").json())["status"] != "failed":
-            assert view["status"] != "completed" and time.monotonic() < deadline
-            time.sleep(0.05)
+        view = wait_task(http, task_id)
+        assert view["status"] == "failed"
     pump = EventPump(services.sessions, redis.Redis.from_url(services.redis_url), lambda _: None)
     assert pump.acquire()
     try:

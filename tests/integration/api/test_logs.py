@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable
+from typing import Any
 
 from aia_engine.ops.logs import JsonFormatter
+from tests.conftest import wait_until
 from tests.integration.api.conftest import Credentials, LiveApi, token_for
 from tests.integration.conftest import Engine, Services, WorkerFactory, _stop, noop, workflow
 
@@ -46,7 +47,13 @@ def _requests(live_api: LiveApi, creds: Credentials, token: str, collect: Collec
             json={"task_type": "data_analysis", "description": secret_text, "requirements": {}},
         )
         missing = http.get("/tasks/task_nope")
-    time.sleep(0.2)
+    # The access log line is written once the answer has been sent, so it may come a little later.
+    wanted = {ok.headers["x-request-id"], missing.headers["x-request-id"]}
+    wait_until(
+        lambda: wanted <= {r.__dict__.get("request_id") for r in collect.records},
+        "both requests' log records",
+        timeout=10,
+    )
     records = {r.__dict__.get("request_id"): r for r in collect.records}
     for response, status in ((ok, ok.status_code), (missing, 404)):
         record = records[response.headers["x-request-id"]]
@@ -64,9 +71,17 @@ def test_worker_logs_each_stage_outcome_as_json(
     try:
         task_id = engine.submit(workflow({"a": noop(), "b": noop("a")}))
         assert engine.wait(task_id)["status"] == "completed"
-        time.sleep(0.5)
-        text = proc.log_path.read_text()  # type: ignore[attr-defined]
-        lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+        def stage_lines() -> list[dict[str, Any]] | None:
+            text = proc.log_path.read_text()  # type: ignore[attr-defined]
+            lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+            logged = {line.get("stage") for line in lines if line.get("task_id") == task_id}
+            return lines if {"a", "b"} <= logged else None
+
+        # The worker logs a stage's outcome after recording it: the task may end first.
+        lines = wait_until(
+            stage_lines, "both stages' log lines", timeout=10, ignore=(ValueError,)
+        )  # a line still being written is not JSON yet
     finally:
         _stop(proc)
     stages = [line for line in lines if line.get("task_id") == task_id and "stage" in line]

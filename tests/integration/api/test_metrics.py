@@ -11,7 +11,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
 from aia_engine.embedded import free_port
-from tests.integration.api.conftest import Credentials, LiveApi, token_for
+from tests.conftest import wait_until
+from tests.integration.api.conftest import Credentials, LiveApi, token_for, wait_task
 from tests.integration.api.test_rate_limits import _api_process
 from tests.integration.conftest import Services, WorkerFactory, _stop
 
@@ -28,14 +29,6 @@ def samples(body: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         for s in family.samples:
             out[(s.name, tuple(sorted(s.labels.items())))] = s.value
     return out
-
-
-def wait_done(http: httpx.Client, ids: list[str]) -> None:
-    deadline = time.monotonic() + 60
-    for task_id in ids:
-        while http.get(f"/tasks/{task_id}").json()["status"] not in ("completed", "failed"):
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
 
 
 def test_guide_json_fields_and_they_move(
@@ -63,9 +56,16 @@ def test_guide_json_fields_and_they_move(
             "active_tasks", "completed_tasks", "knowledge_atoms", "agent_performance_score",
         }  # fmt: skip
         ids = [http.post("/tasks/orchestrate", json=TASK).json()["task_id"] for _ in range(3)]
-        wait_done(http, ids)
-        time.sleep(1.5)  # each API process adds its counts to Redis once a second
-        after = http.get("/metrics").json()
+        for task_id in ids:
+            wait_task(http, task_id)
+        # Each API process adds its request counts to Redis once a second.
+        after = wait_until(
+            lambda: (
+                (m := http.get("/metrics").json())["api_metrics"]["requests_per_second"] > 0 and m
+            ),
+            "this test's requests counted in Redis",
+            timeout=10,
+        )
         assert (
             after["business_metrics"]["completed_tasks"]
             >= first["business_metrics"]["completed_tasks"] + 3
@@ -88,7 +88,8 @@ def test_business_metrics_are_the_callers_own_and_global_figures_need_admin(
     busy = token_for(live_api, make_client())
     with live_api.client(headers={"Authorization": f"Bearer {busy}"}) as http:
         ids = [http.post("/tasks/orchestrate", json=TASK).json()["task_id"] for _ in range(3)]
-        wait_done(http, ids)
+        for task_id in ids:
+            wait_task(http, task_id)
         mine = http.get("/metrics").json()["business_metrics"]
         assert mine["active_tasks"] == 0 and mine["completed_tasks"] == 3
         assert mine["agent_performance_score"] == 100.0
@@ -137,10 +138,7 @@ def test_prometheus_counters_agree_with_the_database_across_processes(
             for i in range(20)
         ]
         for i, task_id in enumerate(ids):
-            deadline = time.monotonic() + 60
-            while clients[i % 2].get(f"/tasks/{task_id}").json()["status"] != "completed":
-                assert time.monotonic() < deadline
-                time.sleep(0.1)
+            assert wait_task(clients[i % 2], task_id)["status"] == "completed"
         time.sleep(1.5)
         after_text = clients[1].get("/metrics/prometheus").text
         after = samples(after_text)

@@ -29,7 +29,8 @@ from aia_engine.db.migrate import upgrade
 from aia_engine.db.session import make_engine, make_sessions
 from aia_engine.embedded import free_port
 from aia_engine.metrics.requests import window
-from tests.integration.api.conftest import Credentials, LiveApi, token_for
+from tests.conftest import popen_to_log, wait_until
+from tests.integration.api.conftest import Credentials, LiveApi, token_for, wait_task
 from tests.integration.conftest import ROOT, Services, WorkerFactory, _stop
 
 
@@ -52,15 +53,13 @@ def _other_empty_redis_db(services: Services) -> str:
 
 def _wait_listening(proc: subprocess.Popen[bytes], port: int, log: Any) -> None:
     """Ready when the port accepts: no HTTP request, so the request window stays empty."""
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "API did not start"
-            time.sleep(0.05)
+
+    def listening() -> bool:
+        assert proc.poll() is None, log.read_text()
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+
+    wait_until(listening, "the API to listen", timeout=60, ignore=(OSError,))
 
 
 @pytest.fixture(scope="module")
@@ -81,11 +80,11 @@ def fresh(services: Services) -> Iterator[FreshStack]:
     port = free_port()
     log = services.tmp / f"fresh-api-{port}.log"
     started_at = time.monotonic()
-    proc = subprocess.Popen(
+    proc = popen_to_log(
         [sys.executable, "-m", "uvicorn", "--factory", "api.app:app_from_env", "--host",
          "127.0.0.1", "--port", str(port), "--log-level", "warning"],
         env={**services.env, "DATABASE_URL": url, "REDIS_URL": redis_url},
-        cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        cwd=ROOT, log=log,
     )  # fmt: skip
     client = redis.Redis.from_url(redis_url)
     try:
@@ -141,10 +140,12 @@ def test_fresh_stack_reports_null_then_measured_figures(fresh: FreshStack) -> No
         assert codes == [404] * 4 + [200] * 6
         # Twelve requests so far (the two scrapes and these ten): wait until the window, read
         # from Redis directly (which is no request), holds them all in complete seconds.
-        deadline = time.monotonic() + 10
-        while window(fresh.redis).get("requests", 0.0) < 12:
-            assert time.monotonic() < deadline, window(fresh.redis)
-            time.sleep(0.1)
+        wait_until(
+            lambda: window(fresh.redis).get("requests", 0.0) >= 12,
+            lambda: f"12 requests in the window: {window(fresh.redis)}",
+            timeout=10,
+            interval=0.1,
+        )
         counted = window(fresh.redis)
         after = http.get("/metrics").json()["api_metrics"]
     assert counted["requests"] == 12 and counted["status_4xx"] == 4
@@ -203,11 +204,8 @@ def test_agent_performance_score_is_the_share_of_ended_stages_that_completed(
             ids = [http.post("/tasks/orchestrate", json=task).json()["task_id"] for _ in range(3)]
             failing = {**task, "workflow": {"a": {"agent": "test_noop", "params": {"fail": True}}}}
             ids.append(http.post("/tasks/orchestrate", json=failing).json()["task_id"])
-            deadline = time.monotonic() + 60
             for task_id in ids:
-                while http.get(f"/tasks/{task_id}").json()["status"] not in ("completed", "failed"):
-                    assert time.monotonic() < deadline
-                    time.sleep(0.1)
+                assert wait_task(http, task_id)["status"] in ("completed", "failed")
 
             def score() -> float:
                 with services.sessions.begin() as session:

@@ -26,6 +26,7 @@ from aia_engine.limits.limiter import RateLimiter
 from aia_engine.redis.connect import multiplexed
 from aia_engine.tiers import DEFAULT_TIERS
 from api.app import create_app
+from tests.conftest import popen_to_log
 from tests.integration.api.conftest import Credentials, LiveApi, serve, token_for
 from tests.integration.conftest import ROOT, Services, _stop
 
@@ -151,10 +152,10 @@ def _api_process(services: Services, port: int, log: Path) -> subprocess.Popen[b
         **services.env,
         "AIA_RATE_LIMIT_TIERS": json.dumps({k: v.model_dump() for k, v in DEFAULT_TIERS.items()}),
     }
-    proc = subprocess.Popen(
+    proc = popen_to_log(
         [sys.executable, "-m", "uvicorn", "--factory", "api.app:app_from_env", "--host", "127.0.0.1",
          "--port", str(port), "--log-level", "warning"],
-        env=env, cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        env=env, cwd=ROOT, log=log,
     )  # fmt: skip
     deadline = time.monotonic() + 30
     while True:
@@ -282,6 +283,7 @@ def test_redis_down_under_load(services: Services, make_client: Callable[..., Cr
         server.should_exit = True
         thread.join(10)
         redis_proc.terminate()
+        redis_proc.wait(10)  # reaped: else an unraisable "subprocess is still running"
         from workers.app import use_redis
 
         use_redis(services.redis_url)  # create_app pointed the shared Celery app elsewhere

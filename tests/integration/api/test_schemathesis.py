@@ -19,6 +19,8 @@ import pytest
 
 from tests.integration.api.conftest import Credentials, LiveApi, token_for
 
+pytestmark = pytest.mark.timeout(120)  # every operation fuzzed: 35 s
+
 HOOKS = Path(__file__).with_name("schemathesis_hooks.py")
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
 

@@ -17,6 +17,7 @@ import redis
 from aia_engine.events.pump import EventPump
 from aia_engine.events.replay import events_after
 from api.app import create_app
+from tests.conftest import wait_until
 from tests.integration.api.conftest import Credentials, LiveApi, serve, token_for
 from tests.integration.conftest import Services
 
@@ -104,8 +105,12 @@ def test_reconnecting_with_last_event_id_gives_every_event_once_in_order(
                 "text/event-stream"
             )
             first, _ = read_events(r, until=lambda ev: len(ev) >= 4)
-        time.sleep(1.0)  # events go on while we are away
         last = first[-1].id
+        # Events go on while we are away: wait until two more are published.
+        wait_until(
+            lambda: published_after(services, task_id, last) >= 2,
+            "two more events published while no stream was open",
+        )
         with http.stream(
             "GET", f"/tasks/{task_id}/events", headers={"Last-Event-ID": str(last)}
         ) as r:
@@ -133,9 +138,11 @@ def test_client_stream_carries_only_the_callers_tasks(
     with authed_client(stream_api, alice) as a, authed_client(stream_api, bob) as b:
         seen: list[Event] = []
         mine: list[str] = []
+        subscribed = threading.Event()
 
         def follow() -> None:
             with a.stream("GET", "/tasks/stream") as r:
+                subscribed.set()
                 events, _ = read_events(
                     r,
                     until=lambda ev: sum(e.type == "task.completed" for e in ev) >= 2,
@@ -144,7 +151,8 @@ def test_client_stream_carries_only_the_callers_tasks(
 
         reader = threading.Thread(target=follow)
         reader.start()
-        time.sleep(0.5)
+        # The stream starts "now" when its answer begins: only then may the tasks start.
+        assert subscribed.wait(10), "the stream did not open"
         theirs = [submit(b, chain(1, 0)) for _ in range(2)]
         mine.extend(submit(a, chain(2, 0)) for _ in range(2))
         reader.join(30)
@@ -190,13 +198,12 @@ def test_open_streams_are_capped_per_client(
         assert refused.status_code == 429
         assert refused.json()["error"]["code"] == "E012" and refused.headers["Retry-After"]
         first.close()  # one stream ends
-        deadline = time.monotonic() + 10
-        while True:  # the server notices the disconnect and frees the slot
+
+        def reopened() -> bool:  # the server notices the disconnect and frees the slot
             with clients[3].stream("GET", "/tasks/stream") as again:
-                if again.status_code == 200:
-                    break
-            assert time.monotonic() < deadline, "slot not freed after a stream closed"
-            time.sleep(0.2)
+                return again.status_code == 200
+
+        wait_until(reopened, "the slot freed after a stream closed", timeout=10, interval=0.2)
 
 
 def test_bad_last_event_id_and_unknown_tasks(
@@ -214,8 +221,7 @@ def wait_published(services: Services, task_id: str, timeout: float = 30) -> Non
     """Until the pump has published every event of a finished task."""
     from sqlalchemy import text
 
-    deadline = time.monotonic() + timeout
-    while True:
+    def done() -> bool:
         with services.sessions.begin() as session:
             row = session.execute(
                 text(
@@ -225,10 +231,22 @@ def wait_published(services: Services, task_id: str, timeout: float = 30) -> Non
                 ),
                 {"t": task_id},
             ).one()
-        if row.status == "completed" and row.unpublished == 0:
-            return
-        assert time.monotonic() < deadline, row
-        time.sleep(0.05)
+        return bool(row.status == "completed" and row.unpublished == 0)
+
+    wait_until(done, f"every event of {task_id} published", timeout=timeout)
+
+
+def published_after(services: Services, task_id: str, position: int) -> int:
+    """How many of the task's events the pump has published past stream position `position`."""
+    from sqlalchemy import text
+
+    with services.sessions.begin() as session:
+        return int(
+            session.execute(
+                text("SELECT count(*) FROM task_events WHERE task_id = :t AND pos > :p"),
+                {"t": task_id, "p": position},
+            ).scalar_one()
+        )
 
 
 def test_client_stream_starts_now_and_gives_history_only_when_asked(

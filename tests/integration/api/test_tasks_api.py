@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,23 +10,14 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.api.conftest import Credentials, LiveApi, wait_healthy
+from tests.conftest import wait_until
+from tests.integration.api.conftest import Credentials, LiveApi, wait_healthy, wait_task
 from tests.integration.api.guide_client import AIAAPIClient
 
 pytestmark = pytest.mark.usefixtures("worker")
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 GUIDE_SUBMIT = json.loads((EXAMPLES / "submit_data_analysis.json").read_text())
 GUIDE_ORCHESTRATE = json.loads((EXAMPLES / "complex_analysis.json").read_text())
-
-
-def wait_done(http: httpx.Client, task_id: str, timeout: float = 60) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        body: dict[str, Any] = http.get(f"/tasks/{task_id}").json()
-        if body["status"] in ("completed", "failed", "cancelled"):
-            return body
-        assert time.monotonic() < deadline, body
-        time.sleep(0.1)
 
 
 def assert_fields(body: dict[str, Any], example: dict[str, Any]) -> None:
@@ -50,12 +40,16 @@ def test_guides_python_client_runs_unchanged(
     assert health["status"] == "healthy"
     accepted = client.make_request("POST", "/tasks/submit", GUIDE_SUBMIT)
     task_id = accepted["task_id"]
-    deadline = time.monotonic() + 60
-    task = client.make_request("GET", f"/tasks/{task_id}")
-    while task["status"] not in ("completed", "failed"):
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
-        task = client.make_request("GET", f"/tasks/{task_id}")
+    task = wait_until(
+        lambda: (
+            (t := client.make_request("GET", f"/tasks/{task_id}"))["status"]
+            in ("completed", "failed")
+            and t
+        ),
+        f"task {task_id} to end",
+        timeout=60,
+        interval=0.2,
+    )
     assert task["status"] == "completed" and task["results"]["sentiment"]["total_texts"] == 30
 
 
@@ -113,7 +107,7 @@ def test_submit_and_status_contract(authed: Callable[..., httpx.Client]) -> None
                 "partial_results": {},
             },
         )
-        done = wait_done(http, r.json()["task_id"])
+        done = wait_task(http, r.json()["task_id"])
     assert done["status"] == "completed" and "results" in done and "error" not in done
 
 
@@ -124,7 +118,7 @@ def test_orchestrate_runs_the_guides_workflow(authed: Callable[..., httpx.Client
             r.status_code == 200
             and r.json()["assigned_agents"] == GUIDE_ORCHESTRATE["agents_required"]
         )
-        done = wait_done(http, r.json()["task_id"])
+        done = wait_task(http, r.json()["task_id"])
     assert done["status"] == "completed" and "markdown" in done["results"]["stage_4"]
 
 
@@ -364,7 +358,13 @@ def test_cancel_and_retry_over_http(authed: Callable[..., httpx.Client]) -> None
     }
     with authed() as http:
         task_id = http.post("/tasks/orchestrate", json=slow).json()["task_id"]
-        time.sleep(0.5)
+        wait_until(  # cancelled mid-run: its first stage has started
+            lambda: any(
+                (s["name"], s["status"]) == ("slow", "running")
+                for s in http.get(f"/tasks/{task_id}").json()["stages"]
+            ),
+            "stage slow running",
+        )
         cancelled = http.post(f"/tasks/{task_id}/cancel")
         again = http.post(f"/tasks/{task_id}/cancel")
         retried = http.post(f"/tasks/{task_id}/retry", headers={"Idempotency-Key": "retry-1"})

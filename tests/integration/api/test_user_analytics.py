@@ -4,7 +4,6 @@ a seeded week, checked against figures computed here independently."""
 from __future__ import annotations
 
 import random
-import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -13,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from tests.conftest import wait_until
 from tests.integration.api.conftest import Credentials, LiveApi, token_for
 from tests.integration.conftest import Services
 
@@ -84,10 +84,22 @@ def test_a_seeded_week(live_api: LiveApi, make_client: Callable[..., Credentials
             r = http.get("/tasks", params={"limit": 1}, headers={"X-User-ID": "user_123"})
             rows.append({"at": started, "endpoint": "/tasks", "status": r.status_code, "ms": None,
                          "bytes": len(r.content)})  # fmt: skip
-        time.sleep(1.5)  # the API writes its request log once a second
-        got = http.get("/monitoring/user-analytics/user_123", params={"period": "7d"}).json()
-        # response times of the API's own requests are real: take them from the answer's view
+        # The API writes its request log once a second: wait until all of it is in.
         want = expected(rows)
+        got = wait_until(
+            lambda: (
+                (
+                    g := http.get(
+                        "/monitoring/user-analytics/user_123", params={"period": "7d"}
+                    ).json()
+                )["summary"]["total_requests"]
+                >= want["total"]
+                and g
+            ),
+            f"{want['total']} requests of user_123 logged",
+            timeout=10,
+        )
+        # response times of the API's own requests are real: take them from the answer's view
         s, p, u = got["summary"], got["performance_metrics"], got["usage_patterns"]
         assert got["user_id"] == "user_123" and got["analytics_period"] == "7d"
         assert s["total_requests"] == want["total"] and s["failed_requests"] == want["failed"]

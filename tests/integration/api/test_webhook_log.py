@@ -14,6 +14,7 @@ from aia_engine.events.fanout import Outgoing, create_deliveries
 from aia_engine.webhooks import registry
 from aia_engine.webhooks.delivery import attempt_delivery, http_client
 from api.app import create_app
+from tests.conftest import wait_until
 from tests.integration.api.conftest import Credentials, LiveApi, serve, token_for
 from tests.integration.conftest import Services, WorkerFactory, _stop
 from tests.integration.receiver import Receiver
@@ -120,14 +121,19 @@ def test_redeliver_sends_the_same_event_again(setup: Setup, http: httpx.Client) 
     setup.receiver.wait_for(count + 1, timeout=20)
     again = setup.receiver.deliveries[count]
     assert again.json["event_id"] == delivery["event_id"] and again.verified
-    import time
-
-    deadline = time.monotonic() + 10
-    while True:
-        shown = http.get(f"/webhooks/deliveries/{delivery['delivery_id']}").json()
-        if len(shown["attempts"]) == 2 or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
+    shown = wait_until(
+        lambda: (
+            len(
+                (d := http.get(f"/webhooks/deliveries/{delivery['delivery_id']}").json())[
+                    "attempts"
+                ]
+            )
+            == 2
+            and d
+        ),
+        "the redelivery's attempt recorded",
+        timeout=10,
+    )
     assert [a["status_code"] for a in shown["attempts"]] == [200, 200]
 
 

@@ -7,15 +7,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.conftest import popen_to_log, wait_until
 from tests.integration.api.conftest import make_client  # noqa: F401  (a fixture)
-from tests.integration.conftest import ROOT, Services
+from tests.integration.conftest import ROOT, Services, stop_process
 
 FLOWER_LOGIN = ("operator", "flower-test-password")
 
@@ -48,14 +48,7 @@ def start(
 ) -> subprocess.Popen[bytes]:
     """Start a command (a Procfile line through bash, or an argv) in its own process group."""
     argv = ["bash", "-c", command] if isinstance(command, str) else command
-    proc = subprocess.Popen(
-        argv,
-        env=env,
-        cwd=ROOT,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    proc = popen_to_log(argv, env=env, cwd=ROOT, log=log, start_new_session=True)
     proc.log_path = log  # type: ignore[attr-defined]
     services.workers.append(proc)
     return proc
@@ -74,30 +67,26 @@ def wait_for(
     interval: float = 0.2,
 ) -> Any:
     """Poll `check()` until it returns something truthy; fail early if `proc` died."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            found = check()
-        except (httpx.HTTPError, OSError):
-            found = None
-        if found:
-            return found
+
+    def checked() -> Any:
         if proc is not None and proc.poll() is not None:
             pytest.fail(f"{what}: the process exited with {proc.returncode}:\n{log_of(proc)}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not after {timeout}s:\n{log_of(proc)[-4000:] if proc else ''}")
-        time.sleep(interval)
+        return check()
+
+    return wait_until(
+        checked,
+        lambda: f"{what}:\n{log_of(proc)[-4000:] if proc else ''}",
+        timeout=timeout,
+        interval=interval,
+        ignore=(httpx.HTTPError, OSError),
+    )
 
 
 def terminate(proc: subprocess.Popen[bytes], timeout: float = 40) -> int:
     """SIGTERM, as a process manager sends it; the exit code (fails if it had to be killed)."""
-    proc.send_signal(signal.SIGTERM)
-    try:
-        return proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(5)
-        pytest.fail(f"still running {timeout}s after SIGTERM:\n{log_of(proc)[-4000:]}")
+    code = stop_process(proc, signal.SIGTERM, timeout, must_exit=True)
+    assert code is not None
+    return code
 
 
 def celery_ping(env: dict[str, str], node: str) -> bool:

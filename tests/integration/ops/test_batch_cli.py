@@ -15,6 +15,7 @@ import redis
 from sqlalchemy import func, select, update
 
 from aia_engine.db.models import StageRun, Task
+from tests.conftest import popen_to_log
 from tests.integration.api.conftest import Credentials
 from tests.integration.conftest import ROOT, Services, WorkerFactory, _empty_redis_db, _stop
 from tests.integration.ops.conftest import ApiServer, log_of, tiers, wait_for
@@ -73,8 +74,7 @@ def test_a_10000_line_file_interrupted_half_way_resumes_to_exactly_10000_tasks(
         log = services.tmp / "batch-first.log"
         # (chunks of 250: past the server's 100 a request, so the CLI halves them; the keys do
         # not depend on the grouping, which the second run changes)
-        first = subprocess.Popen([*command, "--chunk-size", "250"], env=env, cwd=ROOT,
-                                 stdout=log.open("wb"), stderr=subprocess.STDOUT)  # fmt: skip
+        first = popen_to_log([*command, "--chunk-size", "250"], env=env, cwd=ROOT, log=log)
         first.log_path = log  # type: ignore[attr-defined]
         wait_for(lambda: tasks_of(services, creds.client_id) >= 2_500, first, "a quarter sent")
         first.send_signal(signal.SIGINT)

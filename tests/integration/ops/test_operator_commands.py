@@ -7,6 +7,7 @@ import socket
 import subprocess
 import time
 
+import pytest
 import redis
 from sqlalchemy import func, select
 
@@ -20,10 +21,12 @@ from tests.integration.conftest import (
     _empty_redis_db,
     _stop,
     noop,
+    private_engine,
     workflow,
 )
 from tests.integration.ops.conftest import ops_env
-from tests.integration.test_durability import private_engine
+
+pytestmark = pytest.mark.timeout(90)  # up to 20 s on an idle machine
 
 
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

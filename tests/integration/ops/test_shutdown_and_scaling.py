@@ -10,10 +10,12 @@ import time
 from collections.abc import Callable
 
 import httpx
+import pytest
 import redis
 from sqlalchemy import func, select
 
 from aia_engine.db.models import StageRun, Task
+from tests.conftest import wait_until
 from tests.integration.api.conftest import Credentials
 from tests.integration.conftest import (
     Engine,
@@ -21,7 +23,11 @@ from tests.integration.conftest import (
     WorkerFactory,
     _empty_redis_db,
     _stop,
+    assert_each_output_written_once,
     noop,
+    private_engine,
+    start_beat,
+    wait_all,
     workflow,
 )
 from tests.integration.ops.conftest import (
@@ -33,12 +39,8 @@ from tests.integration.ops.conftest import (
     tiers,
     wait_for,
 )
-from tests.integration.test_durability import (
-    assert_each_output_written_once,
-    private_engine,
-    start_beat,
-    wait_all,
-)
+
+pytestmark = pytest.mark.timeout(120)  # 21-24 s each on an idle machine
 
 
 def stages_in(engine: Engine, ids: list[str], status: str) -> set[tuple[str, str]]:
@@ -129,7 +131,8 @@ def test_sigterm_to_the_api_under_load_loses_no_accepted_request(
     threads = [threading.Thread(target=load, args=(n,)) for n in range(8)]
     for t in threads:
         t.start()
-    time.sleep(2.0)
+    # ... and well under way: a hundred submissions accepted (the test needs more than 50)
+    wait_until(lambda: sum(1 for o in outcomes if o[1] == 200) >= 100, "100 accepted submissions")
     # When the API gets SIGTERM
     terminated_at = time.monotonic()
     code = terminate(api.proc)

@@ -51,6 +51,8 @@ def test_a_holder_killed_by_sigkill_blocks_nothing(tmp_path: Path) -> None:
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait(10)
+        if holder.stdout is not None:
+            holder.stdout.close()  # else an unclosed pipe shows up as an unraisable warning
     assert json.loads((data / LOCK_FILE).read_text())["pid"] == holder.pid  # stale record ...
     lock = claim_dev(data, "127.0.0.1", free_port())  # ... that blocks nothing
     assert json.loads((data / LOCK_FILE).read_text())["pid"] == os.getpid()
