@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 
 from aia_engine.clock import utcnow
 from aia_engine.db.locks import stage_rows
-from aia_engine.db.models import TERMINAL_STAGE, OutboxMessage, StageStatus, Task, TaskStatus
+from aia_engine.db.models import (
+    TERMINAL_STAGE,
+    OutboxMessage,
+    StageRun,
+    StageStatus,
+    Task,
+    TaskStatus,
+)
 from aia_engine.db.session import Sessions
 from aia_engine.errors import TaskNotFound, TaskStateConflict
 from aia_engine.limits.quota import ClientQuota
@@ -21,6 +30,38 @@ log = logging.getLogger(__name__)
 
 CANCELLABLE = [TaskStatus.ACCEPTED, TaskStatus.QUEUED, TaskStatus.IN_PROGRESS]
 RETRYABLE = [TaskStatus.FAILED, TaskStatus.CANCELLED]
+
+
+def stages_to_cancel(stages: Mapping[str, StageRun]) -> tuple[list[str], list[str]]:
+    """What a cancel ends: the stages not yet ended, and the Celery ids of the running ones
+    (to revoke once the cancel is committed)."""
+    ending = [name for name, row in stages.items() if row.status not in TERMINAL_STAGE]
+    running = [
+        row.celery_id
+        for row in stages.values()
+        if row.status == StageStatus.RUNNING and row.celery_id
+    ]
+    return ending, running
+
+
+def stages_to_retry(stages: Mapping[str, StageRun]) -> tuple[list[str], list[str], float]:
+    """What a retry re-runs (every stage that did not complete), what it reuses, and the
+    task's progress once the re-run stages start again from nothing."""
+    rerun = [name for name, row in stages.items() if row.status != StageStatus.COMPLETED]
+    reused = [name for name in stages if name not in rerun]
+    progress = round(100.0 * len(reused) / len(stages), 1) if stages else 0.0
+    return rerun, reused, progress
+
+
+def reset_stage(row: StageRun, now: datetime) -> None:
+    """A stage as it was before its first run: no attempts, output, error or claim."""
+    row.status = StageStatus.PENDING
+    row.attempt = 0
+    row.error = row.output = row.partial_results = None
+    row.started_at = row.finished_at = row.lease_until = None
+    row.celery_id = None
+    row.progress = 0.0
+    row.updated_at = now
 
 
 def _locked_task(session: Any, task_id: str, client_id: str) -> Task:
@@ -44,19 +85,13 @@ def cancel_task(
         if task.status not in CANCELLABLE:
             raise TaskStateConflict(task_id, task.status, "cancel", CANCELLABLE)
         stages = stage_rows(session, task_id)
-        running = [
-            row.celery_id
-            for row in stages.values()
-            if row.status == StageStatus.RUNNING and row.celery_id
-        ]
-        cancelled = []
-        for row in stages.values():
-            if row.status not in TERMINAL_STAGE:
-                row.status = StageStatus.CANCELLED
-                row.finished_at = row.updated_at = now
-                row.lease_until = None
-                append_event(session, task, "stage.cancelled", now=now, stage=row.name)
-                cancelled.append(row.name)
+        cancelled, running = stages_to_cancel(stages)
+        for name in cancelled:
+            row = stages[name]
+            row.status = StageStatus.CANCELLED
+            row.finished_at = row.updated_at = now
+            row.lease_until = None
+            append_event(session, task, "stage.cancelled", now=now, stage=name)
         task.status = TaskStatus.CANCELLED
         task.finished_at = now
         append_event(session, task, "task.cancelled", now=now, payload={"stages": cancelled})
@@ -101,26 +136,19 @@ def retry_task(
         if quota is not None:  # active again: it counts against the cap again
             quota.reserve([task_id])
         stages = stage_rows(session, task_id)
-        rerun = [name for name, row in stages.items() if row.status != StageStatus.COMPLETED]
+        rerun, reused, progress = stages_to_retry(stages)
         for name in rerun:
-            row = stages[name]
-            row.status = StageStatus.PENDING
-            row.attempt = 0
-            row.error = row.output = row.partial_results = None
-            row.started_at = row.finished_at = row.lease_until = None
-            row.celery_id = None
-            row.progress = 0.0
-            row.updated_at = now
+            reset_stage(stages[name], now)
         task.status = TaskStatus.ACCEPTED
         task.error = task.results = None
         task.finished_at = None
-        task.progress = round(100.0 * (len(stages) - len(rerun)) / len(stages), 1)
+        task.progress = progress
         append_event(session, task, "task.retried", now=now, payload={"stages": rerun})
         response = {
             "task_id": task_id,
             "status": str(TaskStatus.ACCEPTED),
             "retried_stages": rerun,
-            "reused_stages": [n for n in stages if n not in rerun],
+            "reused_stages": reused,
             "tracking_url": f"/tasks/{task_id}",
         }
         outbox = OutboxMessage(
