@@ -286,7 +286,11 @@ class Settings(BaseSettings):
         if value is None or value == "":
             return None
         if not value.startswith(("redis://", "rediss://", "redis+socket://", "unix://")):
-            raise ValueError("REDIS_URL must be a redis:// or rediss:// URL")
+            raise ValueError(
+                "REDIS_URL must be a redis://, rediss://, redis+socket:// or unix:// URL"
+            )
+        if value.startswith("unix://"):  # Celery's broker and backend read only kombu's spelling
+            value = "redis+socket://" + value.removeprefix("unix://")
         return value
 
     @model_validator(mode="after")

@@ -80,8 +80,14 @@ def plain(data: Any) -> bytes:
     return json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 
 
-def render(shape: TypeAdapter[Any], data: Any) -> bytes:
-    return shape.dump_json(shape.validate_python(data), exclude_unset=True)
+def render(shape: TypeAdapter[Any], data: Any) -> tuple[bytes, list[str]]:
+    """The body through the model, and the top-level keys of `data` the model dropped (a field
+    a use case added without declaring it: cheap to see, so production logs it too)."""
+    value = shape.validate_python(data)
+    dropped = []
+    if isinstance(value, BaseModel) and isinstance(data, dict):
+        dropped = sorted(str(k) for k in data.keys() - value.model_fields_set)
+    return shape.dump_json(value, exclude_unset=True), dropped
 
 
 def _check(request: Request) -> Check:
@@ -103,7 +109,7 @@ def reply(
     strict = _check(request) == "raise"
     try:
         shape = adapter(request.scope["endpoint"], method, status, model)
-        body = render(shape, data)
+        body, dropped = render(shape, data)
     except (LookupError, ValidationError, PydanticSerializationError) as exc:
         if strict:
             raise ContractDrift(f"{_where(request, status)}: {_fields(exc)}") from exc
@@ -112,6 +118,12 @@ def reply(
         )
         body = plain(data)
     else:
+        if dropped and not strict:
+            log.error(
+                "reply of %s drops fields its model does not declare: %s",
+                _where(request, status),
+                ", ".join(dropped),
+            )
         if strict:
             drift = differs(json.loads(body), json.loads(plain(data)))
             if drift is not None:

@@ -13,6 +13,7 @@ A user name means an ACL user (`AUTH user password`); a password alone, the defa
 
 from __future__ import annotations
 
+import re
 import ssl
 from typing import Any
 
@@ -22,14 +23,27 @@ from redis.connection import SSLConnection, UnixDomainSocketConnection, parse_ur
 
 from aia_engine.redis.multiplexed import Endpoint, MultiplexedRedis
 
+_CERT_SPELLING = re.compile(r"([?&]ssl_cert_reqs=)CERT_(NONE|OPTIONAL|REQUIRED)\b", re.IGNORECASE)
 _CERT_REQS = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
 
 
 def normalize(url: str) -> str:
-    """kombu spells a unix socket `redis+socket:///path`; redis-py `unix:///path`."""
+    """kombu spells a unix socket `redis+socket:///path`, redis-py `unix:///path`; Celery's
+    documentation spells `ssl_cert_reqs=CERT_REQUIRED`, redis-py `required`. Both spellings
+    work here, so one REDIS_URL serves Celery and the engine alike."""
     if url.startswith("redis+socket://"):
-        return "unix://" + url.removeprefix("redis+socket://")
-    return url
+        url = "unix://" + url.removeprefix("redis+socket://")
+    return _CERT_SPELLING.sub(lambda m: m.group(1) + m.group(2).lower(), url)
+
+
+def _hostname_check(url: str) -> dict[str, Any]:
+    """redis-py 5 does not check a TLS server's host name unless asked (6 does): ask, unless
+    the URL says otherwise (URL options override these keyword arguments)."""
+    if not url.startswith("rediss://"):
+        return {}
+    if str(url_kwargs(url).get("ssl_cert_reqs", "required")).lower() == "none":
+        return {}  # no verification at all: nothing to check the name against
+    return {"ssl_check_hostname": True}
 
 
 def url_kwargs(url: str) -> dict[str, Any]:
@@ -43,7 +57,10 @@ def sync_client(
     """redis-py's client (a connection pool) for threads: Celery-side code, the API's
     synchronous calls, the CLI."""
     return redis.Redis.from_url(
-        normalize(url), socket_connect_timeout=connect_timeout, socket_timeout=timeout
+        normalize(url),
+        socket_connect_timeout=connect_timeout,
+        socket_timeout=timeout,
+        **_hostname_check(url),
     )
 
 
@@ -52,16 +69,23 @@ def async_client(
 ) -> redis.asyncio.Redis:
     """redis-py's asyncio client: pub/sub on the API's event loop (live event streams)."""
     return redis.asyncio.Redis.from_url(
-        normalize(url), socket_connect_timeout=connect_timeout, socket_timeout=timeout
+        normalize(url),
+        socket_connect_timeout=connect_timeout,
+        socket_timeout=timeout,
+        **_hostname_check(url),
     )
 
 
 def multiplexed(
-    url: str, *, connect_timeout: float = 0.25, timeout: float = 0.5
+    url: str, *, connect_timeout: float | None = None, timeout: float = 0.5
 ) -> MultiplexedRedis:
     """The hot path's client: one connection per process, every call in flight at once; an
-    unreachable Redis fails fast (by default 0.25 s to connect, 0.5 s to answer)."""
-    return MultiplexedRedis(endpoint(url), connect_timeout=connect_timeout, timeout=timeout)
+    unreachable Redis fails fast (by default 0.25 s to connect, 2 s with the TLS handshake, as
+    a remote TLS Redis may need more than 0.25 s; 0.5 s to answer)."""
+    where = endpoint(url)
+    if connect_timeout is None:
+        connect_timeout = 2.0 if where.ssl is not None else 0.25
+    return MultiplexedRedis(where, connect_timeout=connect_timeout, timeout=timeout)
 
 
 def endpoint(url: str) -> Endpoint:

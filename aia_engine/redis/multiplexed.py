@@ -15,7 +15,7 @@ import asyncio
 import collections
 import contextlib
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import hiredis
@@ -38,7 +38,7 @@ class Endpoint:
     """A unix socket (then host and port are unused)."""
     db: int = 0
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
     ssl: ssl.SSLContext | None = None
     server_hostname: str | None = None
     """The name the server's certificate must carry (None: not checked)."""

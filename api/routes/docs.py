@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
-from aia_engine.errors import EngineError, NoSuchEndpoint
+from aia_engine.errors import AgentCrashed, EngineError, NoSuchEndpoint
 from api.contract import Reply, operation
 from api.errors import CATALOGUE
 from api.openapi import build_document
@@ -121,7 +121,11 @@ async def error_page(request: Request) -> HTMLResponse:
     if entry is None:
         raise NoSuchEndpoint(f"no error code {request.path_params['code']!r}; see /errors")
     if entry.where == "stage":
-        found = f"Recorded in a stage's (and its task's) <code>error</code>, type <code>{entry.type}</code>."
+        found = "Recorded in a stage's (and its task's) <code>error</code>" + (
+            ", type: the agent's exception class."
+            if entry.code == AgentCrashed.code
+            else f", type <code>{entry.type}</code>."
+        )
         shape = STAGE_ERROR_SHAPE
     else:
         found = f"HTTP status <b>{entry.status}</b>, type <code>{entry.type}</code>."

@@ -131,9 +131,14 @@ def test_in_production_an_accepted_submission_is_answered_as_it_is(
     assert "data_analyst" not in caplog.text
 
 
-def test_in_production_an_unknown_field_is_left_off_the_wire() -> None:
-    answer = reply(request(tasks.submit, check="log"), {**ACCEPTED, "queue": "high"})
+def test_in_production_an_unknown_field_is_left_off_the_wire_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.ERROR, logger="api.replies"):
+        answer = reply(request(tasks.submit, check="log"), {**ACCEPTED, "queue": "high"})
     assert answer.body == plain(ACCEPTED)
+    assert "drops fields its model does not declare: queue" in caplog.text
+    assert "high" not in caplog.text
 
 
 def test_a_union_is_picked_by_the_handler_or_by_validation() -> None:

@@ -14,7 +14,7 @@ it is the record of what streams and webhooks said at the time.
 The downgrade relabels them back, exactly: E022 and E023 were never written before.
 
 Revision ID: 0016
-Revises: 0014
+Revises: 0015
 """
 
 from __future__ import annotations
