@@ -64,3 +64,15 @@ def popen_to_log(argv: list[str], *, log: Path, **kwargs: Any) -> subprocess.Pop
     collector, which would report it as an unraisable ResourceWarning."""
     with log.open("wb") as out:
         return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, **kwargs)
+
+
+def flush_redis(url: str) -> None:
+    """FLUSHDB on `url`, with the connection closed after (a client left to the garbage
+    collector is an unraisable ResourceWarning, an error in this suite)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        client.flushdb()
+    finally:
+        client.close()

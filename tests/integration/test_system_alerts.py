@@ -9,9 +9,11 @@ import time
 from collections.abc import Iterator
 
 import pytest
+import redis
 from sqlalchemy import select
 
 from aia_engine.db.models import SystemAlert
+from aia_engine.metrics.prometheus import QUEUES
 from aia_engine.webhooks import registry
 from tests.conftest import wait_until
 from tests.integration.conftest import (
@@ -70,6 +72,13 @@ def test_no_worker_and_backlog_alerts_fire_once_per_episode(
     start_worker: WorkerFactory,
 ) -> None:  # fmt: skip
     receiver, _env = beat
+    # Messages earlier modules left in the session's broker (their workers are gone) would be
+    # a backlog of their own: this test's episode starts from empty queues.
+    broker = redis.Redis.from_url(services.redis_url)
+    try:
+        broker.delete(*[q + s for q in QUEUES for s in ("", "\x06\x163", "\x06\x166", "\x06\x169")])
+    finally:
+        broker.close()
     # No stage worker runs: tasks pile up in the queue.
     ids = [engine.submit(workflow({"only": noop()})) for _ in range(8)]
     wait_until(

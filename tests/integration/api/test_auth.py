@@ -22,7 +22,7 @@ from aia_engine.auth.clients import forget_active_clients, set_active
 from aia_engine.auth.tokens import issue_access_token
 from aia_engine.embedded import free_port
 from api.app import create_app
-from tests.conftest import popen_to_log
+from tests.conftest import flush_redis, popen_to_log
 from tests.integration.api.conftest import Credentials, LiveApi, serve, token_for
 from tests.integration.conftest import Services, _empty_redis_db, _stop
 
@@ -392,7 +392,7 @@ def two_apis(services: Services) -> Iterator[Apis]:
     finally:
         for proc in apis.procs:
             _stop(proc)
-        redis.Redis.from_url(apis.redis_url).flushdb()
+        flush_redis(apis.redis_url)
 
 
 def _grant(url: str, creds: Credentials, **form: str) -> httpx.Response:
@@ -425,7 +425,7 @@ def test_revoke_refuses_the_familys_access_tokens_on_every_process_even_after_a_
     for url in (b, a):  # the very next request, on the other process first
         _assert_refused(url, doomed["access_token"])
         assert _tasks(url, kept["access_token"]).status_code == 200
-    redis.Redis.from_url(two_apis.redis_url).flushdb()
+    flush_redis(two_apis.redis_url)
     for url in (a, b):
         _assert_refused(url, doomed["access_token"])
         assert _tasks(url, kept["access_token"]).status_code == 200
@@ -449,7 +449,7 @@ def test_refresh_reuse_refuses_the_familys_access_tokens_even_if_redis_is_flushe
     assert reuse.status_code == 400 and reuse.json()["error"] == "invalid_grant"
     # Redis loses everything before process B has ever seen this revocation: still refused
     # on B's next request (B notices the loss and reloads from PostgreSQL once).
-    redis.Redis.from_url(two_apis.redis_url).flushdb()
+    flush_redis(two_apis.redis_url)
     for url in (b, a):
         _assert_refused(url, second.json()["access_token"])
         _assert_refused(url, first["access_token"])

@@ -55,6 +55,20 @@ def check_progress(events: list[dict[str, Any]]) -> None:
     assert ("task.started", 0.0) in seen and kinds.count("stage.completed") == 4, seen
 
 
+def pump_all(services: Services) -> None:
+    """Render every pending event now, as the beat's pump would (its Redis client closed
+    after)."""
+    client = redis.Redis.from_url(services.redis_url)
+    pump = EventPump(services.sessions, client, lambda _: None)
+    assert pump.acquire()
+    try:
+        while pump.pump_once().events:
+            pass
+    finally:
+        pump.release()
+        client.close()
+
+
 def test_events_carry_the_progress_of_their_moment(
     live_api: LiveApi, make_client: Callable[..., Credentials], services: Services
 ) -> None:
@@ -73,15 +87,7 @@ def test_events_carry_the_progress_of_their_moment(
         assert view["status"] == "completed" and view["progress"] == 100.0
 
         # The pump renders the events only now, when the task has long finished.
-        pump = EventPump(
-            services.sessions, redis.Redis.from_url(services.redis_url), lambda _: None
-        )
-        assert pump.acquire()
-        try:
-            while pump.pump_once().events:
-                pass
-        finally:
-            pump.release()
+        pump_all(services)
         stored = [body for _, body in events_after(
             services.sessions, client_id=creds.client_id, after=0, task_id=task_id
         )]  # fmt: skip
@@ -131,13 +137,7 @@ def test_a_failed_workflow_records_the_progress_each_event_left(
         task_id = http.post("/tasks/orchestrate", json=body).json()["task_id"]
         view = wait_task(http, task_id)
         assert view["status"] == "failed"
-    pump = EventPump(services.sessions, redis.Redis.from_url(services.redis_url), lambda _: None)
-    assert pump.acquire()
-    try:
-        while pump.pump_once().events:
-            pass
-    finally:
-        pump.release()
+    pump_all(services)
     stored = [body for _, body in events_after(
         services.sessions, client_id=creds.client_id, after=0, task_id=task_id
     )]  # fmt: skip

@@ -46,8 +46,14 @@ def _other_empty_redis_db(services: Services) -> str:
     kwargs = redis.Redis.from_url(services.redis_url).connection_pool.connection_kwargs
     server = f"redis://{kwargs.get('host', '127.0.0.1')}:{kwargs.get('port', 6379)}"
     for db in range(2, 16):
-        if db != kwargs.get("db") and redis.Redis.from_url(f"{server}/{db}").dbsize() == 0:
-            return f"{server}/{db}"
+        if db == kwargs.get("db"):
+            continue
+        probe = redis.Redis.from_url(f"{server}/{db}")
+        try:
+            if probe.dbsize() == 0:
+                return f"{server}/{db}"
+        finally:
+            probe.close()
     pytest.fail("no second empty Redis database (2-15) for a fresh stack", pytrace=False)
 
 

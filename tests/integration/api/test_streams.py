@@ -40,11 +40,13 @@ def stream_api(services: Services, worker: Any) -> Iterator[LiveApi]:
     )
     app = create_app(settings)
     server, thread, url = serve(app)
-    pump = EventPump(services.sessions, redis.Redis.from_url(services.redis_url), lambda _ids: None)
+    pump_redis = redis.Redis.from_url(services.redis_url)
+    pump = EventPump(services.sessions, pump_redis, lambda _ids: None)
     pump_thread, stop = pump.start()
     yield LiveApi(url, app, server)
     stop.set()
     pump_thread.join(10)
+    pump_redis.close()
     server.should_exit = True
     thread.join(10)
 

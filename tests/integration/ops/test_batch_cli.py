@@ -11,11 +11,10 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-import redis
 from sqlalchemy import func, select, update
 
 from aia_engine.db.models import StageRun, Task
-from tests.conftest import popen_to_log
+from tests.conftest import flush_redis, popen_to_log
 from tests.integration.api.conftest import Credentials
 from tests.integration.conftest import ROOT, Services, WorkerFactory, _empty_redis_db, _stop
 from tests.integration.ops.conftest import ApiServer, log_of, tiers, wait_for
@@ -57,7 +56,7 @@ def idle_api(services: Services) -> Iterator[ApiServer]:
     )  # fmt: skip
     yield api
     api.stop()
-    redis.Redis.from_url(private).flushdb()
+    flush_redis(private)
 
 
 def test_a_10000_line_file_interrupted_half_way_resumes_to_exactly_10000_tasks(

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from aia_engine.db.models import Task
 from aia_engine.tasks.control import cancel_task
+from tests.conftest import flush_redis
 from tests.integration.conftest import (
     ROOT,
     Engine,
@@ -63,7 +64,7 @@ def test_status_shows_workers_queue_depths_by_priority_tasks_and_the_oldest_wait
         _stop(worker)
         for task_id in low + medium:  # no worker will take them: leave nothing waiting
             cancel_task(mine.sessions, mine.publisher, task_id)
-        redis.Redis.from_url(url).flushdb()
+        flush_redis(url)
     assert shown.returncode == 0, shown.stderr
     status = json.loads(shown.stdout)
     # Then the worker, with its queue

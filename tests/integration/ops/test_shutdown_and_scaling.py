@@ -11,11 +11,10 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-import redis
 from sqlalchemy import func, select
 
 from aia_engine.db.models import StageRun, Task
-from tests.conftest import wait_until
+from tests.conftest import flush_redis, wait_until
 from tests.integration.api.conftest import Credentials
 from tests.integration.conftest import (
     Engine,
@@ -89,7 +88,7 @@ def test_sigterm_to_a_worker_finishes_what_it_runs_and_another_worker_runs_the_r
         assert time.monotonic() - terminated_at < float(services.env["AIA_VISIBILITY_TIMEOUT_S"])
         assert_each_output_written_once(mine, ids, 1)
     finally:
-        redis.Redis.from_url(url).flushdb()
+        flush_redis(url)
 
 
 SUBMIT = {"task_type": "drain", "workflow": {"only": {"agent": "noop"}}}
@@ -214,4 +213,4 @@ def test_three_workers_share_300_two_stage_workflows_and_a_kill_9_loses_nothing(
             )
         assert done == 600
     finally:
-        redis.Redis.from_url(url).flushdb()
+        flush_redis(url)
