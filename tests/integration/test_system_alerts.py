@@ -81,19 +81,32 @@ def test_no_worker_and_backlog_alerts_fire_once_per_episode(
         broker.close()
     # No stage worker runs: tasks pile up in the queue.
     ids = [engine.submit(workflow({"only": noop()})) for _ in range(8)]
+
+    def backlog_here() -> list[SystemAlert]:
+        """This test's queue only: in a full run, the beat's webhook sweep re-queues deliveries
+        earlier modules left due (to receivers long gone), which can back up `aia.webhooks`."""
+        return [a for a in alerts(services, "queue_backlog") if a.details["queue"] == "aia.default"]
+
     wait_until(
-        lambda: alerts(services, "no_workers") and alerts(services, "queue_backlog"),
+        lambda: alerts(services, "no_workers") and backlog_here(),
         "the no-worker and backlog alerts",
         timeout=40,
         interval=0.2,
     )
     time.sleep(2)  # several more checks: still one alert each
     assert len(alerts(services, "no_workers")) == 1
-    (backlog,) = alerts(services, "queue_backlog")
-    assert backlog.details["queue"] == "aia.default" and backlog.details["depth"] > 5
+    raised = backlog_here()
+    assert len(raised) == 1, [(a.dedupe_key, a.details) for a in raised]
+    (backlog,) = raised
+    assert backlog.details["depth"] > 5
     receiver.wait_for(4, timeout=20)  # two alerts, each to both subscribed clients
     time.sleep(1)
-    handled = [h for e, h in receiver.handled if e == "system.alert"]
+    handled = [
+        h
+        for e, h in receiver.handled
+        if e == "system.alert"
+        and (h["alert_type"] == "no_workers" or "aia.default" in h["message"])
+    ]
     assert len(handled) == 4, handled
     assert {h["severity"] for h in handled} == {"critical", "warning"}
     # A worker starts: the backlog drains and the episodes end without new alerts.
@@ -103,6 +116,6 @@ def test_no_worker_and_backlog_alerts_fire_once_per_episode(
             engine.wait(task_id)
         time.sleep(2)
         assert len(alerts(services, "no_workers")) == 1
-        assert len(alerts(services, "queue_backlog")) == 1
+        assert len(backlog_here()) == 1
     finally:
         _stop(worker)
