@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import pytest
 
 from aia_engine.settings import get_settings
@@ -76,3 +77,16 @@ def flush_redis(url: str) -> None:
         client.flushdb()
     finally:
         client.close()
+
+
+def wait_http_up(
+    proc: subprocess.Popen[bytes], url: str, log: Path, *, timeout: float = 30
+) -> None:
+    """Until the server process `proc` answers `url`; fails at once, with its log, if it exits."""
+
+    def answers() -> bool:
+        assert proc.poll() is None, log.read_text()
+        httpx.get(url, timeout=1)
+        return True
+
+    wait_until(answers, log.read_text, timeout=timeout, interval=0.2, ignore=(httpx.HTTPError,))

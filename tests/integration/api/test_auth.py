@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from aia_engine.auth.clients import forget_active_clients, set_active
 from aia_engine.auth.tokens import issue_access_token
 from aia_engine.embedded import free_port
 from api.app import create_app
-from tests.conftest import flush_redis, popen_to_log
+from tests.conftest import flush_redis, popen_to_log, wait_http_up
 from tests.integration.api.conftest import Credentials, LiveApi, serve, token_for
 from tests.integration.conftest import Services, _empty_redis_db, _stop
 
@@ -358,14 +357,8 @@ def _api_on(services: Services, port: int, redis_url: str) -> subprocess.Popen[b
          "127.0.0.1", "--port", str(port), "--log-level", "warning"],
         env=env, cwd=services.env["PYTHONPATH"], log=log,
     )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
-            return proc
-        except httpx.HTTPError:
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
+    wait_http_up(proc, f"http://127.0.0.1:{port}/health", log)
+    return proc
 
 
 @dataclass

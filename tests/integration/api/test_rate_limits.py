@@ -26,7 +26,7 @@ from aia_engine.limits.limiter import RateLimiter
 from aia_engine.redis.connect import multiplexed
 from aia_engine.tiers import DEFAULT_TIERS
 from api.app import create_app
-from tests.conftest import popen_to_log
+from tests.conftest import popen_to_log, wait_http_up, wait_until
 from tests.integration.api.conftest import Credentials, LiveApi, serve, token_for
 from tests.integration.conftest import ROOT, Services, _stop
 
@@ -157,14 +157,8 @@ def _api_process(services: Services, port: int, log: Path) -> subprocess.Popen[b
          "--port", str(port), "--log-level", "warning"],
         env=env, cwd=ROOT, log=log,
     )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
-            return proc
-        except httpx.HTTPError:
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
+    wait_http_up(proc, f"http://127.0.0.1:{port}/health", log)
+    return proc
 
 
 def test_two_api_processes_share_one_limit(
@@ -200,10 +194,7 @@ def test_two_api_processes_share_one_limit(
 
 
 def until(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"still waiting for {what}"
-        time.sleep(0.02)
+    wait_until(condition, what, timeout=timeout, interval=0.02)
 
 
 def test_redis_down_under_load(services: Services, make_client: Callable[..., Credentials]) -> None:
@@ -269,15 +260,18 @@ def test_redis_down_under_load(services: Services, make_client: Callable[..., Cr
             if line.startswith("aia_rate_limiter_fallback_decisions{")
         )  # fmt: skip
         assert float(fallback.rsplit(" ", 1)[1]) == limiter.fallback_decisions > 0
-        deadline = time.monotonic() + 10
-        while True:
+
+        def degraded_alerts() -> list[SystemAlert]:
             with services.sessions.begin() as session:
-                found = session.scalars(
-                    select(SystemAlert).where(SystemAlert.alert_type == "rate_limiter_degraded")
-                ).all()
-            if found or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
+                return list(
+                    session.scalars(
+                        select(SystemAlert).where(SystemAlert.alert_type == "rate_limiter_degraded")
+                    )
+                )
+
+        found = wait_until(
+            degraded_alerts, "the rate_limiter_degraded alert", timeout=10, interval=0.2
+        )
         assert len(found) == 1
     finally:
         server.should_exit = True

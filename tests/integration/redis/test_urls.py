@@ -28,7 +28,7 @@ from aia_engine.metrics.requests import RequestCounter, totals
 from aia_engine.redis.connect import async_client, multiplexed, sync_client
 from aia_engine.redis.counters import ActiveSet, Slots, count_in_windows
 from aia_engine.tiers import DEFAULT_TIERS
-from tests.conftest import popen_to_log
+from tests.conftest import popen_to_log, wait_until
 
 # The system's redis-server (Debian's is built with TLS) before any other on PATH (the
 # venv's embedded one is not).
@@ -83,15 +83,12 @@ def tls_built_in() -> bool:
 
 def ready(url: str, server: Server) -> None:
     """Until the server answers on `url` (the client under test is the probe)."""
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            sync_client(url, connect_timeout=0.5, timeout=0.5).ping()
-            return
-        except redis.ConnectionError:
-            assert server.proc.poll() is None, (server.log.parent / "stderr").read_text()
-            assert time.monotonic() < deadline, server.log.read_text()
-            time.sleep(0.05)
+
+    def answers() -> bool:
+        assert server.proc.poll() is None, (server.log.parent / "stderr").read_text()
+        return bool(sync_client(url, connect_timeout=0.5, timeout=0.5).ping())
+
+    wait_until(answers, server.log.read_text, timeout=15, ignore=(redis.ConnectionError,))
 
 
 def certificates(tmp: Path) -> tuple[Path, Path, Path]:
