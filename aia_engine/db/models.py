@@ -8,9 +8,11 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     BigInteger,
+    CheckConstraint,
     DateTime,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Identity,
     Index,
     Integer,
@@ -130,7 +132,10 @@ class TaskEvent(Base):
     __tablename__ = "task_events"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
+    task_id: Mapped[str | None] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
+    """NULL for an event that belongs to no task (a knowledge-graph change): `client_id` owns it."""
+    client_id: Mapped[str | None] = mapped_column(String(128))
+    """The owner of a task-less event; NULL for task events (their task names the client)."""
     seq: Mapped[int] = mapped_column(Integer)
     type: Mapped[str] = mapped_column(String(50))
     stage: Mapped[str | None] = mapped_column(String(100))
@@ -141,7 +146,10 @@ class TaskEvent(Base):
     progress: Mapped[float | None] = mapped_column(Float)
     """The task's progress right after this change (NULL on rows older than revision 0014)."""
 
-    __table_args__ = (UniqueConstraint("task_id", "seq", name="uq_task_events_task_seq"),)
+    __table_args__ = (
+        UniqueConstraint("task_id", "seq", name="uq_task_events_task_seq"),
+        CheckConstraint("task_id IS NOT NULL OR client_id IS NOT NULL", name="ck_task_events_owner"),
+    )
 
 
 class OutboxMessage(Base):
@@ -328,4 +336,82 @@ class Dataset(Base):
     __table_args__ = (
         # One name per owner; shared rows (NULL owner) are one owner too.
         Index("uq_datasets_name_owner", "name", text("coalesce(client_id, '')"), unique=True),
+    )
+
+
+class KgGraph(Base):
+    """One client's knowledge graph: its version (one more per write) and its size."""
+
+    __tablename__ = "kg_graphs"
+
+    client_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    nodes: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    relationships: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    tombstones_from: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    """Tombstones of versions up to this one were pruned: a cache that old reloads."""
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class KgNode(Base):
+    __tablename__ = "kg_nodes"
+
+    client_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    node_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    type: Mapped[str] = mapped_column(String(64))
+    properties: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    version: Mapped[int] = mapped_column(BigInteger)
+    """The graph version that last wrote this node."""
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+    __table_args__ = (
+        Index("ix_kg_nodes_client_version", "client_id", "version"),
+        Index("ix_kg_nodes_client_type", "client_id", "type"),
+    )
+
+
+class KgRelationship(Base):
+    __tablename__ = "kg_relationships"
+
+    client_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    relationship_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    type: Mapped[str] = mapped_column(String(64))
+    source_id: Mapped[str] = mapped_column(String(200))
+    target_id: Mapped[str] = mapped_column(String(200))
+    properties: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    version: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["client_id", "source_id"], ["kg_nodes.client_id", "kg_nodes.node_id"],
+            name="fk_kg_relationships_source", ondelete="CASCADE",
+        ),
+        ForeignKeyConstraint(
+            ["client_id", "target_id"], ["kg_nodes.client_id", "kg_nodes.node_id"],
+            name="fk_kg_relationships_target", ondelete="CASCADE",
+        ),
+        Index("ix_kg_relationships_client_version", "client_id", "version"),
+        Index("ix_kg_relationships_source", "client_id", "source_id"),
+        Index("ix_kg_relationships_target", "client_id", "target_id"),
+    )  # fmt: skip
+
+
+class KgTombstone(Base):
+    """What a graph version deleted (`kind` node or relationship), for caches catching up."""
+
+    __tablename__ = "kg_tombstones"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(128))
+    version: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(16))
+    item_id: Mapped[str] = mapped_column(String(200))
+
+    __table_args__ = (
+        CheckConstraint("kind IN ('node', 'relationship')", name="ck_kg_tombstones_kind"),
+        Index("ix_kg_tombstones_client_version", "client_id", "version"),
     )
