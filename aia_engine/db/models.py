@@ -148,7 +148,9 @@ class TaskEvent(Base):
 
     __table_args__ = (
         UniqueConstraint("task_id", "seq", name="uq_task_events_task_seq"),
-        CheckConstraint("task_id IS NOT NULL OR client_id IS NOT NULL", name="ck_task_events_owner"),
+        CheckConstraint(
+            "task_id IS NOT NULL OR client_id IS NOT NULL", name="ck_task_events_owner"
+        ),
     )
 
 
