@@ -9,13 +9,15 @@ API's envelope, its /errors pages and the OpenAPI error schemas are read from `c
     │   ├── InvalidWorkflow          E002
     │   ├── UnknownTaskType          E003
     │   ├── UnknownAgent             E005
-    │   └── UnsafeWebhookUrl         E007
+    │   ├── UnsafeWebhookUrl         E007
+    │   ├── InvalidGraphMapping      E045
+    │   └── InvalidGraphQueryParam   E046
     ├── PermissionDenied             E403  403
     ├── Unauthenticated              E401  401
     ├── TransientError               E503  503
     ├── stage errors, stored on a stage or task, never answered:
     │   AgentError E010, StageTimedOut E011, StageOutputNotStorable E020, StageLost E021,
-    │   AgentCrashed E022, StageSkipped E023
+    │   AgentCrashed E022, StageSkipped E023, GraphQueryFailed E047, GraphWriteRefused E048
     └── HTTP edge errors, answered, never stored on a stage:
         BadRequest E400, NoSuchEndpoint E404, MethodNotAllowed E405, PayloadTooLarge E413,
         UnsupportedMediaType E415, RateLimitExceeded E429, TooManyStreams E012,
@@ -229,6 +231,33 @@ class UnsafeWebhookUrl(InvalidRequest):
         )
 
 
+class InvalidGraphMapping(InvalidRequest):
+    """Raised at submit when a `knowledge_graph_agent` stage's mapping (its params) is malformed."""
+
+    code = "E045"
+    title = "Invalid knowledge-graph mapping"
+    description = (
+        "A knowledge_graph_agent stage's params do not describe a valid mapping: details.field "
+        "names the part (e.g. workflow.record.params.entities[0].node_id), details.issue says "
+        "what is wrong. Each mapping reads `from` a dependency's output (or `requirements`), "
+        "makes node ids and relationship ends from templates such as 'customer_{id}', and gives "
+        "a type, an identifier such as customer or PURCHASED."
+    )
+
+
+class InvalidGraphQueryParam(InvalidRequest):
+    """Raised at submit when a stage's `graph_query` param is malformed."""
+
+    code = "E046"
+    title = "Invalid graph_query stage parameter"
+    description = (
+        "A stage's params.graph_query must be an object with `query` (a non-empty Cypher "
+        "string within the query size limit) and optional `parameters` (an object of values "
+        "bound to $name), and the stage may not also depend on a stage named `graph` (the "
+        "name under which the rows reach its agent)."
+    )
+
+
 class PermissionDenied(EngineError):
     """Raised when the caller is authenticated but lacks the scope for an operation."""
 
@@ -362,6 +391,38 @@ class StageSkipped(EngineError):
         _FOUND_IN_STAGE + "the stage did not run because a stage it depends on failed; the "
         "message names it, and the task's error lists every skipped stage in skipped_stages. "
         "Its status is skipped, not failed. (Before migration 0016 this was recorded as E012.)"
+    )
+    where = "stage"
+
+
+class GraphQueryFailed(EngineError):
+    """Recorded when a stage's `graph_query` could not be answered; the stage fails."""
+
+    status = 422
+    type = "GraphQueryFailed"
+    code = "E047"
+    title = "Stage graph query failed"
+    description = (
+        _FOUND_IN_STAGE + "the Cypher query in the stage's params.graph_query could not be run "
+        "against the task's client's knowledge graph (the message says why: an unsupported "
+        "construct, a limit, a parse error). Fix the query, then retry the task."
+    )
+    where = "stage"
+
+
+class GraphWriteRefused(EngineError):
+    """Recorded when a `knowledge_graph_agent` stage cannot write what its mapping makes."""
+
+    status = 422
+    type = "GraphWriteRefused"
+    code = "E048"
+    title = "Knowledge-graph stage refused its input"
+    description = (
+        _FOUND_IN_STAGE + "the knowledge_graph_agent stage could not use its input as a whole: "
+        "a mapping's `from` names a part of the upstream output that is missing or is not a "
+        "list or object (details.field names the mapping), or the stage would write more than "
+        "50,000 items (nodes and relationships together). Wrong single items do not fail the "
+        "stage: they are listed in its output's `errors`."
     )
     where = "stage"
 

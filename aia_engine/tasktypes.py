@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from aia_engine.agents.params import check_stage_params
 from aia_engine.agents.registry import known_agents
 from aia_engine.clock import utcnow
 from aia_engine.datasets.names import check_data_names, named_datasets
@@ -55,7 +56,9 @@ def limits_of(settings: Settings) -> Limits:
 
 def validate_workflow(raw: Any, settings: Settings) -> WorkflowSpec:
     """`raw` parsed and validated as any submitted workflow is (raises `InvalidWorkflow`)."""
-    return parse_workflow(raw, known_agents=known_agents(), limits=limits_of(settings))
+    spec = parse_workflow(raw, known_agents=known_agents(), limits=limits_of(settings))
+    check_stage_params(spec)
+    return spec
 
 
 def create_task_type(

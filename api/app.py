@@ -92,6 +92,12 @@ def _limiter_alert(sessions: Sessions) -> None:
         )
 
 
+_KG_TABLES = text(
+    "SELECT (SELECT count(*) FROM kg_graphs), EXISTS (SELECT 1 FROM kg_nodes), "
+    "EXISTS (SELECT 1 FROM kg_relationships)"
+)
+
+
 def _health_monitor(
     settings: Settings,
     sessions: Sessions,
@@ -107,8 +113,14 @@ def _health_monitor(
         redis_conn.ping()
         return HEALTHY
 
+    def knowledge_graph() -> str:
+        # The graph lives in PostgreSQL: healthy when its tables answer (index-only reads).
+        with sessions.begin() as session:
+            session.execute(_KG_TABLES)
+        return HEALTHY
+
     return HealthMonitor(
-        {"database": database, "redis": redis_ping},
+        {"database": database, "redis": redis_ping, "knowledge_graph": knowledge_graph},
         count_workers=count_workers,
         interval_s=settings.health_interval_s,
         grace_s=settings.health_grace_s,

@@ -319,7 +319,9 @@ class ApiMetrics(BaseModel):
 class BusinessMetrics(BaseModel):
     active_tasks: int
     completed_tasks: int
-    knowledge_atoms: int | None
+    knowledge_atoms: int = Field(
+        description="Nodes plus relationships in the caller's knowledge graph (0 when it has none)"
+    )
     agent_performance_score: float | None = Field(
         description="Percent of stage runs ended in the last 24 hours that completed; "
         "null when none ended"

@@ -53,3 +53,20 @@ def run(ctx: AgentContext) -> dict[str, Any]:
     if ctx.params.get("pad_bytes"):
         output["pad"] = "x" * int(ctx.params["pad_bytes"])
     return output
+
+
+@agent(
+    "test_kg_fail_after_write",
+    "Test-only. Runs knowledge_graph_agent with the stage's params (less fail_attempts), then "
+    "fails the first fail_attempts attempts: a retried graph stage after its write committed.",
+)
+def kg_fail_after_write(ctx: AgentContext) -> dict[str, Any]:
+    from dataclasses import replace
+
+    from aia_engine.agents.registry import get_agent
+
+    params = {k: v for k, v in ctx.params.items() if k != "fail_attempts"}
+    output = get_agent("knowledge_graph_agent").run(replace(ctx, params=params))
+    if ctx.attempt <= int(ctx.params.get("fail_attempts", 0)):
+        raise AgentError(f"failed on purpose after writing (attempt {ctx.attempt}): {output}")
+    return output

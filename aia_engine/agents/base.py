@@ -4,6 +4,10 @@ An agent is a named callable `run(ctx) -> dict`. `ctx.inputs` holds the outputs 
 dependencies keyed by stage name; `ctx.params` the stage's params; `ctx.requirements` and
 `ctx.context` the workflow input; `ctx.progress(percent, partial_results)` reports progress;
 `ctx.datasets(name)` reads a named dataset (see `aia_engine.agents.builtin.inputs`).
+A stage whose params hold a `graph_query` finds the query's rows in `ctx.inputs["graph"]`
+(see `aia_engine.graph.inputs`). An agent may also define `check_params(stage)`, called with the
+stage's `StageSpec` when a workflow naming it is submitted: it raises an `InvalidRequest`
+naming the field, so a bad stage is refused with 422 before it runs.
 """
 
 from __future__ import annotations
@@ -11,11 +15,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from aia_engine.graph.model import NodeIn, RelationshipIn
+    from aia_engine.graph.writing import Written
 
 ProgressFn = Callable[[float, Mapping[str, Any] | None], None]
 DatasetFn = Callable[[str], list[dict[str, Any]] | None]
 """Records of a named dataset as the task's client sees it (None: no such dataset)."""
+GraphWriteFn = Callable[[list[tuple["NodeIn", bool]], list["RelationshipIn"]], "Written"]
+"""Writes (node, merge) pairs and relationships to the task's client's knowledge graph in one
+transaction (`aia_engine.graph.writing.write_items`, source "agent", this task's id)."""
 
 
 @dataclass
@@ -33,6 +44,8 @@ class AgentContext:
     _progress: ProgressFn | None = None
     datasets: DatasetFn | None = None
     """Reads named datasets from PostgreSQL when the stage runs (set by the stage runner)."""
+    graph_write: GraphWriteFn | None = None
+    """Writes to the task's client's knowledge graph (set by the stage runner)."""
 
     def progress(self, percent: float, partial_results: Mapping[str, Any] | None = None) -> None:
         """Report progress (0-100) and optional partial results; persisted throttled."""

@@ -7,7 +7,8 @@ tasks another runs); system-wide task figures are in the Prometheus exposition, 
 evidence is null: the score when no stage of the client's ended in 24 hours; `success_rate`,
 `error_rate` and `average_response_time` when no request was answered in the window;
 `cpu_usage` until an interval has been measured (see `aia_engine.metrics.host`).
-`knowledge_atoms` is null: the engine has no knowledge graph yet. `active_connections` counts
+`knowledge_atoms` = nodes + relationships in the client's knowledge graph (kg_graphs' counts,
+kept by every write): 0 for a client with no graph, a real figure. `active_connections` counts
 open connections to this database (every API, worker and beat process), from
 `pg_stat_activity`.
 """
@@ -35,7 +36,9 @@ _BUSINESS = text(
       (SELECT count(*) FROM stage_runs s JOIN tasks t ON t.id = s.task_id
           WHERE t.client_id = :client AND s.status = 'failed'
           AND s.finished_at > now() - interval '24 hours') AS failed,
-      (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()) AS connections
+      (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()) AS connections,
+      (SELECT coalesce(sum(nodes + relationships), 0) FROM kg_graphs
+          WHERE client_id = :client) AS atoms
     """
 )
 
@@ -62,7 +65,7 @@ def guide_metrics(sessions: Sessions, client: redis.Redis, *, client_id: str) ->
         "business_metrics": {
             "active_tasks": int(row.active),
             "completed_tasks": int(row.completed),
-            "knowledge_atoms": None,
+            "knowledge_atoms": int(row.atoms),
             "agent_performance_score": round(100.0 * row.ok / ended, 1) if ended else None,
         },
     }

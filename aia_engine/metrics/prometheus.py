@@ -119,6 +119,12 @@ class EngineCollector:
             alerts = session.execute(
                 text("SELECT alert_type, count(*) FROM system_alerts GROUP BY alert_type")
             ).all()
+            graphs = session.execute(
+                text(
+                    "SELECT count(*), coalesce(sum(nodes), 0), coalesce(sum(relationships), 0) "
+                    "FROM kg_graphs"
+                )
+            ).one()
         yield _gauge("aia_tasks", "Tasks by status", ["status"], tasks)
         yield _counter(
             "aia_stage_runs",
@@ -139,6 +145,13 @@ class EngineCollector:
             "aia_webhook_attempts", "Webhook delivery attempts by outcome", ["outcome"], attempts
         )
         yield _counter("aia_system_alerts", "System alerts raised, by type", ["alert_type"], alerts)
+        yield _gauge(
+            "aia_knowledge_graph_atoms",
+            "Nodes and relationships in the knowledge graphs of every client, by kind",
+            ["kind"],
+            [("nodes", graphs[1]), ("relationships", graphs[2])],
+        )
+        yield _gauge("aia_knowledge_graphs", "Clients with a knowledge graph", [], [(graphs[0],)])
 
 
 def _gauge(name: str, doc: str, labels: list[str], rows: Any) -> GaugeMetricFamily:

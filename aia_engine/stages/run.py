@@ -40,6 +40,9 @@ from aia_engine.errors import (
     StageSkipped,
     StageTimedOut,
 )
+from aia_engine.graph import inputs as graph_inputs
+from aia_engine.graph.inputs import graph_input
+from aia_engine.graph.writing import write_for_task
 from aia_engine.redaction import redact_error
 from aia_engine.settings import Settings
 from aia_engine.stages.fastpath import claim_in_sql, complete_in_sql
@@ -414,11 +417,14 @@ def _run_agent(
         celery_id=celery_id,
         every_s=settings.progress_throttle_s,
     )
+    inputs = claim.ctx_inputs
+    if graph_inputs.PARAM in claim.spec.params:  # the query runs now, for the task's client
+        inputs = {**inputs, graph_inputs.INPUT: graph_input(sessions, task_id, claim.spec.params)}
     ctx = AgentContext(
         task_id=task_id,
         stage=stage,
         task=claim.spec.task,
-        inputs=claim.ctx_inputs,
+        inputs=inputs,
         params=claim.spec.params,
         requirements=claim.requirements,
         context=claim.context,
@@ -428,6 +434,7 @@ def _run_agent(
         log=logging.getLogger(f"aia_engine.agents.{claim.spec.agent}"),
         # Named datasets are read here, when the stage runs: the broker carries only ids.
         datasets=partial(records_for_task, sessions, task_id=task_id),
+        graph_write=partial(write_for_task, sessions, task_id=task_id),
     )
     return get_agent(claim.spec.agent).run(ctx)
 

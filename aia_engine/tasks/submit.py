@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from aia_engine.agents.params import check_stage_params
 from aia_engine.agents.registry import known_agents
 from aia_engine.clock import utcnow
 from aia_engine.db.direct import Psycopg, direct
@@ -81,6 +82,7 @@ def build_spec(request: TaskRequest, settings: Settings, catalog: Catalog) -> Wo
     else:
         raw = catalog.operator_workflow(request.task_type)
         spec = parse_workflow(raw, known_agents=agents, limits=limits)
+    check_stage_params(spec)
     catalog.check_data_names(request.requirements, spec)
     return spec
 

@@ -1,5 +1,6 @@
-"""GET /health: PostgreSQL, Redis and live workers, as the background checks last saw them
-(`aia_engine.ops.health`); 503 naming what has failed for longer than the grace period."""
+"""GET /health: PostgreSQL, Redis, live workers and the knowledge graph (its tables in
+PostgreSQL answer), as the background checks last saw them (`aia_engine.ops.health`); 503
+naming what has failed for longer than the grace period."""
 
 from __future__ import annotations
 
@@ -31,7 +32,6 @@ async def health(request: Request) -> Response:
     workers = services.pop("workers", "healthy")
     services["workers"] = workers
     services["multi_agent_system"] = workers
-    services["knowledge_graph"] = "not_configured"
     body: dict[str, Any] = {
         "status": "degraded" if report.failing else "healthy",
         "timestamp": now_iso(),

@@ -2,6 +2,7 @@
 
 from aia_engine.agents.builtin import (  # noqa: F401
     data_analysis,
+    knowledge_graph,
     market_research,
     noop,
     reporting,

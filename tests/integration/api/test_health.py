@@ -3,10 +3,12 @@ waiting on a worker ping, and reports a failure only once it has lasted the grac
 
 from __future__ import annotations
 
+import secrets
 import time
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 import redis
 
@@ -81,3 +83,43 @@ def test_a_failure_shows_only_after_the_grace_period(services: Services, tmp_pat
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+
+
+def test_knowledge_graph_is_healthy_when_its_tables_answer_and_unhealthy_when_not(
+    services: Services,
+) -> None:
+    from aia_engine.db.session import make_engine, make_sessions
+    from aia_engine.graph.model import NodeIn
+    from aia_engine.graph.writing import write_items
+
+    write_items(services.sessions, "health-kg", [(NodeIn("n", "t"), False)], [], source="api")
+    settings = services.settings.model_copy(update={"health_interval_s": 0.2})
+    server, thread, url = serve(create_app(settings))
+    try:
+        with httpx.Client(base_url=url, timeout=10) as http:
+            r = wait_until(lambda: (r := http.get("/health")).status_code == 200 and r, "/health")
+            assert r.json()["services"]["knowledge_graph"] == "healthy"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    # A database without the graph's tables (PostgreSQL itself answers): the graph is named.
+    name = f"aia_nokg_{secrets.token_hex(4)}"
+    with psycopg.connect(services.admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    bare = services.settings.model_copy(
+        update={"database_url": services.database_url.rsplit("/", 1)[0] + f"/{name}"}
+    )
+    engine = make_engine(bare)
+    server, thread, url = serve(create_app(settings, sessions=make_sessions(engine)))
+    try:
+        with httpx.Client(base_url=url, timeout=10) as http:
+            body = http.get("/health").json()
+            assert body["services"]["database"] == "healthy"
+            assert body["services"]["knowledge_graph"].startswith("unhealthy"), body
+            assert body["status"] == "degraded" and "knowledge_graph" in body["failing_services"]
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        engine.dispose()
+        with psycopg.connect(services.admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

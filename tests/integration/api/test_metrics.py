@@ -171,3 +171,41 @@ def test_prometheus_counters_agree_with_the_database_across_processes(
     finally:
         for p in apis + workers:
             _stop(p)
+
+
+def test_knowledge_atoms_are_the_callers_graph_and_the_exposition_sums_every_graph(
+    live_api: LiveApi, services: Services, make_client: Callable[..., Credentials]
+) -> None:
+    from aia_engine.graph.model import NodeIn, RelationshipIn
+    from aia_engine.graph.writing import write_items
+
+    owner, other = make_client(), make_client()
+    admin = token_for(live_api, make_client(scopes="read admin"))
+
+    def atoms(creds: Credentials) -> Any:
+        with live_api.client(
+            headers={"Authorization": f"Bearer {token_for(live_api, creds)}"}
+        ) as h:
+            return h.get("/metrics").json()["business_metrics"]["knowledge_atoms"]
+
+    def scraped() -> dict[str, float]:
+        with live_api.client(headers={"Authorization": f"Bearer {admin}"}) as h:
+            found = samples(h.get("/metrics/prometheus").text)
+        return {
+            kind: found[("aia_knowledge_graph_atoms", (("kind", kind),))]
+            for kind in ("nodes", "relationships")
+        }
+
+    # No graph yet: 0, a real figure (the tables answer), not null.
+    assert atoms(owner) == 0
+    before = scraped()
+    nodes = [(NodeIn(f"n{i}", "customer"), False) for i in range(5)]
+    rels = [RelationshipIn(f"r{i}", "KNOWS", f"n{i}", f"n{i + 1}") for i in range(4)]
+    write_items(services.sessions, owner.client_id, nodes, rels, source="api")
+    assert atoms(owner) == 5 + 4
+    assert atoms(other) == 0  # tenancy: another client's graph is not counted
+    with services.sessions.begin() as session:
+        totals = session.execute(text("SELECT sum(nodes), sum(relationships) FROM kg_graphs")).one()
+    after = scraped()
+    assert after == {"nodes": float(totals[0]), "relationships": float(totals[1])}
+    assert after["nodes"] - before["nodes"] >= 5 and after["relationships"] >= 4

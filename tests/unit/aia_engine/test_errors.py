@@ -47,6 +47,8 @@ ANSWERED_BEFORE = {
     "E009": (409, "Conflict"),
     "E012": (429, "TooManyStreams"),
     "E013": (429, "QuotaExceeded"),
+    "E045": (422, "ValidationError"),
+    "E046": (422, "ValidationError"),
     "E400": (400, "BadRequest"),
     "E401": (401, "Unauthorized"),
     "E403": (403, "Forbidden"),
@@ -172,7 +174,7 @@ def test_every_code_a_stage_can_record_is_a_catalogued_non_response_code() -> No
 
 def test_stage_codes_are_apart_from_response_codes() -> None:
     stage = {c for c, cls in CATALOGUE.items() if cls.where == "stage"}
-    assert stage == {"E010", "E011", "E020", "E021", "E022", "E023"}
+    assert stage == {"E010", "E011", "E020", "E021", "E022", "E023", "E047", "E048"}
     assert not stage & set(ANSWERED)
     assert AgentCrashed.code == "E022" and StageSkipped.code == "E023"
 
