@@ -47,6 +47,7 @@ ANSWERED_BEFORE = {
     "E009": (409, "Conflict"),
     "E012": (429, "TooManyStreams"),
     "E013": (429, "QuotaExceeded"),
+    "E050": (422, "ValidationError"),
     "E400": (400, "BadRequest"),
     "E401": (401, "Unauthorized"),
     "E403": (403, "Forbidden"),
