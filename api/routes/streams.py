@@ -38,7 +38,8 @@ SSE = (
     "Server-sent events (`text/event-stream`). Each event: `id:` its stream position, "
     "`event:` its type, `data:` the same JSON as a webhook body (event_id, event_type, "
     "timestamp, sequence, data). Reconnect with `Last-Event-ID` to receive every later event "
-    "once, in order. Comment lines are heartbeats. A task's stream ends after its final event."
+    "once, in order. Comment lines are heartbeats. A task's stream ends after its final event. "
+    "Knowledge-graph changes are not task events: GET /knowledge-graph/stream carries them."
 )
 
 
