@@ -11,7 +11,8 @@ API's envelope, its /errors pages and the OpenAPI error schemas are read from `c
     │   ├── UnknownAgent             E005
     │   ├── UnsafeWebhookUrl         E007
     │   ├── InvalidGraphMapping      E045
-    │   └── InvalidGraphQueryParam   E046
+    │   ├── InvalidGraphQueryParam   E046
+    │   └── UnknownChangeType        E050
     ├── PermissionDenied             E403  403
     ├── Unauthenticated              E401  401
     ├── TransientError               E503  503
@@ -256,6 +257,25 @@ class InvalidGraphQueryParam(InvalidRequest):
         "bound to $name), and the stage may not also depend on a stage named `graph` (the "
         "name under which the rows reach its agent)."
     )
+class UnknownChangeType(InvalidRequest):
+    """Raised when a graph stream's `change_types` filter names no kind of graph change."""
+
+    code = "E050"
+    title = "Unknown graph change type"
+    description = (
+        "change_types (GET /knowledge-graph/stream) lists kinds of graph change: created, "
+        "updated, deleted, relationship_added, relationship_removed and imported (one summary "
+        "per import chunk). details.allowed_values lists them."
+    )
+
+    def __init__(self, value: str, allowed: Sequence[str]) -> None:
+        super().__init__(
+            f"unknown change type {value[:100]!r}; change_types takes {', '.join(allowed)}",
+            field="change_types",
+            issue="unknown change type",
+            provided_value=value[:100],
+            allowed_values=list(allowed),
+        )
 
 
 class PermissionDenied(EngineError):

@@ -2,7 +2,8 @@
 
 A stream first registers with the hub (so nothing published from then on is missed), then
 replays what PostgreSQL holds after its `Last-Event-ID`, then follows the live messages,
-skipping any it already sent. Positions (`pos`, the SSE id) only grow, so "skip what is not
+skipping any it already sent. Every stream of a client hears the client's whole channel (task
+events and knowledge-graph changes); its `Selection` says which of them it shows. Positions (`pos`, the SSE id) only grow, so "skip what is not
 newer" gives every event exactly once, in order. When the hub may have missed messages (its
 Redis connection dropped, a slow stream's buffer overflowed, the pump could not publish), it
 tells each stream to resynchronise: replay from PostgreSQL again. An idle stream also checks
@@ -18,11 +19,12 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import redis
 
-from aia_engine.events.body import TERMINAL_EVENTS, parse_event_id
+from aia_engine.events.body import TERMINAL_EVENTS, is_graph_event, parse_event_id
 from aia_engine.events.pump import CHANNEL_PATTERN, RESYNC_CHANNEL
 from aia_engine.redis.connect import async_client
 
@@ -144,20 +146,50 @@ def sse(pos: int, body: dict[str, Any]) -> bytes:
     return f"id: {pos}\nevent: {body['event_type']}\ndata: {data}\n\n".encode()
 
 
+Body = dict[str, Any]
+
+
+def _never(_body: Body) -> bool:
+    return False
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which events of the client's channel a stream shows (`accepts`), and which one ends it
+    (`ends`). Every stream of a client listens to the same channel, which carries its task
+    events and its knowledge-graph changes alike; `replay` must return a subset of what
+    `accepts` takes (the cursor filters replayed events too, so a wider replay is harmless)."""
+
+    accepts: Callable[[Body], bool]
+    ends: Callable[[Body], bool] = _never
+
+
+def task_selection(task_id: str | None) -> Selection:
+    """The task events of one task (ending with its final event), or of every task."""
+    if task_id is None:
+        return Selection(lambda body: not is_graph_event(body))
+
+    def accepts(body: Body) -> bool:
+        return body["data"].get("task_id") == task_id and not is_graph_event(body)
+
+    return Selection(accepts, lambda body: body["event_type"] in TERMINAL_EVENTS)
+
+
 class _Cursor:
-    """Where a stream stands: the last position sent, and whether it has ended."""
+    """Where a stream stands: the last position it has looked at (sent, or not selected), and
+    whether it has ended. Positions only grow, so what is not newer has been seen."""
 
-    def __init__(self, task_id: str | None, after: int, replay: Callable[[int], Any]) -> None:
-        self.task_id, self.last, self.replay, self.done = task_id, after, replay, False
+    def __init__(self, selection: Selection, after: int, replay: Callable[[int], Any]) -> None:
+        self.selection, self.last, self.replay, self.done = selection, after, replay, False
 
-    def take(self, pos: int, body: dict[str, Any]) -> bytes | None:
+    def take(self, pos: int, body: Body) -> bytes | None:
         if self.done or pos <= self.last:
             return None
-        if self.task_id is not None and body["data"].get("task_id") != self.task_id:
+        self.last = pos  # a resync need not read an unselected event again
+        if not self.selection.accepts(body):
             return None
-        self.last = pos
-        if self.task_id is not None and body["event_type"] in TERMINAL_EVENTS:
-            self.done = True  # a task's stream ends with its final event
+        if self.selection.ends(body):
+            self.done = True  # e.g. a task's stream ends with its final event
         return sse(pos, body)
 
     async def catch_up(self) -> list[bytes]:
@@ -174,7 +206,7 @@ async def event_stream(
     *,
     hub: StreamHub,
     client_id: str,
-    task_id: str | None,
+    selection: Selection,
     after: int,
     replay: Callable[[int], Any],
     heartbeat_s: float,
@@ -182,7 +214,7 @@ async def event_stream(
     queue: asyncio.Queue[tuple[int, dict[str, Any]]],
 ) -> AsyncIterator[bytes]:
     """The body of one stream; `replay(after)` awaits PostgreSQL's events after a position."""
-    cursor = _Cursor(task_id, after, replay)
+    cursor = _Cursor(selection, after, replay)
     try:
         yield b"retry: 2000\n\n"
         for chunk in await cursor.catch_up():

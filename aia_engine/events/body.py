@@ -5,12 +5,23 @@
 
 `event_id` names the event's place in the published stream (also the SSE `id:`), so a
 receiver de-duplicates on it; `sequence` orders one task's events.
+
+A knowledge-graph change (a task-less event owned by a client) has the same envelope, with
+the graph's version as `sequence` and the change as `data` (`graph_event`):
+
+    {"event_id": "evt_<pos>", "event_type": "knowledge_graph.created", "timestamp": "...Z",
+     "sequence": 12, "data": {"change_type": "created", "entity_id": "cust_1",
+     "entity_type": "customer", "timestamp": "...Z", "graph_version": 12, "source": "api"}}
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+
+from aia_engine.graph.changes import EVENT_TYPES as GRAPH_EVENT_TYPES
+from aia_engine.graph.changes import PREFIX as GRAPH_PREFIX
+from aia_engine.graph.changes import SUMMARY
 
 # Events of the log that webhooks may subscribe to (the others reach streams only), in the
 # order the API lists them.
@@ -24,7 +35,7 @@ TASK_WEBHOOK_EVENTS = (
     "task.failed",
     "task.cancelled",
 )
-WEBHOOK_EVENTS = frozenset(TASK_WEBHOOK_EVENTS)
+WEBHOOK_EVENTS = frozenset((*TASK_WEBHOOK_EVENTS, *GRAPH_EVENT_TYPES))
 TERMINAL_EVENTS = frozenset({"task.completed", "task.failed", "task.cancelled"})
 _STATUS = {
     "task.accepted": "accepted",
@@ -98,9 +109,60 @@ def public_event(
     }
 
 
+def is_graph_event(body: dict[str, Any]) -> bool:
+    """Whether a public event body is a knowledge-graph change (not a task's event)."""
+    return str(body["event_type"]).startswith(GRAPH_PREFIX)
+
+
+_GRAPH_OPTIONAL = ("relationship", "task_id")
+_GRAPH_BASE = frozenset(
+    {"change_type", "entity_id", "entity_type", "timestamp", "graph_version", "source"}
+)
+
+
+def graph_event(
+    *, pos: int, event_type: str, seq: int, created_at: datetime, payload: dict[str, Any]
+) -> dict[str, Any]:
+    """The public body of a graph change, from its stored payload (`changes.record`).
+
+    `data` always has change_type, entity_id, entity_type (both null for an `imported`
+    summary), timestamp, graph_version and source; a relationship change adds `relationship`,
+    an agent's write `task_id`; an `imported` summary adds `entity_types`, `changes` (counts
+    by change type) and whatever else its writer recorded about the chunk."""
+    stamp = iso(created_at)
+    data: dict[str, Any] = {
+        "change_type": payload.get("change_type", event_type.removeprefix(GRAPH_PREFIX)),
+        "entity_id": payload.get("entity_id"),
+        "entity_type": payload.get("entity_type"),
+        "timestamp": stamp,
+        "graph_version": payload.get("graph_version", seq),
+        "source": payload.get("source"),
+    }
+    for key in _GRAPH_OPTIONAL:
+        if key in payload:
+            data[key] = payload[key]
+    if data["change_type"] == SUMMARY:
+        data["entity_types"] = payload.get("entity_types", [])
+        data["changes"] = payload.get("changes", {})
+        data.update((k, v) for k, v in payload.items() if k not in data and k not in _GRAPH_BASE)
+    return {
+        "event_id": event_id(pos),
+        "event_type": event_type,
+        "timestamp": stamp,
+        "sequence": seq,
+        "data": data,
+    }
+
+
 def event_from_row(row: Any, pos: int) -> dict[str, Any]:
-    """`public_event` for a row of task_events joined with its task (`task_id`, `type`, `seq`,
-    `created_at`, `stage`, `payload`, `event_progress`, `progress`, `results`, `error`)."""
+    """The public body of a row of task_events (`task_id`, `type`, `seq`, `created_at`,
+    `stage`, `payload`, `event_progress`) joined with its task (`progress`, `results`,
+    `error`; NULL for a task-less graph change, rendered by `graph_event`)."""
+    if row.task_id is None:
+        return graph_event(
+            pos=pos, event_type=row.type, seq=row.seq, created_at=row.created_at,
+            payload=row.payload or {},
+        )  # fmt: skip
     return public_event(
         pos=pos,
         event_type=row.type,

@@ -1,5 +1,10 @@
 """The event pump: publishes the `task_events` log, in commit order, exactly once.
 
+Task events and knowledge-graph changes share the log: a graph change has no task and names
+its owner itself (`task_events.client_id`), so the batch reads the owner as
+`COALESCE(task's client, event's client)`; both are published on the owner's channel and fan
+out to the webhooks subscribed to their type.
+
 Event ids come from a sequence, and transactions commit out of id order, so "everything after
 id N" is not a safe cursor. Instead the pump gives each committed, not yet published event its
 place in the stream (`pos`, from a second sequence) and, in the same transaction, creates its
@@ -40,8 +45,9 @@ SendDeliveries = Callable[[Sequence[str]], None]
 _BATCH = text(
     """
     SELECT e.id, e.task_id, e.seq, e.type, e.stage, e.payload, e.created_at,
-           e.progress AS event_progress, t.client_id, t.progress, t.results, t.error
-      FROM task_events e JOIN tasks t ON t.id = e.task_id
+           e.progress AS event_progress, COALESCE(t.client_id, e.client_id) AS client_id,
+           t.progress, t.results, t.error
+      FROM task_events e LEFT JOIN tasks t ON t.id = e.task_id
      WHERE e.pos IS NULL
      ORDER BY e.id
      LIMIT :n
@@ -111,8 +117,10 @@ class EventPump:
                 body = event_from_row(row, pos)
                 published.append((row.client_id, body))
                 if row.type in WEBHOOK_EVENTS:
+                    # A graph change an agent wrote names its task in the delivery log too.
+                    task_id = row.task_id or body["data"].get("task_id")
                     outgoing.append(
-                        Outgoing(row.client_id, row.type, body["event_id"], row.task_id, body)
+                        Outgoing(row.client_id, row.type, body["event_id"], task_id, body)
                     )
             deliveries = create_deliveries(session, outgoing, now=now)
         self._publish(published)

@@ -14,11 +14,13 @@ from aia_engine.db.models import Webhook
 from aia_engine.db.session import Sessions
 from aia_engine.errors import NotFound
 from aia_engine.events.body import TASK_WEBHOOK_EVENTS
+from aia_engine.graph.changes import EVENT_TYPES as GRAPH_EVENT_TYPES
 from aia_engine.settings import Settings
 from aia_engine.webhooks.crypto import encrypt
 from aia_engine.webhooks.urls import Resolver, check_url, system_resolver
 
-EVENT_TYPES = (*TASK_WEBHOOK_EVENTS, "system.alert")
+EVENT_TYPES = (*TASK_WEBHOOK_EVENTS, "system.alert", *GRAPH_EVENT_TYPES)
+"""What an endpoint may subscribe to: task events, alerts and knowledge-graph changes."""
 ROTATION_GRACE = timedelta(hours=24)
 
 

@@ -7,6 +7,7 @@ from starlette.routing import BaseRoute
 from api.routes import (
     auth,
     docs,
+    graph_stream,
     health,
     metrics,
     monitoring,
@@ -24,6 +25,7 @@ ROUTES: list[BaseRoute] = [
     *auth.routes,
     *quotas.routes,
     *streams.routes,
+    *graph_stream.routes,
     *tasks.routes,
     *task_types.routes,
     *webhooks.routes,

@@ -11,7 +11,7 @@ finished task replays it and ends instead of waiting forever."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Literal
 
 from starlette.requests import Request
@@ -24,7 +24,7 @@ from aia_engine.events.replay import check_task, events_after, stream_head
 from api.auth import require
 from api.contract import Reply, header, operation, query
 from api.deps import in_thread, resources
-from api.streams import event_stream
+from api.streams import Selection, event_stream, task_selection
 
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
 
@@ -38,7 +38,8 @@ SSE = (
     "Server-sent events (`text/event-stream`). Each event: `id:` its stream position, "
     "`event:` its type, `data:` the same JSON as a webhook body (event_id, event_type, "
     "timestamp, sequence, data). Reconnect with `Last-Event-ID` to receive every later event "
-    "once, in order. Comment lines are heartbeats. A task's stream ends after its final event."
+    "once, in order. Comment lines are heartbeats. A task's stream ends after its final event. "
+    "Knowledge-graph changes are not task events: GET /knowledge-graph/stream carries them."
 )
 
 
@@ -79,9 +80,21 @@ def _start(request: Request, default: str) -> str:
     return start
 
 
-async def _open(
-    request: Request, client_id: str, task_id: str | None, *, default_start: str
+ReplayAfter = Callable[[int], list[tuple[int, dict[str, Any]]]]
+"""Stored events of the stream after a position, in order (runs in a thread)."""
+
+
+async def open_stream(
+    request: Request,
+    client_id: str,
+    *,
+    selection: Selection,
+    replay_after: ReplayAfter,
+    default_start: str,
 ) -> StreamingResponse:
+    """An SSE stream of the client's events that `selection` takes: the stream limit per
+    client, `Last-Event-ID` / `?from=`, replay from PostgreSQL, then live events and
+    heartbeats. Every stream of a client counts against the same limit."""
     res = resources(request)
     after = _after(request)
     start = _start(request, default_start)
@@ -108,9 +121,7 @@ async def _open(
     position = after
 
     async def replay(last: int) -> list[tuple[int, dict[str, Any]]]:
-        return await in_thread(
-            events_after, res.sessions, client_id=client_id, after=last, task_id=task_id
-        )
+        return await in_thread(replay_after, last)
 
     async def renew() -> None:
         await in_thread(res.stream_slots.acquire, client_id, member)
@@ -120,7 +131,7 @@ async def _open(
             async for chunk in event_stream(
                 hub=res.hub,
                 client_id=client_id,
-                task_id=task_id,
+                selection=selection,
                 after=position,
                 replay=replay,
                 heartbeat_s=res.settings.sse_heartbeat_s,
@@ -132,6 +143,24 @@ async def _open(
             res.stream_slots.release(client_id, member)
 
     return StreamingResponse(body(), media_type="text/event-stream", headers=HEADERS)
+
+
+async def _open_tasks(
+    request: Request, client_id: str, task_id: str | None, *, default_start: str
+) -> StreamingResponse:
+    """A stream of task events only (of one task, or of all): never a graph change."""
+    sessions = resources(request).sessions
+
+    def replay_after(after: int) -> list[tuple[int, dict[str, Any]]]:
+        return events_after(sessions, client_id=client_id, after=after, task_id=task_id)
+
+    return await open_stream(
+        request,
+        client_id,
+        selection=task_selection(task_id),
+        replay_after=replay_after,
+        default_start=default_start,
+    )
 
 
 @operation(
@@ -147,7 +176,7 @@ async def task_events(request: Request) -> StreamingResponse:
     principal = await require(request, "read")
     task_id = request.path_params["task_id"]
     await in_thread(check_task, resources(request).sessions, task_id, client_id=principal.client_id)
-    return await _open(request, principal.client_id, task_id, default_start="start")
+    return await _open_tasks(request, principal.client_id, task_id, default_start="start")
 
 
 @operation(
@@ -161,7 +190,7 @@ async def task_events(request: Request) -> StreamingResponse:
 )
 async def client_stream(request: Request) -> StreamingResponse:
     principal = await require(request, "read")
-    return await _open(request, principal.client_id, None, default_start="now")
+    return await _open_tasks(request, principal.client_id, None, default_start="now")
 
 
 routes = [

@@ -49,6 +49,7 @@ ANSWERED_BEFORE = {
     "E013": (429, "QuotaExceeded"),
     "E045": (422, "ValidationError"),
     "E046": (422, "ValidationError"),
+    "E050": (422, "ValidationError"),
     "E400": (400, "BadRequest"),
     "E401": (401, "Unauthorized"),
     "E403": (403, "Forbidden"),
