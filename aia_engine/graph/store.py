@@ -14,7 +14,7 @@ nothing (every item unchanged, not found or refused) leaves the version, the row
 log as they were, and answers the current version.
 
 To write several kinds of items in one transaction (an agent's stage: nodes, then
-relationships between them), use `Writer` directly.
+relationships between them), use `aia_engine.graph.writer.Writer` directly.
 """
 
 from __future__ import annotations
