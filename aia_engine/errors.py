@@ -3,13 +3,17 @@ status, type, title and description. This module is the one place a code is decl
 API's envelope, its /errors pages and the OpenAPI error schemas are read from `catalogue()`.
 
     EngineError                      E500  500  (the catalogue's E500 too)
-    ├── NotFound                     E004  404  (TaskNotFound)
+    ├── NotFound                     E004  404  (TaskNotFound, NodeNotFound)
     ├── Conflict                     E009  409  (TaskStateConflict)
+    │   └── RelationshipConflict     E037
     ├── InvalidRequest               E001  422
     │   ├── InvalidWorkflow          E002
     │   ├── UnknownTaskType          E003
     │   ├── UnknownAgent             E005
     │   ├── UnsafeWebhookUrl         E007
+    │   ├── InvalidGraphItem         E035  (graph write items)
+    │   ├── MissingRelationshipEnd   E036
+    │   ├── DuplicateGraphItem       E038
     │   ├── InvalidGraphMapping      E045
     │   ├── InvalidGraphQueryParam   E046
     │   └── UnknownChangeType        E050
@@ -312,6 +316,66 @@ class TransientError(EngineError):
     code = "E503"
     title = "Service temporarily unavailable"
     description = "A dependency (database or broker) is unreachable. Retry after a delay."
+
+
+# -- Knowledge-graph writes: a bulk write answers these per item (E035-E038), a read E004. --
+
+
+class NodeNotFound(NotFound):
+    """Raised when no node with that id is in the caller's graph."""
+
+    def __init__(self, node_id: str) -> None:
+        super().__init__(f"node {node_id!r} not found in your graph", node_id=node_id[:200])
+
+
+class InvalidGraphItem(InvalidRequest):
+    """Reported for an entity, relationship or id of a graph write that fails its checks."""
+
+    code = "E035"
+    title = "Invalid graph item"
+    description = (
+        "An item of a knowledge-graph write is refused; the request's other items are written. "
+        "details.field names where (e.g. entities[3].properties.type), details.issue what: not "
+        "an id (1-200 characters, no control characters), not a type name (an identifier), a "
+        "reserved property name (the item's own fields, or a name starting with __), not JSON "
+        "(NaN, Infinity), too large (properties over 64 KB), an unknown field."
+    )
+
+
+class MissingRelationshipEnd(InvalidRequest):
+    """Reported for a relationship whose source or target is not a node of the caller's graph."""
+
+    code = "E036"
+    title = "Relationship end not found"
+    description = (
+        "A relationship's source or target (details.field) names no node in your graph; nodes "
+        "of other clients are not visible. Write the node first (POST /knowledge-graph/"
+        "entities), then the relationship."
+    )
+
+
+class RelationshipConflict(Conflict):
+    """Reported for a relationship id that exists with another type, source or target."""
+
+    code = "E037"
+    title = "Relationship id taken"
+    description = (
+        "A relationship with this relationship_id exists with a different type, source or "
+        "target (details.existing shows them). Its ends and type are fixed once created: "
+        "delete it and create it again, or use another id."
+    )
+
+
+class DuplicateGraphItem(InvalidRequest):
+    """Reported for an item whose id an earlier item of the same request already writes."""
+
+    code = "E038"
+    title = "Duplicate item in one request"
+    description = (
+        "The same node_id (or relationship_id, or the same source, type and target without an "
+        "id) appears more than once in one request; the first is written and the repeats are "
+        "refused (details.first_index). Send one item per id."
+    )
 
 
 # -- Stage errors: recorded on a stage (and copied to its task's error), never answered. --

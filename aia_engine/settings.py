@@ -159,6 +159,11 @@ class Settings(BaseSettings):
     request_timeout_s: float = Field(default=30.0, gt=0)
     """The guide's per-request timeout; a slower request answers 504."""
     batch_max_tasks: int = Field(default=100, ge=1, le=10_000)
+    kg_write_max_items: int = Field(default=1000, ge=1, le=100_000)
+    """Entities, relationships or ids one knowledge-graph write request may carry (bulk loads
+    go through `aia-engine kg import`)."""
+    kg_idempotency_hours: float = Field(default=24.0, gt=0)
+    """How long a knowledge-graph write's Idempotency-Key is remembered (its answer replayed)."""
     api_workers: int = Field(default=1, ge=1)
     """uvicorn worker processes for `aia-engine serve`."""
 

@@ -387,3 +387,111 @@ class Health(BaseModel):
     request_count: int
     workers_alive: int
     failing_services: list[str] | None = None
+
+
+# -- knowledge graph writes (aia_engine/graph/store.py) -------------------------------------
+
+_GRAPH_ID = Field(min_length=1, max_length=200, description="1-200 characters, no control ones")
+_GRAPH_TYPE = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$", description="An identifier")
+
+
+class GraphEntityIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    node_id: str = _GRAPH_ID
+    type: str = _GRAPH_TYPE
+    properties: dict[str, Any] = Field(
+        default_factory=dict,
+        description="A JSON object (at most 64 KB); node_id, type and names starting with __ "
+        "are reserved.",
+    )
+
+
+class GraphEntitiesWrite(BaseModel):
+    entities: list[GraphEntityIn] = Field(
+        min_length=1, description="At most AIA_KG_WRITE_MAX_ITEMS (1000 by default)."
+    )
+    merge: bool = Field(
+        default=False,
+        description="false: a node's type and properties become the item's; true: the item's "
+        "properties are merged into the stored ones key by key.",
+    )
+
+
+class GraphRelationshipIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    relationship_id: str | SkipJsonSchema[None] = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Derived from source, type and target when left out.",
+    )
+    type: str = _GRAPH_TYPE
+    source: str = _GRAPH_ID
+    target: str = _GRAPH_ID
+    properties: dict[str, Any] = Field(
+        default_factory=dict,
+        description="A JSON object (at most 64 KB); relationship_id, type, source, target and "
+        "names starting with __ are reserved.",
+    )
+
+
+class GraphRelationshipsWrite(BaseModel):
+    relationships: list[GraphRelationshipIn] = Field(
+        min_length=1, description="At most AIA_KG_WRITE_MAX_ITEMS (1000 by default)."
+    )
+    merge: bool = Field(default=False, description="Merge properties key by key.")
+
+
+class GraphNodeDeletes(BaseModel):
+    node_ids: list[str] = Field(min_length=1)
+
+
+class GraphRelationshipDeletes(BaseModel):
+    relationship_ids: list[str] = Field(min_length=1)
+
+
+GraphItemStatus = Literal["created", "updated", "unchanged", "deleted", "not_found", "error"]
+
+
+class GraphItemResult(BaseModel):
+    # In the order the use case writes them: index, the item's id (when it had one), status,
+    # error (only with status `error`).
+    index: int
+    node_id: str | SkipJsonSchema[None] = None
+    relationship_id: str | SkipJsonSchema[None] = None
+    status: GraphItemStatus
+    error: dict[str, Any] | SkipJsonSchema[None] = Field(
+        default=None, description="type, code, message, details (the guide's error shape)"
+    )
+
+
+class GraphWriteResult(BaseModel):
+    graph_version: int = Field(description="The graph's version after this write.")
+    accepted: int
+    rejected: int
+    results: list[GraphItemResult]
+
+
+class GraphNodeDeleted(BaseModel):
+    node_id: str
+    status: Literal["deleted"]
+    relationships_removed: int
+    graph_version: int
+
+
+class GraphNodeView(BaseModel):
+    node_id: str
+    type: str
+    properties: dict[str, Any]
+    connections: int = Field(description="The node's degree (relationships from and to it).")
+    last_updated: str
+    created_at: str
+
+
+class GraphSummaryView(BaseModel):
+    version: int
+    nodes: int
+    relationships: int
+    node_types: dict[str, int]
+    relationship_types: dict[str, int]
+    updated_at: str | None

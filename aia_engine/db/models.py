@@ -417,3 +417,19 @@ class KgTombstone(Base):
         CheckConstraint("kind IN ('node', 'relationship')", name="ck_kg_tombstones_kind"),
         Index("ix_kg_tombstones_client_version", "client_id", "version"),
     )
+
+
+class KgIdempotency(Base):
+    """The answer of a knowledge-graph write sent with an Idempotency-Key, per client and key."""
+
+    __tablename__ = "kg_idempotency"
+
+    client_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    operation: Mapped[str] = mapped_column(String(64))
+    """Which write the key was used for (e.g. `upsert_nodes`)."""
+    request_hash: Mapped[str] = mapped_column(String(64))
+    answer: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+    __table_args__ = (Index("ix_kg_idempotency_client_created", "client_id", "created_at"),)

@@ -8,6 +8,7 @@ from api.routes import (
     auth,
     docs,
     graph_stream,
+    graph_writes,
     health,
     metrics,
     monitoring,
@@ -29,5 +30,6 @@ ROUTES: list[BaseRoute] = [
     *tasks.routes,
     *task_types.routes,
     *webhooks.routes,
+    *graph_writes.routes,
     *docs.routes,
 ]
