@@ -261,6 +261,8 @@ class InvalidGraphQueryParam(InvalidRequest):
         "bound to $name), and the stage may not also depend on a stage named `graph` (the "
         "name under which the rows reach its agent)."
     )
+
+
 class UnknownChangeType(InvalidRequest):
     """Raised when a graph stream's `change_types` filter names no kind of graph change."""
 

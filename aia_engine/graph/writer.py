@@ -195,6 +195,7 @@ def _refusal(
             f"({old.target_id}); its type and ends cannot change: delete it and create it "
             "again, or use another relationship_id",
             field=f"relationships[{index}].relationship_id",
+            issue="type or ends changed",
             provided_value=rel.relationship_id,
             existing={"type": old.type, "source": old.source_id, "target": old.target_id},
         )

@@ -1,24 +1,24 @@
-"""One graph write unit in one transaction, following the writers' rules (docs: knowledge graph):
-take the next version, upsert nodes then relationships stamped with it, keep the counts, record
-one event per change. A write that changes nothing is rolled back whole: no version is taken
-and no event written, so writing the same items again (a redelivered stage) has no effect.
-
-`upsert_nodes` / `upsert_relationships` come from `aia_engine.graph.rows`.
+"""One graph write unit of an agent's stage in one transaction, through the same `Writer` as
+the API (docs: knowledge graph): the next version, nodes then relationships stamped with it,
+the counts, one event per change. A write that changes nothing takes no version and writes no
+event, so writing the same items again (a redelivered stage) has no effect.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import select
 
 from aia_engine.db.models import Task
 from aia_engine.db.session import Sessions
 from aia_engine.errors import GraphWriteRefused
-from aia_engine.graph import changes, rows, versions
 from aia_engine.graph.model import ItemError, NodeIn, RelationshipIn
-from aia_engine.graph.rows import Result
+from aia_engine.graph.writer import ItemResult, Writer
+
+Result = Literal["created", "updated", "unchanged"] | ItemError
+"""An item's outcome: its status, or the error that kept it out."""
 
 
 @dataclass(frozen=True)
@@ -36,51 +36,44 @@ def write_items(
     nodes: list[tuple[NodeIn, bool]],
     relationships: list[RelationshipIn],
     *,
-    source: str,
+    source: Literal["api", "import", "agent"],
     task_id: str | None = None,
 ) -> Written:
     """Upsert `nodes` (each with its merge flag) and then `relationships`, in one transaction.
-    Results are in the order given (see `rows`)."""
-    with sessions() as session:
-        version = versions.begin_write(session, client_id)
-        node_results = _upsert_nodes(session, client_id, version, nodes)
-        rel_results = rows.upsert_relationships(session, client_id, version, relationships)
-        node_changes = [
-            changes.Change(str(r), n.node_id, n.type)
-            for (n, _), r in zip(nodes, node_results, strict=True)
-            if r in ("created", "updated")
-        ]
-        changed_rels = [
-            (rel, r)
-            for rel, r in zip(relationships, rel_results, strict=True)
-            if r in ("created", "updated")
-        ]
-        if not node_changes and not changed_rels:
-            session.rollback()  # nothing changed: no version, no event
-            return Written(
-                versions.read_state(session, client_id).version, False, node_results, rel_results
+    Results are in the order given; a node id given twice is an error on its repeats, even
+    across the two merge modes."""
+    node_results: list[Result | None] = [None] * len(nodes)
+    groups: dict[bool, list[tuple[int, NodeIn]]] = {False: [], True: []}
+    seen: dict[str, int] = {}
+    for i, (node, merge) in enumerate(nodes):
+        if node.node_id in seen:
+            node_results[i] = ItemError(
+                f"node_id {node.node_id!r} appears twice in one write (first as item "
+                f"{seen[node.node_id]}); give each once",
+                field="node_id",
+                issue="duplicate id",
             )
-        types = rows.node_types(session, client_id, {rel.source for rel, _ in changed_rels})
-        rel_changes = [
-            changes.Change(
-                "relationship_added" if r == "created" else "updated",
-                rel.source,
-                types[rel.source],
-                relationship=_relationship_view(rel),
-            )
-            for rel, r in changed_rels
-        ]
-        versions.add_counts(
-            session,
-            client_id,
-            nodes=node_results.count("created"),
-            relationships=rel_results.count("created"),
+            continue
+        seen[node.node_id] = i
+        groups[merge].append((i, node))
+    with sessions.begin() as session:
+        writer = Writer(session, client_id, source=source, task_id=task_id)
+        for merge, items in groups.items():
+            for found in writer.upsert_nodes(items, merge=merge):
+                node_results[found.index] = _result(found)
+        rel_results = sorted(
+            writer.upsert_relationships(list(enumerate(relationships))), key=lambda r: r.index
         )
-        changes.record(
-            session, client_id, version, node_changes + rel_changes, source=source, task_id=task_id
-        )
-        session.commit()
-        return Written(version, True, node_results, rel_results)
+        before = writer.version
+        changed = bool(writer.changes)
+        version = writer.finish()
+    assert changed == (version == before)
+    return Written(
+        version,
+        changed,
+        [r for r in node_results if r is not None],
+        [_result(r) for r in rel_results],
+    )
 
 
 def write_for_task(
@@ -98,39 +91,14 @@ def write_for_task(
     return write_items(sessions, client_id, nodes, relationships, source="agent", task_id=task_id)
 
 
-def _upsert_nodes(
-    session: Any, client_id: str, version: int, nodes: list[tuple[NodeIn, bool]]
-) -> list[Result]:
-    """Replacing and merging nodes in two statements; a node_id given twice is an item error
-    even across the two."""
-    results: list[Result | None] = [None] * len(nodes)
-    seen: dict[str, int] = {}
-    groups: dict[bool, list[int]] = {False: [], True: []}
-    for i, (node, merge) in enumerate(nodes):
-        if node.node_id in seen:
-            results[i] = ItemError(
-                f"node_id {node.node_id!r} appears twice in one write (first as item "
-                f"{seen[node.node_id]}); give each once",
-                field="node_id",
-                issue="duplicate id",
-            )
-            continue
-        seen[node.node_id] = i
-        groups[merge].append(i)
-    for merge, indexes in groups.items():
-        written = rows.upsert_nodes(
-            session, client_id, version, [nodes[i][0] for i in indexes], merge=merge
-        )
-        for i, result in zip(indexes, written, strict=True):
-            results[i] = result
-    return [r for r in results if r is not None]
-
-
-def _relationship_view(rel: RelationshipIn) -> dict[str, Any]:
-    return {
-        "relationship_id": rel.relationship_id,
-        "type": rel.type,
-        "source": rel.source,
-        "target": rel.target,
-        "properties": rel.properties,
-    }
+def _result(found: ItemResult) -> Result:
+    if found.status in ("created", "updated", "unchanged"):
+        return found.status
+    details: dict[str, Any] = (found.error or {}).get("details") or {}
+    return ItemError(
+        str((found.error or {}).get("message", "refused")),
+        # "relationships[3].target" in an API answer: the item's own field here (the agent's
+        # output names the mapping and the index itself).
+        field=str(details.get("field", "")).split("].", 1)[-1],
+        issue=str(details.get("issue", (found.error or {}).get("code", "refused"))),
+    )

@@ -81,7 +81,10 @@ def test_a_write_is_one_version_and_writing_it_again_changes_nothing(services: S
     assert first.changed and first.version == 1
     assert first.nodes == ["created", "created"] and first.relationships[0] == "created"
     error = first.relationships[1]
-    assert isinstance(error, ItemError) and (error.field, error.issue) == ("target", "no such node")
+    assert isinstance(error, ItemError) and (error.field, error.issue) == (
+        "target",
+        "node not found",
+    )
     state = graph_rows(services, client)
     assert tuple(state["graph"]) == (1, 2, 1)
     assert {v[2] for v in state["nodes"].values()} == {1}
@@ -200,7 +203,7 @@ def test_complex_analysis_records_its_findings_and_a_later_stage_queries_them(
     assert output["relationships"] == {"created": 6, "updated": 0, "unchanged": 0, "failed": 1}
     assert output["errors_total"] == 1
     assert output["errors"][0] | {"message": ""} == {
-        "mapping": "relationships[1]", "index": 2, "field": "target", "issue": "no such node",
+        "mapping": "relationships[1]", "index": 2, "field": "target", "issue": "node not found",
         "relationship_id": output["errors"][0]["relationship_id"], "message": "",
     }  # fmt: skip
     # stage_6 read the graph the earlier stage wrote, through its graph_query.

@@ -31,8 +31,7 @@ from aia_engine.graph.mapping import (
     parse_mapping,
 )
 from aia_engine.graph.model import ItemError
-from aia_engine.graph.rows import Result
-from aia_engine.graph.writing import Written
+from aia_engine.graph.writing import Result, Written
 from workflows.spec import StageSpec
 
 NAME = "knowledge_graph_agent"
