@@ -134,7 +134,7 @@ def read_rows(path: Path, fmt: str, kinds: Iterable[str] = KINDS) -> Iterator[Ro
     wanted = set(kinds)
     try:
         with path.open(encoding="utf-8-sig", newline="") as handle:
-            rows = _csv_rows(path, handle) if fmt == "csv" else _json_rows(handle)
+            rows = _csv_rows(path, handle, wanted) if fmt == "csv" else _json_rows(handle, wanted)
             for row in rows:
                 if row.kind in wanted:
                     yield row
@@ -144,14 +144,14 @@ def read_rows(path: Path, fmt: str, kinds: Iterable[str] = KINDS) -> Iterator[Ro
         raise GraphImportFileError(path, f"cannot read the file ({exc.strerror})") from None
 
 
-def _json_rows(handle: Iterable[str]) -> Iterator[Row]:
+def _json_rows(handle: Iterable[str], kinds: set[str]) -> Iterator[Row]:
     for number, text_line in enumerate(handle, start=1):
         if text_line.strip():
-            yield parse_json_line(text_line, number)
+            yield parse_json_line(text_line, number, kinds)
 
 
-def parse_json_line(line_text: str, line: int) -> Row:
-    """A row from one JSON Lines line."""
+def parse_json_line(line_text: str, line: int, kinds: Iterable[str] = KINDS) -> Row:
+    """A row from one JSON Lines line (only its kind, unchecked, when not of `kinds`)."""
     if len(line_text) > MAX_LINE_BYTES:
         return Row(line, NODE, error=f"the line is longer than {MAX_LINE_BYTES // 1024} KB")
     try:
@@ -166,10 +166,10 @@ def parse_json_line(line_text: str, line: int) -> Row:
             NODE,
             error=f"a line is a JSON object (a node or a relationship), not {_kind(item)}",
         )
-    return row_from_item(item, line)
+    return row_from_item(item, line, kinds)
 
 
-def row_from_item(item: dict[str, Any], line: int) -> Row:
+def row_from_item(item: dict[str, Any], line: int, kinds: Iterable[str] = KINDS) -> Row:
     """A row from an object with `kind` (or without: `source`/`target` make a relationship)."""
     item = dict(item)
     kind = item.pop("kind", None)
@@ -177,6 +177,8 @@ def row_from_item(item: dict[str, Any], line: int) -> Row:
         kind = RELATIONSHIP if ("source" in item or "target" in item) else NODE
     if kind not in KINDS:
         return Row(line, NODE, error=f"kind must be 'node' or 'relationship', not {kind!r}")
+    if kind not in kinds:
+        return Row(line, kind)  # the other pass reads it
     try:
         if kind == NODE:
             return Row(line, NODE, node=node_from(item, "node"))
@@ -223,7 +225,7 @@ def check_csv_header(path: Path, header: list[str] | None) -> list[str]:
     return names
 
 
-def _csv_rows(path: Path, handle: io.TextIOBase | Any) -> Iterator[Row]:
+def _csv_rows(path: Path, handle: io.TextIOBase | Any, kinds: set[str]) -> Iterator[Row]:
     reader = csv.reader(handle, strict=True)
     try:
         names = check_csv_header(path, next(reader, None))
@@ -232,14 +234,16 @@ def _csv_rows(path: Path, handle: io.TextIOBase | Any) -> Iterator[Row]:
             number, start = start, reader.line_num + 1
             if not any(cell.strip() for cell in cells):
                 continue
-            yield parse_csv_record(names, cells, number)
+            yield parse_csv_record(names, cells, number, kinds)
     except csv.Error as exc:
         raise GraphImportFileError(
             path, f"not valid CSV near line {reader.line_num}: {exc}"
         ) from None
 
 
-def parse_csv_record(names: list[str], cells: list[str], line: int) -> Row:
+def parse_csv_record(
+    names: list[str], cells: list[str], line: int, kinds: Iterable[str] = KINDS
+) -> Row:
     """A row from one CSV record under the header `names`."""
     if len(cells) != len(names):
         return Row(line, NODE, error=f"{len(cells)} cells; the header has {len(names)} columns")
@@ -256,7 +260,7 @@ def parse_csv_record(names: list[str], cells: list[str], line: int) -> Row:
             return Row(line, NODE, error=f"a node row leaves {', '.join(stray)} empty")
     elif kind == RELATIONSHIP and "node_id" in own:
         return Row(line, RELATIONSHIP, error="a relationship row leaves node_id empty")
-    return row_from_item({"kind": kind, **own, "properties": properties}, line)
+    return row_from_item({"kind": kind, **own, "properties": properties}, line, kinds)
 
 
 def _csv_cells(names: list[str], cells: list[str]) -> tuple[dict[str, str], dict[str, Any]]:
