@@ -1,5 +1,5 @@
 """The `aia-engine` command: dev, worker, beat, migrate, run, status, cancel, retry, reconcile,
-clients, task-types, datasets, batch, agents."""
+clients, task-types, datasets, batch, kg, agents."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from aia_engine.errors import EngineError
 from aia_engine.settings import Settings, get_settings
-from cli import batch, catalog, clients, tasks
+from cli import batch, catalog, clients, kg, tasks
 from cli.common import SERVICES_FILE, resolved_settings
 from workflows.compiler import STAGE_QUEUES
 
@@ -189,6 +189,7 @@ def _parser() -> argparse.ArgumentParser:
 
     batch.add_parser(sub)
     catalog.add_parsers(sub)
+    kg.add_parser(sub)
 
     agents = sub.add_parser("agents", help="list the registered agents")
     agents.set_defaults(func=tasks.cmd_agents)
