@@ -447,7 +447,7 @@ def write_chunk(
             versions.add_counts(session, client_id, nodes=result.created, relationships=0)
         else:
             types = _write_relationships(session, client_id, version, good, result)
-            counts = {"relationship_added": result.created, "relationship_updated": result.updated}
+            counts = {"relationship_added": result.created, "updated": result.updated}
             versions.add_counts(session, client_id, nodes=0, relationships=result.created)
         if not (result.created or result.updated):
             session.rollback()  # nothing changed: no version, no event

@@ -147,7 +147,7 @@ def test_jsonl_import_counts_versions_one_event_per_chunk_and_row_errors_by_line
     assert json.loads(changed.stdout)["updated"] == 2, changed.stderr
     assert [e["changes"] for e in events(services, client)[5:]] == [
         {"updated": 1},
-        {"relationship_updated": 1},
+        {"updated": 1},
     ]
     assert state(services, client) == (7, 4, 3)
 
