@@ -7,6 +7,7 @@ from starlette.routing import BaseRoute
 from api.routes import (
     auth,
     docs,
+    graph_query,
     health,
     metrics,
     monitoring,
@@ -27,5 +28,6 @@ ROUTES: list[BaseRoute] = [
     *tasks.routes,
     *task_types.routes,
     *webhooks.routes,
+    *graph_query.routes,
     *docs.routes,
 ]
