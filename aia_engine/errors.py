@@ -577,5 +577,5 @@ class QueryFailed(InvalidRequest):
     description = (
         "The query reads well but could not be evaluated on this graph's data, for instance "
         "ORDER BY over values that do not compare (text and numbers, or a property some rows "
-        "lack), or DISTINCT with AS. details.reason says what failed."
+        "lack). details.cause says what failed."
     )

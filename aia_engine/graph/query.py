@@ -105,6 +105,25 @@ def _counted_edge_match(
     return bool(_edge_match(motif_edge_id, host_edge_id, motif, host, host_keys))
 
 
+class _Ref:
+    """A node or relationship (a dict) as an aggregation group key: by identity."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+
+    def __hash__(self) -> int:
+        return id(self.obj)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Ref) and other.obj is self.obj
+
+
+def _group_value(value: Any) -> Any:
+    return _Ref(value) if isinstance(value, (dict, list, set)) else value
+
+
 class _Executor(grandcypher.GrandCypherExecutor):  # type: ignore[misc]
     """grand-cypher's executor, bounded and with aggregates over every match."""
 
@@ -112,6 +131,33 @@ class _Executor(grandcypher.GrandCypherExecutor):  # type: ignore[misc]
         if self._aggregate_functions or self._distinct:
             return False  # LIMIT applies to the aggregated (distinct) rows, not the matches
         return bool(super()._is_limit(length))
+
+    def _apply_order_by(self, results: dict[Any, list[Any]]) -> dict[Any, list[Any]]:
+        """ORDER BY as Cypher orders: numbers, then strings, then booleans, null last (first
+        with DESC); grand-cypher's own fails on text beside a missing value."""
+        fields = [(self._entity2alias.get(f, f), d) for f, d in self._order_by or []]
+        if any(isinstance(v, dict) for name, _ in fields for v in results.get(name, [])):
+            return dict(super()._apply_order_by(results))  # per-hop edge values: its own way
+        rows = len(next(iter(results.values()), []))
+        order = list(range(rows))
+        for name, direction in reversed(fields):  # stable sorts: the first field decides last
+            column = results[name]
+            order.sort(key=lambda i: _order_key(column[i]), reverse=direction == "DESC")
+        return {k: [v[i] for i in order] for k, v in results.items()}
+
+    def _apply_distinct(self, results: dict[Any, list[Any]]) -> dict[Any, list[Any]]:
+        """DISTINCT over the returned columns, whatever they are (grand-cypher's own fails on
+        an alias or a function such as type(r), and cannot hash a node)."""
+        returned = {str(r) for r in self._return_requests}
+        returned |= {self._entity2alias.get(name, name) for name in returned}
+        returned |= {str(f) for f in self._aggregate_functions} | set(self._alias2entity)
+        keys = [k for k in results if str(k) in returned] or list(results)
+        rows = len(next(iter(results.values()), []))
+        first: dict[tuple[Any, ...], int] = {}
+        for i in range(rows):
+            first.setdefault(tuple(_group_value(results[k][i]) for k in keys), i)
+        kept = list(first.values())
+        return {k: [v[i] for i in kept] for k, v in results.items()}
 
     def _matches_iter(self, motif: nx.MultiDiGraph) -> Iterator[dict[Any, Any]]:
         run = _current()
@@ -147,23 +193,16 @@ class _Executor(grandcypher.GrandCypherExecutor):  # type: ignore[misc]
             yield merged
 
 
-class _Ref:
-    """A node or relationship (a dict) as an aggregation group key: by identity."""
-
-    __slots__ = ("obj",)
-
-    def __init__(self, obj: Any) -> None:
-        self.obj = obj
-
-    def __hash__(self) -> int:
-        return id(self.obj)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Ref) and other.obj is self.obj
-
-
-def _group_value(value: Any) -> Any:
-    return _Ref(value) if isinstance(value, (dict, list, set)) else value
+def _order_key(value: Any) -> tuple[Any, ...]:
+    if value is None:
+        return (4,)
+    if isinstance(value, bool):
+        return (2, value)
+    if isinstance(value, (int, float)):
+        return (0, value)
+    if isinstance(value, str):
+        return (1, value)
+    return (3, json.dumps(value, sort_keys=True, default=str))
 
 
 def _aggregate(
@@ -366,10 +405,20 @@ def _execute(
     finally:
         _local.run = None
     keys = transformer.column_keys
+    if outer._aggregate_functions and not outer._return_requests and not any(answer.values()):
+        answer = _empty_aggregates(outer)  # count(n) over nothing is one row: 0
     columns = [answer.get(key, []) for key in keys]
     count = max((len(c) for c in columns), default=0)
     rows = [tuple(c[i] if i < len(c) else None for c in columns) for i in range(count)]
     return keys, rows
+
+
+def _empty_aggregates(executor: Any) -> dict[str, list[Any]]:
+    empty = {"COUNT": 0, "SUM": 0, "COLLECT": []}
+    return {
+        executor._entity2alias.get(str(f), str(f)): [empty.get(f.name)]
+        for f in executor._aggregate_functions
+    }
 
 
 def _limit_error(stop: _Stop) -> QueryLimitExceeded:
@@ -391,7 +440,7 @@ def _limit_error(stop: _Stop) -> QueryLimitExceeded:
 def _failed(exc: BaseException) -> QueryFailed:
     reason = f"{type(exc).__name__}: {str(exc)[:200]}"
     log.info("graph query could not be evaluated: %s", reason)
-    return QueryFailed(f"the query could not be evaluated on this graph: {reason}", reason=reason)
+    return QueryFailed(f"the query could not be evaluated on this graph: {reason}", cause=reason)
 
 
 def _public(value: Any, graph: nx.MultiDiGraph) -> Any:

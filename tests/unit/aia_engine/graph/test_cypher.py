@@ -357,3 +357,21 @@ def test_a_long_query_is_stopped_at_its_time_limit() -> None:
 def test_query_text_size_is_bounded() -> None:
     with pytest.raises(QueryLimitExceeded):
         query_graph(small_graph(), "MATCH (n) RETURN n " + " " * 20_000, settings=SETTINGS)
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("MATCH (n:Nothing) RETURN count(n)", [0]),
+        ("MATCH (n:Nothing) RETURN count(n) AS c, sum(n.v) AS s", [{"c": 0, "s": 0}]),
+        ("MATCH (n) RETURN n.name ORDER BY n.name", ["Acme", None]),
+        ("MATCH (n) RETURN n.name ORDER BY n.name DESC", [None, "Acme"]),
+        ("MATCH (n) RETURN DISTINCT n.type AS t ORDER BY t", ["customer", "product"]),
+        ("MATCH (a)-[r]->(b) RETURN DISTINCT type(r)", ["PURCHASED"]),
+        ("MATCH (c)-[r]->(p) RETURN c.node_id, count(p) AS n", [{"c.node_id": "c1", "n": 1}]),
+    ],
+)
+def test_where_grand_cypher_falls_short_the_answer_is_cyphers(
+    query: str, expected: list[Any]
+) -> None:
+    assert query_graph(small_graph(), query, settings=SETTINGS).results == expected
