@@ -255,9 +255,9 @@ class Settings(BaseSettings):
     """Pattern matches a query may collect before it is stopped (E033, limit max_matches)."""
     kg_query_max_result_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)
     """Largest answer (JSON bytes of `results`); larger answers E033 (the guide's 100MB)."""
-    kg_cache_max_items: int = Field(default=2_000_000, ge=1000)
+    kg_cache_max_items: int = Field(default=1_000_000, ge=1000)
     """Nodes + relationships of the client graphs cached per process (least recently queried
-    graphs go first; about 1 GB per 2M items, see docs/knowledge-graph.md)."""
+    graphs go first; measured ~0.9 KB per item, so ~0.9 GB at the default)."""
     kg_query_concurrency: int = Field(default=2, ge=1)
     """Graph queries running at once per API process (CPU-bound: about the cores)."""
 
