@@ -16,7 +16,9 @@ API's envelope, its /errors pages and the OpenAPI error schemas are read from `c
     │   ├── DuplicateGraphItem       E038
     │   ├── InvalidGraphMapping      E045
     │   ├── InvalidGraphQueryParam   E046
-    │   └── UnknownChangeType        E050
+    │   ├── UnknownChangeType        E050
+    │   └── graph queries: CypherSyntaxError E030, UnsupportedCypher E031,
+    │       InvalidQueryParameters E032, QueryLimitExceeded E033, QueryFailed E034
     ├── PermissionDenied             E403  403
     ├── Unauthenticated              E401  401
     ├── TransientError               E503  503
@@ -635,3 +637,92 @@ class RequestTimedOut(EngineError):
         "The request took longer than the API's timeout. Retry, or submit work asynchronously."
     )
     where = "response"
+
+
+# -- Knowledge graph queries (POST /knowledge-graph/query, the graph_query stage input). --
+
+SUPPORTED_CYPHER = (
+    "Supported (read-only, one query): MATCH patterns with labels (n:Customer), property maps "
+    "{name: 'x'}, directed and undirected relationships, alternative types [:A|B], "
+    "variable-length [*1..3] (at most 3 hops; [*] and [*2..] are refused), several MATCH "
+    "clauses; WHERE with AND, OR, NOT, =, <>, <, <=, >, >=, IN [...], CONTAINS, STARTS WITH, "
+    "ENDS WITH, IS NULL, arithmetic, EXISTS { MATCH ... }; RETURN of nodes, relationships, "
+    "properties, id(), type(), toLower/toUpper/trim/size/coalesce, COUNT/SUM/AVG/MIN/MAX/"
+    "COLLECT (any case) with AS; DISTINCT; ORDER BY ... ASC|DESC; SKIP; LIMIT; $parameters "
+    "(bound as values); strings in single or double quotes; // and /* */ comments. Refused "
+    "by name: CREATE, MERGE, SET, DELETE, DETACH DELETE, REMOVE, CALL, LOAD CSV, FOREACH, "
+    "UNWIND, WITH, OPTIONAL MATCH, UNION, CASE, backtick identifiers. See "
+    "docs/knowledge-graph.md#supported-cypher."
+)
+
+
+class CypherSyntaxError(InvalidRequest):
+    """Raised when a knowledge-graph query is not Cypher the engine can read."""
+
+    code = "E030"
+    type = "CypherSyntaxError"
+    title = "Cypher syntax error"
+    description = (
+        "The query could not be read: details.line and details.column point at the place in "
+        "your query text, details.expected lists what could come there. " + SUPPORTED_CYPHER
+    )
+
+
+class UnsupportedCypher(InvalidRequest):
+    """Raised when a knowledge-graph query uses a construct the engine does not run."""
+
+    code = "E031"
+    type = "UnsupportedCypher"
+    title = "Unsupported Cypher construct"
+    description = (
+        "The query uses a construct the graph query engine does not run; details.construct "
+        "names it (writes are refused: the query endpoint is read-only). " + SUPPORTED_CYPHER
+    )
+
+    def __init__(self, construct: str, **details: Any) -> None:
+        super().__init__(
+            f"unsupported Cypher: {construct}; see /errors/E031 for what is supported",
+            construct=construct,
+            documentation="docs/knowledge-graph.md#supported-cypher",
+            **details,
+        )
+
+
+class InvalidQueryParameters(InvalidRequest):
+    """Raised when a query's `parameters` do not fit its `$names`."""
+
+    code = "E032"
+    type = "InvalidQueryParameters"
+    title = "Invalid query parameters"
+    description = (
+        "Every $name in the query needs a value in `parameters`, and every value a $name. A "
+        "value is a string, a number, a boolean, null or (right after IN) a list of those; "
+        "maps are refused. Values are bound as values: they never change the query."
+    )
+
+
+class QueryLimitExceeded(InvalidRequest):
+    """Raised when a knowledge-graph query passes one of its bounds."""
+
+    code = "E033"
+    type = "QueryLimitExceeded"
+    title = "Query limit exceeded"
+    description = (
+        "The query passed a bound (details.limit): its text size (AIA_KG_QUERY_MAX_CHARS), its "
+        "running time (AIA_KG_QUERY_TIMEOUT_S: the query was stopped), the matches it may "
+        "collect (AIA_KG_QUERY_MAX_MATCHES) or the size of its answer "
+        "(AIA_KG_QUERY_MAX_RESULT_BYTES). Narrow the pattern, add WHERE conditions or a LIMIT."
+    )
+
+
+class QueryFailed(InvalidRequest):
+    """Raised when the query engine cannot evaluate a valid query on this graph's data."""
+
+    code = "E034"
+    type = "QueryFailed"
+    title = "Query could not be evaluated"
+    description = (
+        "The query reads well but could not be evaluated on this graph's data, for instance "
+        "ORDER BY over values that do not compare (text and numbers, or a property some rows "
+        "lack). details.cause says what failed."
+    )

@@ -249,6 +249,23 @@ class Settings(BaseSettings):
     api_db_pool_size: int = Field(default=20, ge=1)
     """Database connections per API process (its thread pool runs up to 40 requests at once)."""
 
+    # -- knowledge graph queries (docs/knowledge-graph.md) --------------------------------------
+    kg_query_max_chars: int = Field(default=10_000, ge=100)
+    """Longest Cypher query text accepted (characters); longer answers E033."""
+    kg_query_timeout_s: float = Field(default=5.0, gt=0)
+    """A query running longer is stopped and answers E033 (limit timeout_s)."""
+    kg_query_max_rows: int = Field(default=10_000, ge=1)
+    """Rows a query answers at most; more are cut off and metadata.truncated is true."""
+    kg_query_max_matches: int = Field(default=1_000_000, ge=1000)
+    """Pattern matches a query may collect before it is stopped (E033, limit max_matches)."""
+    kg_query_max_result_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)
+    """Largest answer (JSON bytes of `results`); larger answers E033 (the guide's 100MB)."""
+    kg_cache_max_items: int = Field(default=1_000_000, ge=1000)
+    """Nodes + relationships of the client graphs cached per process (least recently queried
+    graphs go first; measured ~0.9 KB per item, so ~0.9 GB at the default)."""
+    kg_query_concurrency: int = Field(default=2, ge=1)
+    """Graph queries running at once per API process (CPU-bound: about the cores)."""
+
     @field_validator("queue_weights")
     @classmethod
     def _known_priorities(cls, value: dict[str, int]) -> dict[str, int]:

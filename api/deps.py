@@ -60,6 +60,9 @@ class Resources:
     secret_checks: anyio.CapacityLimiter | None = None
     """Client-secret checks running at once (AIA_SECRET_CHECKS_PER_PROCESS); made when the app
     starts, since a limiter belongs to the running event loop."""
+    graph_queries: anyio.CapacityLimiter | None = None
+    """Knowledge-graph queries running at once (AIA_KG_QUERY_CONCURRENCY; CPU-bound, in
+    threads of their own share); made when the app starts."""
 
 
 def resources(request: Request) -> Resources:

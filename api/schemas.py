@@ -495,3 +495,44 @@ class GraphSummaryView(BaseModel):
     node_types: dict[str, int]
     relationship_types: dict[str, int]
     updated_at: str | None
+
+
+class GraphQueryRequest(BaseModel):
+    """POST /knowledge-graph/query: the guide's body, plus `parameters` bound to `$names`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(
+        min_length=1,
+        description="One read-only Cypher query (see /errors/E031 for what is supported)",
+        examples=["MATCH (n:Entity) WHERE n.type = 'customer' RETURN n LIMIT 10"],
+    )
+    format: Literal["json"] = Field(default="json", description="Only json")
+    include_metadata: bool = True
+    parameters: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Values of the query's $names: strings, numbers, booleans, null, or lists "
+        "of those after IN. Bound as values: they never change the query.",
+    )
+
+
+class GraphQueryMetadata(BaseModel):
+    execution_time_ms: float = Field(description="Measured, from the request's parse to its answer")
+    total_nodes_scanned: int = Field(description="Distinct graph nodes the matcher examined")
+    cache_hit: bool = Field(
+        description="False when this process loaded or caught up the graph first"
+    )
+    graph_version: int = Field(description="The graph version the query read")
+    row_count: int
+    truncated: bool = Field(description="True when more than AIA_KG_QUERY_MAX_ROWS rows matched")
+    columns: list[str] = Field(description="The RETURN columns, as written in the query")
+
+
+class GraphQueryResult(BaseModel):
+    query_id: str = Field(pattern=r"^kgq_[0-9a-f]{24}$")
+    results: list[Any] = Field(
+        description="One column: its values; several: one object per row by column name. A "
+        "node is {node_id, type, properties, connections, last_updated}, a relationship "
+        "{relationship_id, type, source, target, properties}."
+    )
+    metadata: GraphQueryMetadata | SkipJsonSchema[None] = None

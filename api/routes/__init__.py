@@ -7,6 +7,7 @@ from starlette.routing import BaseRoute
 from api.routes import (
     auth,
     docs,
+    graph_query,
     graph_stream,
     graph_writes,
     health,
@@ -31,5 +32,6 @@ ROUTES: list[BaseRoute] = [
     *task_types.routes,
     *webhooks.routes,
     *graph_writes.routes,
+    *graph_query.routes,
     *docs.routes,
 ]
