@@ -173,8 +173,9 @@ def test_complex_analysis_records_its_findings_and_a_later_stage_queries_them(
         "dependencies": ["stage_5"],
         "params": {
             "graph_query": {
-                "query": 'MATCH (s:Segment)-[:PART_OF]->(m:Market) WHERE m.node_id == "market" '
-                "RETURN s.name, s.share_pct"
+                "query": "MATCH (s:Segment)-[:PART_OF]->(m:Market) WHERE m.node_id = $market "
+                "RETURN s.name, s.share_pct",
+                "parameters": {"market": "market"},
             }
         },
     }

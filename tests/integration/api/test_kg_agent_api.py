@@ -31,6 +31,13 @@ def example(**params: Any) -> dict[str, Any]:
          "E045", "workflow.stage_5.params.relationships[0].type"),
         (example(graph_query={"query": "MATCH (n) RETURN n", "parameters": "x"}),
          "E046", "workflow.stage_5.params.graph_query.parameters"),
+        # The query itself is prepared at submit: a write or a syntax error is refused then.
+        (example(graph_query={"query": "MATCH (n) DETACH DELETE n"}),
+         "E046", "workflow.stage_5.params.graph_query.query"),
+        (example(graph_query={"query": "MATCH (n RETURN n"}),
+         "E046", "workflow.stage_5.params.graph_query.query"),
+        (example(graph_query={"query": "MATCH (n) WHERE n.name = $name RETURN n"}),
+         "E046", "workflow.stage_5.params.graph_query.query"),
     ],
 )  # fmt: skip
 def test_a_bad_graph_stage_is_refused_at_submit(
