@@ -651,7 +651,8 @@ SUPPORTED_CYPHER = (
     "COLLECT (any case) with AS; DISTINCT; ORDER BY ... ASC|DESC; SKIP; LIMIT; $parameters "
     "(bound as values); strings in single or double quotes; // and /* */ comments. Refused "
     "by name: CREATE, MERGE, SET, DELETE, DETACH DELETE, REMOVE, CALL, LOAD CSV, FOREACH, "
-    "UNWIND, WITH, OPTIONAL MATCH, UNION, CASE, backtick identifiers. See "
+    "UNWIND, WITH, OPTIONAL MATCH, UNION, CASE, backtick identifiers, IS NOT NULL (write NOT "
+    "x IS NULL). See "
     "docs/knowledge-graph.md#supported-cypher."
 )
 

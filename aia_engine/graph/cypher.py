@@ -269,6 +269,8 @@ def _check_word(toks: list[_Token], i: int, source: str) -> str:
         upper == "WITH" and before is not None and before.text.upper() in ("STARTS", "ENDS")
     ):
         raise UnsupportedCypher(REFUSED_WORDS[upper], **_position(source, tok.start))
+    if upper == "IS" and after is not None and after.text.upper() == "NOT":
+        raise UnsupportedCypher("IS NOT NULL (write NOT x IS NULL)", **_position(source, tok.start))
     if after is not None and after.text == "(" and (upper in AGGREGATES or upper == "EXISTS"):
         return upper
     if upper == "EXISTS" and after is not None and after.text == "{":

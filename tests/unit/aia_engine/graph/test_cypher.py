@@ -141,6 +141,7 @@ REFUSED = [
     ("MATCH (a)-[*3..]->(b) RETURN b", "without an upper bound"),
     ("MATCH (a)-[*1..5]->(b) RETURN b", "deeper than 3"),
     ("MATCH (n) RETURN n.`first name`", "backtick"),
+    ("MATCH (n) WHERE n.name IS NOT NULL RETURN n", "IS NOT NULL"),
     ("MATCH (n) WHERE n.name IN $names RETURN n", None),  # accepted: control row
 ]
 
