@@ -48,6 +48,11 @@ beat_schedule = {
         "schedule": _s.webhook_sweep_interval_s,
         "options": {"queue": "aia.default", "expires": _s.webhook_sweep_interval_s * 3},
     },
+    "aia-graph-tombstones": {
+        "task": "aia.prune_graph_tombstones",
+        "schedule": 3600.0,
+        "options": {"queue": "aia.default", "expires": 3600},
+    },
     "aia-quota-resync": {
         "task": "aia.resync_quotas",
         "schedule": 60.0,

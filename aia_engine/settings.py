@@ -250,7 +250,7 @@ class Settings(BaseSettings):
     """Database connections per API process (its thread pool runs up to 40 requests at once)."""
 
     # -- knowledge graph queries (docs/knowledge-graph.md) --------------------------------------
-    kg_query_max_chars: int = Field(default=10_000, ge=100)
+    kg_query_max_chars: int = Field(default=2_000, ge=100)
     """Longest Cypher query text accepted (characters); longer answers E033."""
     kg_query_timeout_s: float = Field(default=5.0, gt=0)
     """A query running longer is stopped and answers E033 (limit timeout_s)."""
@@ -263,6 +263,9 @@ class Settings(BaseSettings):
     kg_cache_max_items: int = Field(default=1_000_000, ge=1000)
     """Nodes + relationships of the client graphs cached per process (least recently queried
     graphs go first; measured ~0.9 KB per item, so ~0.9 GB at the default)."""
+    kg_tombstone_keep_versions: int = Field(default=10_000, ge=1)
+    """Deletion records kept per graph, in versions: a cached graph further behind than this
+    reloads instead of catching up (beat prunes the older ones hourly)."""
     kg_query_concurrency: int = Field(default=2, ge=1)
     """Graph queries running at once per API process (CPU-bound: about the cores)."""
 

@@ -529,7 +529,7 @@ class GraphQueryMetadata(BaseModel):
 
 
 class GraphQueryResult(BaseModel):
-    query_id: str = Field(pattern=r"^kgq_[0-9a-f]{24}$")
+    query_id: str = Field(pattern=r"^kg_query_[0-9a-f]{24}$")
     results: list[Any] = Field(
         description="One column: its values; several: one object per row by column name. A "
         "node is {node_id, type, properties, connections, last_updated}, a relationship "

@@ -116,6 +116,17 @@ def sweep_webhooks() -> int:
     return len(due)
 
 
+@shared_task(name="aia.prune_graph_tombstones", ignore_result=True)
+def prune_graph_tombstones() -> int:
+    """Forget knowledge-graph tombstones older than AIA_KG_TOMBSTONE_KEEP_VERSIONS versions."""
+    from aia_engine.graph.prune import prune_tombstones
+    from aia_engine.settings import get_settings
+
+    return prune_tombstones(
+        runtime.sessions(), keep_versions=get_settings().kg_tombstone_keep_versions
+    )
+
+
 @shared_task(name="aia.resync_quotas", ignore_result=True)
 def resync_quotas() -> int:
     """Put active tasks back into the quota counters (after Redis lost its data)."""

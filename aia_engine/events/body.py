@@ -114,7 +114,7 @@ def is_graph_event(body: dict[str, Any]) -> bool:
     return str(body["event_type"]).startswith(GRAPH_PREFIX)
 
 
-_GRAPH_OPTIONAL = ("relationship", "task_id")
+_GRAPH_OPTIONAL = ("relationship", "task_id", "relationships_removed")
 _GRAPH_BASE = frozenset(
     {"change_type", "entity_id", "entity_type", "timestamp", "graph_version", "source"}
 )

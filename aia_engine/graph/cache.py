@@ -191,13 +191,21 @@ class GraphCache:
             self._graphs.clear()
 
     @contextmanager
-    def reading(self, sessions: Sessions, client_id: str) -> Iterator[Access]:
-        """The client's graph, current as of now, held under the read lock while in use."""
-        access = self._current(sessions, client_id)
+    def reading(
+        self, sessions: Sessions, client_id: str, *, access: Access | None = None
+    ) -> Iterator[Access]:
+        """The client's graph, current as of now (or as of `access`, got from `current` just
+        before), held under the read lock while in use."""
+        if access is None or access.entry.client_id != client_id:
+            access = self.current(sessions, client_id)
         with access.entry.lock.reading():
             yield access
 
-    def _current(self, sessions: Sessions, client_id: str) -> Access:
+    def current(self, sessions: Sessions, client_id: str) -> Access:
+        """Bring the client's cached graph up to its version in PostgreSQL (load, or catch up
+        in place under the graph's write lock, which waits for running queries to end). The
+        API calls this before taking a query slot, so a catch-up waiting for another query
+        never holds a slot that other clients' queries need."""
         with sessions() as session:
             session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
             state = read_state(session, client_id)

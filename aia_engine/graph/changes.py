@@ -32,6 +32,8 @@ class Change:
     entity_type: str
     relationship: dict[str, Any] | None = None
     """For relationship changes: relationship_id, type, source, target, properties."""
+    details: dict[str, Any] | None = None
+    """More fields of the event's data (e.g. a deleted node's `relationships_removed`)."""
 
 
 def record(
@@ -59,6 +61,8 @@ def record(
         }
         if change.relationship is not None:
             payload["relationship"] = change.relationship
+        if change.details:
+            payload.update(change.details)
         if task_id is not None:
             payload["task_id"] = task_id
         rows.append(_row(client_id, version, change.change_type, payload, now))

@@ -264,6 +264,11 @@ def _check_word(toks: list[_Token], i: int, source: str) -> str:
         after is not None and after.text == ":"
     )
     if is_name:
+        if tok.text.startswith("__") and before is not None and before.text == ".":
+            raise UnsupportedCypher(
+                f"property names starting with __ ({tok.text}) are the engine's own",
+                **_position(source, tok.start),
+            )
         return tok.text
     if upper in REFUSED_WORDS and not (
         upper == "WITH" and before is not None and before.text.upper() in ("STARTS", "ENDS")

@@ -32,7 +32,6 @@ from aia_engine.settings import get_settings
 PARAM = "graph_query"
 INPUT = "graph"
 """The key of `ctx.inputs` under which the rows reach the agent."""
-MAX_QUERY_CHARS = 10_000
 
 
 @dataclass(frozen=True)
@@ -58,9 +57,11 @@ def parse_graph_query(raw: Any, where: str, dependencies: tuple[str, ...] = ()) 
         raise _bad(
             f"{field_}.query must be a Cypher query (a string)", f"{field_}.query", "missing"
         )
-    if len(query) > MAX_QUERY_CHARS:
+    max_chars = get_settings().kg_query_max_chars
+    if len(query) > max_chars:
         raise _bad(
-            f"{field_}.query is {len(query)} characters; at most {MAX_QUERY_CHARS}",
+            f"{field_}.query is {len(query)} characters; at most {max_chars} "
+            "(AIA_KG_QUERY_MAX_CHARS)",
             f"{field_}.query",
             "too long",
         )

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -114,7 +113,7 @@ def check_properties(value: Any, where: str, reserved: frozenset[str]) -> dict[s
             field=where,
             issue="not JSON",
         ) from None
-    if "\\u0000" in encoded:
+    if _has_nul(value):
         raise ItemError(f"{where} holds a NUL character", field=where, issue="invalid character")
     if len(encoded.encode("utf-8")) > MAX_PROPERTIES_BYTES:
         raise ItemError(
@@ -169,12 +168,13 @@ def relationship_from(item: Any, where: str = "relationship") -> RelationshipIn:
     return RelationshipIn(rel_id, rel_type, source, target, props)
 
 
-def is_finite_json(value: Any) -> bool:
-    """True unless a float in `value` is NaN or infinite (PostgreSQL's jsonb refuses them)."""
-    if isinstance(value, float):
-        return math.isfinite(value)
+def _has_nul(value: Any) -> bool:
+    """True if a key or string in `value` holds a NUL character (PostgreSQL's jsonb refuses
+    it); the text backslash-u-0000 is not one."""
+    if isinstance(value, str):
+        return "\x00" in value
     if isinstance(value, dict):
-        return all(is_finite_json(v) for v in value.values())
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
     if isinstance(value, list):
-        return all(is_finite_json(v) for v in value)
-    return True
+        return any(_has_nul(v) for v in value)
+    return False

@@ -35,8 +35,8 @@ from lark import Token, Tree
 from lark.exceptions import VisitError
 
 from aia_engine.db.session import Sessions
-from aia_engine.errors import EngineError, QueryFailed, QueryLimitExceeded
-from aia_engine.graph.cache import GraphCache, process_cache
+from aia_engine.errors import CypherSyntaxError, EngineError, QueryFailed, QueryLimitExceeded
+from aia_engine.graph.cache import Access, GraphCache, process_cache
 from aia_engine.graph.cypher import Prepared, parse, prepare
 from aia_engine.settings import Settings
 
@@ -289,17 +289,21 @@ def run_query(
     *,
     settings: Settings,
     cache: GraphCache | None = None,
+    access: Access | None = None,
 ) -> QueryResult:
     """Run `query` (with `parameters` bound to its `$names`) on the client's graph.
+
+    `access`: the graph as `GraphCache.current` just brought it up to date (the API does
+    that before taking a query slot); without it, this brings it up to date itself.
 
     Raises E030 (syntax), E031 (unsupported construct), E032 (parameters), E033 (a bound:
     text size, time, matches, answer size) or E034 (the engine could not evaluate it)."""
     started = time.perf_counter()
     tree, prepared = _compiled(query, parameters, settings)
     cache = cache or process_cache(settings.kg_cache_max_items)
-    with cache.reading(sessions, client_id) as access:
-        return _answer(tree, prepared, access.entry.graph, settings, started=started,
-                       cache_hit=access.hit, version=access.entry.version)  # fmt: skip
+    with cache.reading(sessions, client_id, access=access) as got:
+        return _answer(tree, prepared, got.entry.graph, settings, started=started,
+                       cache_hit=got.hit, version=got.entry.version)  # fmt: skip
 
 
 def query_graph(
@@ -385,6 +389,12 @@ def _execute(
         transformer = _Transformer(graph)
         transformer.transform(tree)
         outer = transformer._executors[0]
+        for executor in transformer._executors:
+            if (executor._limit is not None and executor._limit < 0) or (executor._skip or 0) < 0:
+                raise CypherSyntaxError(
+                    "LIMIT and SKIP take a non-negative integer", limit=executor._limit,
+                    skip=executor._skip,
+                )  # fmt: skip
         if outer._limit is None or outer._limit > max_rows:
             outer._limit = max_rows + 1  # one more than may be returned: says "truncated"
         answer = outer.returns()

@@ -121,7 +121,7 @@ ON CONFLICT (client_id, relationship_id) DO UPDATE
    SET properties = {props}, version = excluded.version, updated_at = now()
  WHERE (r.type, r.source_id, r.target_id) = (excluded.type, excluded.source_id, excluded.target_id)
    AND r.properties IS DISTINCT FROM {props}
-RETURNING r.relationship_id, (r.xmax = 0) AS created
+RETURNING r.relationship_id, (r.xmax = 0) AS created, r.properties
 """
 UPSERT_RELATIONSHIPS = {
     False: text(_UPSERT_RELATIONSHIPS.format(props=_REPLACE)),
@@ -137,6 +137,22 @@ _RELATIONSHIPS_OF_NODES = text(
      ORDER BY r.relationship_id
     """
 )
+_RELATIONSHIPS_OF_NODES_LIMITED = text(
+    str(_RELATIONSHIPS_OF_NODES.text).replace("ORDER BY r.relationship_id", "")
+    + " ORDER BY r.relationship_id LIMIT :n"
+)
+_DEGREES = text(
+    """
+    SELECT n.node_id, count(r.relationship_id) AS degree
+      FROM unnest(CAST(:ids AS text[])) AS n(node_id)
+      JOIN kg_relationships r ON r.client_id = :client
+                             AND (r.source_id = n.node_id OR r.target_id = n.node_id)
+     GROUP BY n.node_id
+    """
+)
+CASCADE_EVENTS_MAX = 1000
+"""A node delete that takes more relationships with it than this, in one write, reports them as
+a count on each `deleted` event instead of one `relationship_removed` event each."""
 _DELETE_NODES = text(
     "DELETE FROM kg_nodes WHERE client_id = :client AND node_id = ANY(CAST(:ids AS text[])) "
     "RETURNING node_id, type"
@@ -314,6 +330,7 @@ class Writer:
             ),
         ).all()
         written = {row.relationship_id: bool(row.created) for row in rows}
+        stored = {row.relationship_id: row.properties for row in rows}  # merged, with merge
         for index, rel in ok:
             created = written.get(rel.relationship_id)
             if created is None:
@@ -328,7 +345,11 @@ class Writer:
                     rel.source,
                     node_types[rel.source],
                     _relationship(
-                        rel.relationship_id, rel.type, rel.source, rel.target, rel.properties
+                        rel.relationship_id,
+                        rel.type,
+                        rel.source,
+                        rel.target,
+                        stored[rel.relationship_id],
                     ),
                 )
             )
@@ -337,16 +358,35 @@ class Writer:
 
     def delete_nodes(self, items: Sequence[Indexed[str]]) -> list[ItemResult]:
         """Delete nodes and, with them, every relationship from or to them: one
-        `relationship_removed` event for each such relationship, then one `deleted` per node."""
+        `relationship_removed` event for each such relationship, then one `deleted` per node
+        (with `relationships_removed`, its count). When the relationships removed in one write
+        are more than CASCADE_EVENTS_MAX, only the counts say so: a delete cannot flood
+        subscribers (nor this process's memory) with one event per relationship."""
         kept, results = _unique(items, lambda i: i, "node_ids")
         if not kept:
             return results
         ids = [i for _, i in kept]
-        removed = self.session.execute(_RELATIONSHIPS_OF_NODES, self._params(ids=ids)).all()
+        removed = self.session.execute(
+            _RELATIONSHIPS_OF_NODES_LIMITED, self._params(ids=ids, n=CASCADE_EVENTS_MAX + 1)
+        ).all()
+        degrees = {
+            row.node_id: int(row.degree)
+            for row in self.session.execute(_DEGREES, self._params(ids=ids))
+        }
+        total = len({row.relationship_id for row in removed})
+        if total > CASCADE_EVENTS_MAX:
+            total = int(
+                self.session.execute(
+                    text(f"SELECT count(*) FROM ({_RELATIONSHIPS_OF_NODES.text}) r"),
+                    self._params(ids=ids),
+                ).scalar_one()
+            )
+            removed = []
         deleted: dict[str, str] = {
             row.node_id: row.type
             for row in self.session.execute(_DELETE_NODES, self._params(ids=ids))
         }
+        self.relationships -= total
         for row in removed:
             self.changes.append(
                 Change(
@@ -358,11 +398,17 @@ class Writer:
                     ),
                 )
             )
-        self.relationships -= len(removed)
         for index, node_id in kept:
             if node_id in deleted:
                 results.append(ItemResult(index, "deleted", node_id))
-                self.changes.append(Change("deleted", node_id, deleted[node_id]))
+                self.changes.append(
+                    Change(
+                        "deleted",
+                        node_id,
+                        deleted[node_id],
+                        details={"relationships_removed": degrees.get(node_id, 0)},
+                    )
+                )
             else:
                 results.append(ItemResult(index, "not_found", node_id))
         if deleted:

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from aia_engine.graph.cache import process_cache
 from aia_engine.graph.query import run_query
 from api import schemas
 from api.auth import require
@@ -41,6 +42,10 @@ async def query(request: Request) -> Response:
     principal = await require(request, "read")
     res = resources(request)
     body = parse_model(schemas.GraphQueryRequest, await json_body(request))
+    # First bring the cached graph up to date, outside the query slots: a catch-up may wait
+    # for this client's running queries, and must not hold a slot other clients need meanwhile.
+    cache = process_cache(res.settings.kg_cache_max_items)
+    access = await anyio.to_thread.run_sync(cache.current, res.sessions, principal.client_id)
     run = partial(
         run_query,
         res.sessions,
@@ -48,12 +53,14 @@ async def query(request: Request) -> Response:
         body.query,
         body.parameters,
         settings=res.settings,
+        cache=cache,
+        access=access,
     )
     # CPU-bound: off the event loop, and no more at once than AIA_KG_QUERY_CONCURRENCY, so
     # the API's other requests keep their threads and the loop stays responsive.
     result = await anyio.to_thread.run_sync(run, limiter=res.graph_queries)
     answer: dict[str, object] = {
-        "query_id": f"kgq_{secrets.token_hex(12)}",
+        "query_id": f"kg_query_{secrets.token_hex(12)}",
         "results": result.results,
     }
     if body.include_metadata:

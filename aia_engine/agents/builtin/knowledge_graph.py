@@ -4,7 +4,8 @@ the task's client's knowledge graph, as its params' mapping says (`aia_engine.gr
 The whole stage is one graph write (one version, one transaction, one event per change with
 source "agent" and the task's id). Upserts are idempotent and a write that changes nothing
 takes no version and makes no event, so a stage that runs again (a retry, a redelivery after a
-crash) leaves the graph as the first run left it, and adds no events.
+crash) writes nothing twice and adds no events (it writes its items again as they are, so an
+edit made to those items in between is overwritten, as a second run of any writer would).
 
 Output: `graph_version`, `changed`, counts per kind (`created`, `updated`, `unchanged`,
 `failed`), and `errors`: one entry per item that was not written (`mapping`, `index`, `key`

@@ -62,7 +62,7 @@ def query(http: httpx.Client, text: str) -> dict[str, Any]:
     assert r.status_code == 200, r.text
     answer: dict[str, Any] = r.json()
     assert set(answer) == {"query_id", "results", "metadata"}
-    assert answer["query_id"].startswith("kgq_")
+    assert answer["query_id"].startswith("kg_query_")
     meta = answer["metadata"]
     assert isinstance(meta["execution_time_ms"], int | float) and meta["execution_time_ms"] >= 0
     assert isinstance(meta["cache_hit"], bool) and meta["total_nodes_scanned"] >= 0

@@ -138,7 +138,7 @@ def ask(http: httpx.Client, query: str, **body: Any) -> dict[str, Any]:
     r = http.post("/knowledge-graph/query", json={"query": query, **body})
     assert r.status_code == 200, r.text
     answer: dict[str, Any] = r.json()
-    assert answer["query_id"].startswith("kgq_")
+    assert answer["query_id"].startswith("kg_query_")
     return answer
 
 

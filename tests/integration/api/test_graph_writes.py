@@ -282,6 +282,7 @@ def test_deleting_a_node_removes_its_relationships_with_events_and_tombstones(
         "entity_type": "customer",
         "graph_version": 0,
         "source": "api",
+        "relationships_removed": 3,
     }
     summary = graph.summary()
     assert (summary["nodes"], summary["relationships"]) == (2, 1)
@@ -295,6 +296,42 @@ def test_deleting_a_node_removes_its_relationships_with_events_and_tombstones(
     again = graph.ok("/entities/delete", {"node_ids": ["a"]})
     assert statuses(again) == ["not_found"] and again["graph_version"] == version
     assert len(graph.events()) == seen + 4
+
+
+def test_a_merged_relationship_update_event_carries_the_stored_properties(
+    graph: Graph,
+) -> None:
+    graph.entities(node("a"), node("b", "product"))
+    graph.relationships({"relationship_id": "ab", **rel("a", "b", amount=1)})
+    answer = graph.ok(
+        "/relationships",
+        {"relationships": [{"relationship_id": "ab", **rel("a", "b", note="x")}], "merge": True},
+    )
+    assert statuses(answer) == ["updated"]
+    (event,) = graph.events()[-1:]
+    assert event[1] == "knowledge_graph.updated"
+    assert event[2]["relationship"]["properties"] == {"amount": 1, "note": "x"}
+
+
+def test_a_delete_that_takes_many_relationships_reports_a_count_not_a_flood(
+    graph: Graph,
+) -> None:
+    from aia_engine.graph.writer import CASCADE_EVENTS_MAX
+
+    leaves = CASCADE_EVENTS_MAX + 1
+    graph.entities(node("hub"), *(node(f"leaf{i}", "product") for i in range(999)))
+    graph.entities(*(node(f"leaf{i}", "product") for i in range(999, leaves)))
+    links = [rel("hub", f"leaf{i}") for i in range(leaves)]
+    graph.relationships(*links[:1000])
+    graph.relationships(*links[1000:])
+    seen = len(graph.events())
+    answer = graph.ok("/entities/delete", {"node_ids": ["hub", "leaf0"]})
+    assert statuses(answer) == ["deleted", "deleted"]
+    events = graph.events()[seen:]
+    assert [e[1] for e in events] == ["knowledge_graph.deleted"] * 2
+    removed = {e[2]["entity_id"]: e[2]["relationships_removed"] for e in events}
+    assert removed == {"hub": leaves, "leaf0": 1}
+    assert (graph.summary()["nodes"], graph.summary()["relationships"]) == (leaves - 1, 0)
 
 
 def test_delete_relationships_and_delete_one_entity(graph: Graph) -> None:

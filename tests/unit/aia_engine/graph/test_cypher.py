@@ -142,6 +142,7 @@ REFUSED = [
     ("MATCH (a)-[*1..5]->(b) RETURN b", "deeper than 3"),
     ("MATCH (n) RETURN n.`first name`", "backtick"),
     ("MATCH (n) WHERE n.name IS NOT NULL RETURN n", "IS NOT NULL"),
+    ("MATCH (n) RETURN n.__labels__", "__labels__"),
     ("MATCH (n) WHERE n.name IN $names RETURN n", None),  # accepted: control row
 ]
 
@@ -331,6 +332,12 @@ def test_count_with_limit_counts_every_match() -> None:
         graph.add_node(f"x{i}", **node_attributes(f"x{i}", "thing", {}, NOW))
     answer = query_graph(graph, "MATCH (n) RETURN count(n) LIMIT 1", settings=SETTINGS)
     assert answer.results == [32]
+
+
+@pytest.mark.parametrize("tail", ["LIMIT -3", "SKIP -2 LIMIT 3"])
+def test_negative_limit_and_skip_are_refused(tail: str) -> None:
+    with pytest.raises(CypherSyntaxError, match="non-negative integer"):
+        query_graph(small_graph(), f"MATCH (n) RETURN n.node_id {tail}", settings=SETTINGS)
 
 
 def test_rows_past_the_row_limit_are_cut_and_flagged() -> None:

@@ -13,7 +13,6 @@ from aia_engine.graph.model import (
     NodeIn,
     RelationshipIn,
     derived_relationship_id,
-    is_finite_json,
     labels_for,
     node_from,
     relationship_from,
@@ -131,7 +130,11 @@ def test_a_bad_relationship_names_its_field_and_issue(item: Any, field: str, iss
     assert (caught.value.field, caught.value.issue) == (field, issue)
 
 
-def test_is_finite_json() -> None:
-    assert is_finite_json({"a": [1, 2.5, {"b": None}], "c": "NaN"})
-    assert not is_finite_json({"a": [1, {"b": math.nan}]})
-    assert not is_finite_json([-math.inf])
+def test_a_nul_character_is_refused_but_the_text_backslash_u0000_is_not() -> None:
+    with pytest.raises(ItemError, match="NUL"):
+        node_from({"node_id": "n", "type": "t", "properties": {"a": ["x\x00"]}})
+    with pytest.raises(ItemError, match="NUL"):
+        node_from({"node_id": "n", "type": "t", "properties": {"k\x00": 1}})
+    assert node_from({"node_id": "n", "type": "t", "properties": {"a": "\\u0000"}}).properties == {
+        "a": "\\u0000"
+    }
