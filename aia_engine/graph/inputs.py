@@ -25,8 +25,6 @@ from sqlalchemy import select
 from aia_engine.db.models import Task
 from aia_engine.db.session import Sessions
 from aia_engine.errors import EngineError, GraphQueryFailed, InvalidGraphQueryParam
-from aia_engine.graph import cypher
-from aia_engine.graph.query import run_query
 from aia_engine.settings import get_settings
 
 PARAM = "graph_query"
@@ -72,6 +70,8 @@ def parse_graph_query(raw: Any, where: str, dependencies: tuple[str, ...] = ()) 
             f"{field_}.parameters",
             "not an object",
         )
+    from aia_engine.graph import cypher  # grand-cypher: imported when a stage asks for it
+
     try:
         cypher.parse(cypher.prepare(query, parameters))
     except EngineError as exc:
@@ -107,6 +107,8 @@ def graph_input(sessions: Sessions, task_id: str, params: Mapping[str, Any]) -> 
 def read_graph_query(sessions: Sessions, client_id: str, spec: GraphQuerySpec) -> list[Any]:
     """Rows of `spec.query` over `client_id`'s graph, each an object by column name. A query the
     engine refuses or stops (E030-E034) fails the stage with E047, the cause in its details."""
+    from aia_engine.graph.query import run_query  # grand-cypher: imported when a stage asks
+
     try:
         found = run_query(sessions, client_id, spec.query, spec.parameters, settings=get_settings())
     except EngineError as exc:

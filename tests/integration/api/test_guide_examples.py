@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
+from tests.conftest import wait_until
 from tests.integration.api.conftest import LiveApi
 from tests.integration.conftest import ROOT, Services
 
@@ -65,6 +66,13 @@ def live_client(
     )
     assert added.returncode == 0, added.stderr
     with authed("read write") as http:
+        # The guide's health test expects every service healthy: let the API's health checks
+        # see the worker this module just started (they ping on an interval).
+        wait_until(
+            lambda: http.get("/health").status_code == 200,
+            lambda: f"/health never became healthy: {http.get('/health').text}",
+            timeout=20,
+        )
         client = http
         yield http
 
