@@ -36,7 +36,12 @@ task_track_started = False
 worker_hijack_root_logger = False
 task_default_queue = "aia.default"
 # Webhook deliveries have their own queue (and workers), so a slow endpoint never delays stages.
-task_routes = {"aia.deliver_webhook": {"queue": "aia.webhooks"}}
+task_routes = {
+    "aia.deliver_webhook": {"queue": "aia.webhooks"},
+    # Embeddings too (`aia-engine worker -Q aia.embeddings`): the model's CPU never slows stages.
+    "aia.embed_entities": {"queue": "aia.embeddings"},
+    "aia.sweep_embeddings": {"queue": "aia.embeddings"},
+}
 beat_schedule = {
     "aia-outbox-relay": {
         "task": "aia.relay_outbox",
@@ -57,6 +62,11 @@ beat_schedule = {
         "task": "aia.resync_quotas",
         "schedule": 60.0,
         "options": {"queue": "aia.default", "expires": 120},
+    },
+    "aia-embedding-sweep": {
+        "task": "aia.sweep_embeddings",
+        "schedule": _s.search_embed_sweep_s,
+        "options": {"queue": "aia.embeddings", "expires": _s.search_embed_sweep_s * 3},
     },
     "aia-reconcile": {
         "task": "aia.reconcile",

@@ -269,6 +269,22 @@ class Settings(BaseSettings):
     kg_query_concurrency: int = Field(default=2, ge=1)
     """Graph queries running at once per API process (CPU-bound: about the cores)."""
 
+    # -- semantic search: indexing and storage (docs/semantic-search.md) ----------------------
+    search_embed_batch: int = Field(default=64, ge=1, le=1024)
+    """Entities one embedding step encodes at once (on the `aia.embeddings` queue)."""
+    search_embed_task_s: float = Field(default=5.0, gt=0)
+    """An embedding task takes batches for about this long, then queues its follow-up."""
+    search_embed_sweep_s: float = Field(default=10.0, gt=0)
+    """How often beat's sweep looks for entities left pending (and vectors of another model)."""
+    search_embed_stale_s: float = Field(default=30.0, gt=0)
+    """Pending this long (its message lost, its worker killed), an entity is queued again."""
+    search_embed_max_attempts: int = Field(default=3, ge=1)
+    """Failed encodings of one entity's text before its status is `failed`."""
+    search_hnsw_ef_search: int = Field(default=100, ge=10, le=1000)
+    """pgvector's hnsw.ef_search for a search (at least twice its limit is used)."""
+    search_encoder: str = ""
+    """`module:callable` returning the encoder to use instead of the shipped model (tests)."""
+
     @field_validator("queue_weights")
     @classmethod
     def _known_priorities(cls, value: dict[str, int]) -> dict[str, int]:

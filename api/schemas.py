@@ -316,11 +316,20 @@ class ApiMetrics(BaseModel):
     window_seconds: int
 
 
+class EmbeddingCounts(BaseModel):
+    pending: int
+    embedded: int
+    failed: int
+
+
 class BusinessMetrics(BaseModel):
     active_tasks: int
     completed_tasks: int
     knowledge_atoms: int = Field(
         description="Nodes plus relationships in the caller's knowledge graph (0 when it has none)"
+    )
+    embeddings: EmbeddingCounts = Field(
+        description="The caller's entities by embedding status (semantic search)"
     )
     agent_performance_score: float | None = Field(
         description="Percent of stage runs ended in the last 24 hours that completed; "
@@ -479,6 +488,16 @@ class GraphNodeDeleted(BaseModel):
     graph_version: int
 
 
+class EmbeddingStatus(BaseModel):
+    status: Literal["pending", "embedded", "failed"] = Field(
+        description="`pending`: its current text waits for an embedding worker (the previous "
+        "vector, if any, still answers searches); `embedded`: its vector is its current text's; "
+        "`failed`: the encoder refused its text (retried when the entity is written again)"
+    )
+    model: str | None = Field(description="The encoder that made its vector (null before one)")
+    updated_at: str
+
+
 class GraphNodeView(BaseModel):
     node_id: str
     type: str
@@ -486,6 +505,10 @@ class GraphNodeView(BaseModel):
     connections: int = Field(description="The node's degree (relationships from and to it).")
     last_updated: str
     created_at: str
+    embedding_status: EmbeddingStatus | None = Field(
+        description="Where the entity's vector for semantic search stands; null for a node "
+        "written before indexing existed that has no row yet"
+    )
 
 
 class GraphSummaryView(BaseModel):

@@ -232,6 +232,20 @@ def _start_state(args: argparse.Namespace, state_path: Path, sha256: str) -> Any
     return state
 
 
+def _queue_embeddings(settings: Settings, client_id: str, nodes_written: int) -> None:
+    """Ask the embedding workers for the imported nodes now (best effort: without a broker,
+    beat's sweep finds them pending within AIA_SEARCH_EMBED_STALE_S)."""
+    if not (settings.redis_url and nodes_written):
+        return
+    try:
+        from workers.app import use_redis
+        from workers.dispatch import send_embeddings
+
+        send_embeddings(use_redis(settings.redis_url), [client_id])
+    except Exception:  # the import has committed; indexing catches up through the sweep
+        return
+
+
 def cmd_kg_import(args: argparse.Namespace) -> int:
     from aia_engine.graph import imports
 
@@ -282,6 +296,7 @@ def cmd_kg_import(args: argparse.Namespace) -> int:
             bar.close()
         state.totals = _totals(before, summary)
         _save_state(state_path, state)
+    _queue_embeddings(settings, args.client, summary.nodes_created + summary.nodes_updated)
     _report(path, args.client, summary, state, state_path, args.json)
     if summary.interrupted:
         return 130

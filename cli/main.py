@@ -23,6 +23,7 @@ from workflows.compiler import STAGE_QUEUES
 
 WORKER_QUEUES = ",".join(STAGE_QUEUES)
 WEBHOOK_QUEUE = "aia.webhooks"
+EMBEDDING_QUEUE = "aia.embeddings"
 WEBHOOK_CONCURRENCY = 16
 
 
@@ -252,6 +253,8 @@ def _dev(args: argparse.Namespace, settings: Settings, data_dir: Path, port: int
         subprocess.Popen(_celery("worker", "-Q", WEBHOOK_QUEUE, "-P", "threads",
                                  "-c", str(WEBHOOK_CONCURRENCY), "-l", "INFO",
                                  "-n", "dev-webhooks@%h"), env=env),
+        subprocess.Popen(_celery("worker", "-Q", EMBEDDING_QUEUE, "-c", "1", "-l", "INFO",
+                                 "-n", "dev-embeddings@%h"), env=env),
         subprocess.Popen(_celery("beat", "-l", "INFO", "-s", str(data_dir / "celerybeat-schedule")), env=env),
         subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "api.app:app_from_env",
                           "--host", settings.api_host, "--port", str(port), "--no-access-log"],

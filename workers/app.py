@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from celery import Celery
 from celery.signals import after_setup_logger, beat_init, worker_init
 
+from aia_engine.search import indexing
+
 log = logging.getLogger(__name__)
 app = Celery("aia_engine")
 app.config_from_object("celeryconfig")
 app.autodiscover_tasks(["workers"], related_name="tasks", force=True)
+
+
+def _queue_embeddings(client_ids: Sequence[str]) -> None:
+    from workers.dispatch import send_embeddings
+
+    send_embeddings(app, client_ids)
+
+
+# Every process that loads the app (API, workers, beat) queues the embedding of the entities a
+# graph write of its own changed, once the write commits (aia_engine.search.indexing).
+indexing.set_notifier(_queue_embeddings)
 
 
 @worker_init.connect

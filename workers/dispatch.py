@@ -102,3 +102,17 @@ def send_deliveries(app: Celery, delivery_ids: Sequence[str]) -> None:
             app.signature(
                 "aia.deliver_webhook", args=(delivery_id,), queue=WEBHOOK_QUEUE
             ).apply_async(producer=producer, retry=False)
+
+
+EMBEDDING_QUEUE = "aia.embeddings"
+
+
+def send_embeddings(app: Celery, client_ids: Sequence[str]) -> None:
+    """Queue one `aia.embed_entities` message per client, pipelined, on the embedding queue."""
+    if not client_ids:
+        return
+    with app.producer_or_acquire() as producer, producer.batch():
+        for client_id in client_ids:
+            app.signature(
+                "aia.embed_entities", args=(client_id,), queue=EMBEDDING_QUEUE
+            ).apply_async(producer=producer, retry=False)

@@ -24,7 +24,7 @@ from aia_engine.webhooks.delivery import attempt_delivery
 from aia_engine.webhooks.sweep import due_deliveries
 from aia_engine.webhooks.urls import system_resolver
 from workers import runtime
-from workers.dispatch import send_deliveries
+from workers.dispatch import send_deliveries, send_embeddings
 
 log = logging.getLogger(__name__)
 
@@ -133,3 +133,46 @@ def resync_quotas() -> int:
     from aia_engine.limits.quota import ActiveTasks
 
     return ActiveTasks(runtime.redis_client(), runtime.sessions()).resync()
+
+
+@shared_task(
+    name="aia.embed_entities",
+    acks_late=True,
+    ignore_result=True,
+    max_retries=None,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    retry_backoff_max=30,
+)
+def embed_entities(client_id: str) -> str:
+    """Embed a client's pending entities in batches for a few seconds (queue `aia.embeddings`),
+    then queue the rest as a follow-up. A worker killed mid-batch loses nothing: its rows stay
+    pending (the transaction is gone), the message is redelivered (acks_late) and beat's sweep
+    queues the client again once its rows are stale."""
+    from aia_engine.search.indexing import embed_client
+
+    step, remaining = embed_client(runtime.sessions(), client_id, get_settings())
+    if remaining:
+        send_embeddings(current_app, [client_id])
+    log.info(
+        "embedded %d entities of %s (%d unchanged, %d failed)%s",
+        step.encoded,
+        client_id,
+        step.unchanged,
+        step.failed,
+        "; more queued" if remaining else "",
+        extra={"client_id": client_id, "embedded": step.encoded, "unchanged": step.unchanged},
+    )
+    return f"{step.encoded} embedded"
+
+
+@shared_task(name="aia.sweep_embeddings", ignore_result=True)
+def sweep_embeddings() -> int:
+    """Queue the clients whose entities stay pending (a lost message, a killed worker) or hold
+    vectors of another model (a model change: background re-index)."""
+    from aia_engine.search.indexing import encoder_for, stale_clients
+
+    settings = get_settings()
+    due = stale_clients(runtime.sessions(), settings, encoder_for(settings).name)
+    send_embeddings(current_app, due)
+    return len(due)

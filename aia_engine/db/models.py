@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 from sqlalchemy import (
+    REAL,
     BigInteger,
     CheckConstraint,
     DateTime,
@@ -23,7 +24,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -433,3 +434,51 @@ class KgIdempotency(Base):
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
     __table_args__ = (Index("ix_kg_idempotency_client_created", "client_id", "created_at"),)
+
+
+class KgEmbedding(Base):
+    """The embedding of one node's text (semantic search). Where the `vector` extension exists,
+    the table also has `vec vector(384)` with an HNSW index (added by migration 0019 only there,
+    so it is not mapped here: aia_engine/search/store.py reads and writes it in SQL)."""
+
+    __tablename__ = "kg_embeddings"
+
+    client_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    node_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), server_default="pending")
+    """`pending` (its current text waits for a worker), `embedded` or `failed`."""
+    model: Mapped[str | None] = mapped_column(Text)
+    """The encoder (name and version) that made `embedding`."""
+    text_hash: Mapped[str | None] = mapped_column(Text)
+    embedding: Mapped[list[float] | None] = mapped_column(ARRAY(REAL))
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    requested: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    """The graph version of the write that last made this row pending."""
+    seq: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    """The client's embedding version (kg_embedding_state) that stored `embedding`."""
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["client_id", "node_id"], ["kg_nodes.client_id", "kg_nodes.node_id"],
+            name="fk_kg_embeddings_node", ondelete="CASCADE",
+        ),
+        CheckConstraint(
+            "status IN ('pending', 'embedded', 'failed')", name="ck_kg_embeddings_status"
+        ),
+        Index("ix_kg_embeddings_client_seq", "client_id", "seq"),
+        Index("ix_kg_embeddings_model", "model", "client_id"),
+        Index("ix_kg_embeddings_pending", "updated_at", postgresql_where=text("status = 'pending'")),
+    )  # fmt: skip
+
+
+class KgEmbeddingState(Base):
+    """A client's embedding version: one more with every batch of vectors stored."""
+
+    __tablename__ = "kg_embedding_state"
+
+    client_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    busy_until: Mapped[datetime | None]
+    """A task is embedding this client's entities until then (beat's sweep leaves it alone)."""

@@ -19,8 +19,9 @@ Writing (`import_rows`) follows the graph's writer rules: each chunk of rows is 
 that takes the next graph version (`versions.begin_write`), COPYs the chunk into a temporary
 staging table, upserts it with one set-based `INSERT .. SELECT .. ON CONFLICT DO UPDATE .. WHERE
 changed` (a row equal to the stored one is unchanged: not stamped, not counted, no event), keeps
-the graph's counts, and records ONE `knowledge_graph.imported` event counting what the chunk
-changed. A chunk that changes nothing is rolled back: no version, no event. Nodes are written
+the graph's counts, records ONE `knowledge_graph.imported` event counting what the chunk
+changed, and marks the chunk's written nodes pending for their vectors (`search.indexing`).
+A chunk that changes nothing is rolled back: no version, no event. Nodes are written
 before relationships (the file is read twice), so a relationship may name a node that comes
 later in the file. A relationship whose ends do not exist, or that would change the type or ends
 of a stored one, is a per-row error reported with its line; the rest of its chunk is written.
@@ -49,6 +50,7 @@ from aia_engine.db.session import Sessions
 from aia_engine.errors import InvalidRequest, NotFound
 from aia_engine.graph import changes, versions
 from aia_engine.graph.model import ItemError, NodeIn, RelationshipIn, node_from, relationship_from
+from aia_engine.search import indexing
 
 FORMATS = ("jsonl", "csv")
 NODE, RELATIONSHIP = "node", "relationship"
@@ -467,7 +469,11 @@ def write_chunk(
                 "lines": [result.first_line, result.last_line],
             },
         )
+        if kind == NODE:
+            indexing.mark_pending(session, client_id, version)
         session.commit()
+    if kind == NODE:
+        indexing.notify([client_id])
     result.version = version
     return result
 

@@ -31,6 +31,7 @@ from aia_engine.errors import NodeNotFound
 from aia_engine.graph.idempotency import Idempotency
 from aia_engine.graph.model import ItemError, check_id, node_from, relationship_from
 from aia_engine.graph.writer import Indexed, ItemResult, Source, Status, Writer, item_error
+from aia_engine.search import indexing
 
 T = TypeVar("T")
 
@@ -283,12 +284,16 @@ def iso(value: datetime | None) -> str | None:
 
 def get_node(sessions: Sessions, client_id: str, node_id: str) -> dict[str, Any]:
     """The node in the guide's shape (`node_id`, `type`, `properties`, `connections` = its
-    degree, a self-loop counting twice as in Cypher's view, `last_updated`) and `created_at`;
+    degree, a self-loop counting twice as in Cypher's view, `last_updated`), `created_at` and
+    `embedding_status` (`status`, `model`, `updated_at` of its vector; semantic search);
     NodeNotFound when the caller's graph has no such node."""
     with sessions.begin() as session:
         row = session.execute(_GET_NODE, {"client": client_id, "node_id": node_id}).first()
+        embedding = indexing.entity_status(session, client_id, node_id) if row else None
     if row is None:
         raise NodeNotFound(node_id)
+    if embedding is not None:
+        embedding["updated_at"] = iso(embedding["updated_at"])
     return {
         "node_id": row.node_id,
         "type": row.type,
@@ -296,6 +301,7 @@ def get_node(sessions: Sessions, client_id: str, node_id: str) -> dict[str, Any]
         "connections": int(row.degree),
         "last_updated": iso(row.updated_at),
         "created_at": iso(row.created_at),
+        "embedding_status": embedding,
     }
 
 

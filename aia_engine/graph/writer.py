@@ -2,7 +2,8 @@
 (one statement per kind, arrays unnested), inside the caller's transaction, following the
 rules every graph writer follows: the version is taken first (and with it the graph's lock),
 every row written or deleted is stamped with it, an upsert equal to the stored row changes
-nothing, deletions leave tombstones, and each change is one event."""
+nothing, deletions leave tombstones, each change is one event, and every node written waits for
+its vector (`aia_engine.search.indexing`)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from aia_engine.errors import (
 from aia_engine.graph import changes, versions
 from aia_engine.graph.changes import Change
 from aia_engine.graph.model import ItemError, NodeIn, RelationshipIn
+from aia_engine.search import indexing
 
 Status = Literal["created", "updated", "unchanged", "deleted", "not_found", "error"]
 Source = Literal["api", "import", "agent"]
@@ -464,6 +466,10 @@ class Writer:
             source=self.source,
             task_id=self.task_id,
         )
+        if any(c.relationship is None and c.change_type in ("created", "updated")
+               for c in self.changes):  # fmt: skip
+            # Written nodes wait for their vectors; the embedding task is queued on commit.
+            indexing.mark_pending_and_notify(self.session, self.client_id, self.version)
         return self.version
 
     def abandon(self) -> None:

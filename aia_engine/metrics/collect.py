@@ -8,7 +8,8 @@ evidence is null: the score when no stage of the client's ended in 24 hours; `su
 `error_rate` and `average_response_time` when no request was answered in the window;
 `cpu_usage` until an interval has been measured (see `aia_engine.metrics.host`).
 `knowledge_atoms` = nodes + relationships in the client's knowledge graph (kg_graphs' counts,
-kept by every write): 0 for a client with no graph, a real figure. `active_connections` counts
+kept by every write): 0 for a client with no graph, a real figure. `embeddings` counts the
+client's entities by embedding status (pending, embedded, failed; semantic search). `active_connections` counts
 open connections to this database (every API, worker and beat process), from
 `pg_stat_activity`.
 """
@@ -23,6 +24,7 @@ from sqlalchemy import text
 from aia_engine.db.session import Sessions
 from aia_engine.metrics.host import host_figures
 from aia_engine.metrics.requests import WINDOW_S, window
+from aia_engine.search.indexing import status_counts
 
 _BUSINESS = text(
     """
@@ -47,6 +49,7 @@ def guide_metrics(sessions: Sessions, client: redis.Redis, *, client_id: str) ->
     """The guide's `/metrics` JSON; `business_metrics` count only `client_id`'s tasks."""
     with sessions.begin() as session:
         row = session.execute(_BUSINESS, {"client": client_id}).one()
+        embeddings = status_counts(session, client_id)
     api = window(client)
     count = api.get("requests", 0.0)
     errors = api.get("status_5xx", 0.0) + api.get("status_4xx", 0.0)
@@ -66,6 +69,7 @@ def guide_metrics(sessions: Sessions, client: redis.Redis, *, client_id: str) ->
             "active_tasks": int(row.active),
             "completed_tasks": int(row.completed),
             "knowledge_atoms": int(row.atoms),
+            "embeddings": embeddings,
             "agent_performance_score": round(100.0 * row.ok / ended, 1) if ended else None,
         },
     }

@@ -22,10 +22,11 @@ from sqlalchemy import text
 from aia_engine.db.session import Sessions
 from aia_engine.metrics.host import host_figures
 from aia_engine.metrics.requests import totals
+from aia_engine.search.indexing import status_counts
 from workflows.compiler import STAGE_QUEUES
 
 BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0)
-QUEUES = (*STAGE_QUEUES, "aia.webhooks")
+QUEUES = (*STAGE_QUEUES, "aia.webhooks", "aia.embeddings")
 _DURATION = "extract(epoch FROM finished_at - started_at)"
 _STAGE_HISTOGRAM = text(
     "SELECT agent, count(*) AS n, coalesce(sum("
@@ -125,6 +126,7 @@ class EngineCollector:
                     "FROM kg_graphs"
                 )
             ).one()
+            embeddings = status_counts(session)
         yield _gauge("aia_tasks", "Tasks by status", ["status"], tasks)
         yield _counter(
             "aia_stage_runs",
@@ -152,6 +154,12 @@ class EngineCollector:
             [("nodes", graphs[1]), ("relationships", graphs[2])],
         )
         yield _gauge("aia_knowledge_graphs", "Clients with a knowledge graph", [], [(graphs[0],)])
+        yield _gauge(
+            "aia_kg_embeddings",
+            "Knowledge-graph entities of every client by embedding status (semantic search)",
+            ["status"],
+            sorted(embeddings.items()),
+        )
 
 
 def _gauge(name: str, doc: str, labels: list[str], rows: Any) -> GaugeMetricFamily:

@@ -23,7 +23,7 @@ SECRETS = {
     "AIA_WEBHOOK_ENCRYPTION_KEY": "G5yf0nLmAyhuJsN5wP2cJkE1oQ0qx2iYt3K9hQvOa8Y=",
     "AIA_FLOWER_BASIC_AUTH": "operator:compose-check",
 }
-ENGINE = ("migrate", "api", "worker", "webhooks", "beat", "flower")
+ENGINE = ("migrate", "api", "worker", "webhooks", "embeddings", "beat", "flower")
 
 
 def compose_command() -> list[str]:
@@ -85,7 +85,7 @@ def test_engine_services_wait_for_healthy_services_and_only_need_the_two_urls(
             and "@postgres:5432/" in env["DATABASE_URL"]
         )
         assert env["REDIS_URL"] == "redis://redis:6379/0"
-    for name in ("postgres", "redis", "api", "worker", "webhooks", "flower"):
+    for name in ("postgres", "redis", "api", "worker", "webhooks", "embeddings", "flower"):
         assert "healthcheck" in config[name], name
 
 

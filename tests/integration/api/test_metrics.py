@@ -53,7 +53,8 @@ def test_guide_json_fields_and_they_move(
             "success_rate",
         } <= set(first["api_metrics"])
         assert set(first["business_metrics"]) == {
-            "active_tasks", "completed_tasks", "knowledge_atoms", "agent_performance_score",
+            "active_tasks", "completed_tasks", "knowledge_atoms", "embeddings",
+            "agent_performance_score",
         }  # fmt: skip
         ids = [http.post("/tasks/orchestrate", json=TASK).json()["task_id"] for _ in range(3)]
         for task_id in ids:
