@@ -1,0 +1,1 @@
+"""Semantic search over the knowledge graph (docs/semantic-search.md)."""
