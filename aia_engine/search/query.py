@@ -69,6 +69,9 @@ FIELD_CACHE_ITEMS = 10_000
 
 class Encoder(Protocol):
     @property
+    def name(self) -> str: ...
+
+    @property
     def dim(self) -> int: ...
 
     def encode(self, texts: Sequence[str]) -> Vector: ...
@@ -312,6 +315,7 @@ def search(
             threshold=request.threshold,
             entity_types=list(request.entity_types) if request.entity_types else None,
             property_filters=dict(request.filters) if request.filters else None,
+            model=encoder.name,
         )
         nodes = _load(session, client_id, [h.node_id for h in hits])
     found = [
@@ -380,18 +384,14 @@ def terms_found(terms: Sequence[str], text: str) -> list[str]:
 def fields_of(node_type: str, properties: Mapping[str, Any], text: str) -> list[tuple[str, str]]:
     """The entity's fields its embedded text holds, as (key, value shown): its type, then each
     scalar property whose value appears in `text` (so AIA_SEARCH_TEXT_FIELDS is respected)."""
-    fields = [("type", node_type)] if node_type in text else []
+    fields = [("type", node_type)]
     for key, value in properties.items():
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             continue
-        shown = value.strip() if isinstance(value, str) else _number(value)
+        shown = " ".join(value.split()) if isinstance(value, str) else str(value)
         if shown and shown in text:
             fields.append((key, shown))
     return fields
-
-
-def _number(value: int | float) -> str:
-    return str(value) if isinstance(value, int) or not value.is_integer() else str(int(value))
 
 
 def field_text(key: str, value: str) -> str:

@@ -34,6 +34,7 @@ class BagOfWords:
     """A stand-in encoder: each word a fixed random direction, a text their normalised sum, so
     texts sharing words are close and the cosine is known."""
 
+    name = "bag-of-words@test"
     dim = 384
 
     def __init__(self) -> None:
@@ -154,7 +155,7 @@ def test_fields_are_those_the_embedded_text_holds() -> None:
              "tags": ["a"]}  # fmt: skip
     text = entity_text("customer", props, SETTINGS)
     assert fields_of("customer", props, text) == [
-        ("type", "customer"), ("name", "Acme"), ("value_score", "81"), ("rate", "0.5")
+        ("type", "customer"), ("name", "Acme"), ("value_score", "81.0"), ("rate", "0.5")
     ]  # fmt: skip
 
 
