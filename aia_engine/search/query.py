@@ -371,14 +371,21 @@ def query_terms(query: str) -> list[str]:
     return list(dict.fromkeys(w for w in words if len(w) > 1 and w not in STOP_WORDS))
 
 
-def _stem(word: str) -> str:
-    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
+def _forms(word: str) -> set[str]:
+    """A word and its singular guesses: `switches` -> switche, switch; `customers` -> customer."""
+    forms = {word}
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        forms.add(word[:-1])
+        if word.endswith("es"):
+            forms.add(word[:-2])
+    return forms
 
 
 def terms_found(terms: Sequence[str], text: str) -> list[str]:
-    """The terms that occur in `text` as words (ignoring case and a plural s)."""
-    words = {_stem(w.lower()) for w in _WORD.findall(text)}
-    return [t for t in terms if _stem(t) in words]
+    """The terms that occur in `text` as words (ignoring case and a plural s or es)."""
+    words = {w.lower() for w in _WORD.findall(text)}
+    singular = set().union(*(_forms(w) for w in words)) if words else set()
+    return [t for t in terms if _forms(t) & singular]
 
 
 def fields_of(node_type: str, properties: Mapping[str, Any], text: str) -> list[tuple[str, str]]:

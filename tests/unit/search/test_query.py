@@ -148,6 +148,9 @@ def test_terms_are_found_as_words_whatever_the_case_and_plural() -> None:
         "value", "customers", "technology", "tech"
     ]  # fmt: skip
     assert terms_found(["tech"], "Technology") == []  # a word, not a part of one
+    assert terms_found(["switches", "boxes", "class"], "Network Switch; box; classes") == [
+        "switches", "boxes", "class"
+    ]  # fmt: skip
 
 
 def test_fields_are_those_the_embedded_text_holds() -> None:
