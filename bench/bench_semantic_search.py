@@ -256,7 +256,7 @@ def main() -> None:
             encoder.seed([texts.entity_text(r["type"], r["properties"], settings) for r in real])
             store_s = store_vectors(sessions, creds.client_id, settings, encoder)
             port = free_port()
-            server = start_server("api.app:app_from_env", port)
+            server = start_server("api.app:app_from_env", port, env={"AIA_LOG_LEVEL": "WARNING"})
             try:
                 figures = measure(port, get_token(port, creds), queries, args.queries)
             finally:
