@@ -32,6 +32,7 @@ import hashlib
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import time
@@ -218,6 +219,7 @@ def database(embedded: bool, tmp: Path) -> Iterator[str]:
         stop = getattr(server, "cleanup", None) or getattr(server, "stop", None)
         if callable(stop):
             stop()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main() -> None:
