@@ -17,6 +17,7 @@ API's envelope, its /errors pages and the OpenAPI error schemas are read from `c
     │   ├── InvalidGraphMapping      E045
     │   ├── InvalidGraphQueryParam   E046
     │   ├── UnknownChangeType        E050
+    │   ├── InvalidSemanticSearch    E062  (the search body, a stage's semantic_search)
     │   └── graph queries: CypherSyntaxError E030, UnsupportedCypher E031,
     │       InvalidQueryParameters E032, QueryLimitExceeded E033, QueryFailed E034
     ├── PermissionDenied             E403  403
@@ -24,7 +25,8 @@ API's envelope, its /errors pages and the OpenAPI error schemas are read from `c
     ├── TransientError               E503  503
     ├── stage errors, stored on a stage or task, never answered:
     │   AgentError E010, StageTimedOut E011, StageOutputNotStorable E020, StageLost E021,
-    │   AgentCrashed E022, StageSkipped E023, GraphQueryFailed E047, GraphWriteRefused E048
+    │   AgentCrashed E022, StageSkipped E023, GraphQueryFailed E047, GraphWriteRefused E048,
+    │   SemanticSearchFailed E063
     └── HTTP edge errors, answered, never stored on a stage:
         BadRequest E400, NoSuchEndpoint E404, MethodNotAllowed E405, PayloadTooLarge E413,
         UnsupportedMediaType E415, RateLimitExceeded E429, TooManyStreams E012,
@@ -727,3 +729,37 @@ class QueryFailed(InvalidRequest):
         "ORDER BY over values that do not compare (text and numbers, or a property some rows "
         "lack). details.cause says what failed."
     )
+
+
+# -- Semantic search (POST /knowledge-graph/semantic-search, the semantic_search stage input). --
+
+
+class InvalidSemanticSearch(InvalidRequest):
+    """Raised when a semantic search's body, or a stage's `semantic_search` param, is invalid."""
+
+    code = "E062"
+    title = "Invalid semantic search"
+    description = (
+        "A semantic search takes `query` (text, not blank, at most AIA_SEARCH_QUERY_MAX_CHARS "
+        "characters: 1000), `limit` (an integer from 1 to 100), `threshold` (a number from 0 "
+        "to 1, compared with the cosine similarity), `include_explanations` (a boolean), "
+        "`entity_types` (a list of type names) and `filters` (an object {property: value} of "
+        "strings, numbers or booleans an entity's property must equal). details.field names "
+        "the offending field and details.issue says what is wrong. See "
+        "docs/semantic-search.md."
+    )
+
+
+class SemanticSearchFailed(EngineError):
+    """Recorded when a stage's `semantic_search` could not be answered; the stage fails."""
+
+    status = 422
+    type = "SemanticSearchFailed"
+    code = "E063"
+    title = "Stage semantic search failed"
+    description = (
+        _FOUND_IN_STAGE + "the stage's params.semantic_search could not be run against the "
+        "task's client's knowledge graph (the message says why; the cause is in "
+        "details.cause). Fix the parameter, then retry the task."
+    )
+    where = "stage"

@@ -284,6 +284,15 @@ class Settings(BaseSettings):
     """pgvector's hnsw.ef_search for a search (at least twice its limit is used)."""
     search_encoder: str = ""
     """`module:callable` returning the encoder to use instead of the shipped model (tests)."""
+    # -- semantic search (docs/semantic-search.md) ----------------------------------------------
+    search_query_max_chars: int = Field(default=1000, ge=10)
+    """Longest semantic-search query text (characters); longer answers E062. The model reads at
+    most 256 word pieces (about 1000 characters of English) anyway."""
+    search_explain_top: int = Field(default=10, ge=0, le=100)
+    """Results whose match_explanation compares each of their fields with the query (one
+    embedding per field not seen before); the others name the query terms found only."""
+    search_concurrency: int = Field(default=2, ge=1)
+    """Semantic searches running at once per API process (the query's embedding is CPU-bound)."""
 
     @field_validator("queue_weights")
     @classmethod

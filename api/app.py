@@ -213,6 +213,7 @@ def create_app(
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.api_db_pool_size
         res.secret_checks = anyio.CapacityLimiter(settings.secret_checks_per_process)
         res.graph_queries = anyio.CapacityLimiter(settings.kg_query_concurrency)
+        res.semantic_searches = anyio.CapacityLimiter(settings.search_concurrency)
         HOST_CPU.prime()  # so the first `cpu_usage` reading measures an interval
         flusher = threading.Thread(target=flush_loop, name="aia-metrics-flush", daemon=True)
         flusher.start()

@@ -63,6 +63,9 @@ class Resources:
     graph_queries: anyio.CapacityLimiter | None = None
     """Knowledge-graph queries running at once (AIA_KG_QUERY_CONCURRENCY; CPU-bound, in
     threads of their own share); made when the app starts."""
+    semantic_searches: anyio.CapacityLimiter | None = None
+    """Semantic searches running at once (AIA_SEARCH_CONCURRENCY; the query's embedding is
+    CPU-bound); made when the app starts."""
 
 
 def resources(request: Request) -> Resources:

@@ -559,3 +559,55 @@ class GraphQueryResult(BaseModel):
         "{relationship_id, type, source, target, properties}."
     )
     metadata: GraphQueryMetadata | SkipJsonSchema[None] = None
+
+
+class SemanticSearchRequest(BaseModel):
+    """POST /knowledge-graph/semantic-search: the guide's body, plus optional filters. Read by
+    aia_engine.search.query.parse_search (422 E062 naming the field), declared here."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(
+        min_length=1,
+        max_length=1000,
+        description="Text to search for (not blank; at most AIA_SEARCH_QUERY_MAX_CHARS "
+        "characters, 1000 by default)",
+        examples=["high-value customers in technology sector"],
+    )
+    limit: int = Field(default=20, ge=1, le=100, description="Results answered at most")
+    threshold: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="Least cosine similarity of a result"
+    )
+    include_explanations: bool = Field(
+        default=True, description="Whether each result carries its match_explanation"
+    )
+    entity_types: list[str] | SkipJsonSchema[None] = Field(
+        default=None,
+        max_length=50,
+        description="Only entities of these types (none or empty: every type)",
+    )
+    filters: dict[str, str | float | bool] | SkipJsonSchema[None] = Field(
+        default=None,
+        description='Only entities whose properties equal these values, e.g. {"region": "EMEA"}',
+    )
+
+
+class SemanticSearchHit(BaseModel):
+    entity_id: str
+    similarity_score: float = Field(
+        description="The cosine similarity of the entity's "
+        "embedding and the query's, rounded to 4 places"
+    )
+    match_explanation: str | None = Field(
+        description="The entity's fields closest to the query (per-field cosine) and the "
+        "query terms found in its text; null without include_explanations"
+    )
+    entity_data: dict[str, Any] = Field(description="The entity's properties")
+    entity_type: str
+
+
+class SemanticSearchResult(BaseModel):
+    search_id: str = Field(pattern=r"^kgs_[0-9a-f]{24}$")
+    results: list[SemanticSearchHit] = Field(description="Most similar first")
+    query_vector_dimensions: int = Field(description="384 (all-MiniLM-L6-v2)")
+    search_time_ms: float = Field(description="Measured: embedding, search and explanations")

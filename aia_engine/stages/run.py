@@ -44,6 +44,7 @@ from aia_engine.graph import inputs as graph_inputs
 from aia_engine.graph.inputs import graph_input
 from aia_engine.graph.writing import write_for_task
 from aia_engine.redaction import redact_error
+from aia_engine.search import inputs as search_inputs
 from aia_engine.settings import Settings
 from aia_engine.stages.fastpath import claim_in_sql, complete_in_sql
 from aia_engine.stages.machine import (
@@ -420,6 +421,9 @@ def _run_agent(
     inputs = claim.ctx_inputs
     if graph_inputs.PARAM in claim.spec.params:  # the query runs now, for the task's client
         inputs = {**inputs, graph_inputs.INPUT: graph_input(sessions, task_id, claim.spec.params)}
+    if search_inputs.PARAM in claim.spec.params:  # the search runs now, for the task's client
+        similar = search_inputs.similar_input(sessions, task_id, claim.spec.params)
+        inputs = {**inputs, search_inputs.INPUT: similar}
     ctx = AgentContext(
         task_id=task_id,
         stage=stage,

@@ -14,6 +14,7 @@ from api.routes import (
     metrics,
     monitoring,
     quotas,
+    semantic_search,
     streams,
     task_types,
     tasks,
@@ -33,5 +34,6 @@ ROUTES: list[BaseRoute] = [
     *webhooks.routes,
     *graph_writes.routes,
     *graph_query.routes,
+    *semantic_search.routes,
     *docs.routes,
 ]

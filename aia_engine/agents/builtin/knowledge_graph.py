@@ -33,6 +33,7 @@ from aia_engine.graph.mapping import (
 )
 from aia_engine.graph.model import ItemError
 from aia_engine.graph.writing import Result, Written
+from aia_engine.search import inputs as search_inputs
 from workflows.spec import StageSpec
 
 NAME = "knowledge_graph_agent"
@@ -73,17 +74,20 @@ class KnowledgeGraphAgent:
 
 
 def _mapping(params: Mapping[str, Any], stage: str, deps: tuple[str, ...]) -> GraphMapping:
-    unknown = sorted(set(params) - {"entities", "relationships", graph_inputs.PARAM})
+    known = {"entities", "relationships", graph_inputs.PARAM, search_inputs.PARAM}
+    unknown = sorted(set(params) - known)
     if unknown:
         raise InvalidGraphMapping(
-            f"workflow.{stage}.params has an unknown field {unknown[0]!r}; a "
-            f"{NAME} stage takes entities, relationships and {graph_inputs.PARAM}",
+            f"workflow.{stage}.params has an unknown field {unknown[0]!r}; a {NAME} stage "
+            f"takes entities, relationships, {graph_inputs.PARAM} and {search_inputs.PARAM}",
             field=f"workflow.{stage}.params.{unknown[0]}",
             issue="unknown field",
             provided_value=unknown[0],
         )
     if graph_inputs.PARAM in params and graph_inputs.INPUT not in deps:
         deps = (*deps, graph_inputs.INPUT)  # its rows can be mapped: "from": "graph.records"
+    if search_inputs.PARAM in params and search_inputs.INPUT not in deps:
+        deps = (*deps, search_inputs.INPUT)  # and its entities: "from": "similar.records"
     return parse_mapping(params, f"workflow.{stage}.params", deps)
 
 

@@ -59,6 +59,7 @@ ANSWERED_BEFORE = {
     "E032": (422, "InvalidQueryParameters"),
     "E033": (422, "QueryLimitExceeded"),
     "E034": (422, "QueryFailed"),
+    "E062": (422, "ValidationError"),
     "E400": (400, "BadRequest"),
     "E401": (401, "Unauthorized"),
     "E403": (403, "Forbidden"),
@@ -184,7 +185,7 @@ def test_every_code_a_stage_can_record_is_a_catalogued_non_response_code() -> No
 
 def test_stage_codes_are_apart_from_response_codes() -> None:
     stage = {c for c, cls in CATALOGUE.items() if cls.where == "stage"}
-    assert stage == {"E010", "E011", "E020", "E021", "E022", "E023", "E047", "E048"}
+    assert stage == {"E010", "E011", "E020", "E021", "E022", "E023", "E047", "E048", "E063"}
     assert not stage & set(ANSWERED)
     assert AgentCrashed.code == "E022" and StageSkipped.code == "E023"
 
