@@ -283,8 +283,6 @@ class Settings(BaseSettings):
     """Failed encodings of one entity's text before its status is `failed`."""
     search_hnsw_ef_search: int = Field(default=100, ge=10, le=1000)
     """pgvector's hnsw.ef_search for a search (at least twice its limit is used)."""
-    search_encoder: str = ""
-    """`module:callable` returning the encoder to use instead of the shipped model (tests)."""
     # -- semantic search (docs/semantic-search.md) ----------------------------------------------
     search_query_max_chars: int = Field(default=1000, ge=10)
     """Longest semantic-search query text (characters); longer answers E062. The model reads at

@@ -30,7 +30,6 @@ The entity's text and hash come from `aia_engine.search.texts`, the vectors from
 
 from __future__ import annotations
 
-import importlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -42,6 +41,7 @@ from sqlalchemy import CursorResult, event, text
 from sqlalchemy.orm import Session
 
 from aia_engine.db.session import Sessions
+from aia_engine.search.texts import entity_text, text_hash
 from aia_engine.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -71,28 +71,20 @@ HashOf = Callable[[str], str]
 
 
 def encoder_for(settings: Settings) -> Encoder:
-    """The encoder of this process: the shipped model, or AIA_SEARCH_ENCODER's factory."""
-    if settings.search_encoder:
-        module, _, attr = settings.search_encoder.partition(":")
-        factory = getattr(importlib.import_module(module), attr or "get_encoder")
-        found: Encoder = factory()
-        return found
-    encoders: Any = importlib.import_module("aia_engine.search.encoder")
-    shipped: Encoder = encoders.get_encoder()
+    """The encoder of this process (the shipped model, loaded on first use)."""
+    from aia_engine.search.encoder import get_encoder  # onnxruntime: only where vectors are made
+
+    shipped: Encoder = get_encoder()
     return shipped
 
 
 def texts_for(settings: Settings) -> tuple[TextOf, HashOf]:
     """The entity text and text hash functions (aia_engine.search.texts) under `settings`."""
-    texts: Any = importlib.import_module("aia_engine.search.texts")
 
     def text_of(node_type: str, properties: dict[str, Any]) -> str:
-        return str(texts.entity_text(node_type, properties, settings))
+        return entity_text(node_type, properties, settings)
 
-    def hash_of(value: str) -> str:
-        return str(texts.text_hash(value))
-
-    return text_of, hash_of
+    return text_of, text_hash
 
 
 # -- marking and notifying ------------------------------------------------------------------

@@ -316,6 +316,7 @@ def search(
             entity_types=list(request.entity_types) if request.entity_types else None,
             property_filters=dict(request.filters) if request.filters else None,
             model=encoder.name,
+            ef_search=settings.search_hnsw_ef_search,
         )
         nodes = _load(session, client_id, [h.node_id for h in hits])
     found = [

@@ -4,6 +4,10 @@ The text is the entity's type, its `name`, then chosen properties as "key: value
 "; ", e.g. `customer: Acme Systems 5; industry: Technology; region: AMER; value score: 63.5`.
 Keys are shown with their underscores and dots as spaces (`value_score` -> `value score`).
 
+An entity with a `description` (a non-empty string) is embedded as its type and that
+description alone, unless its type is configured: a description says what the entity is, and
+names and codes only add noise (measured on the example graph, docs/semantic-search.md).
+
 Which properties (AIA_SEARCH_TEXT_FIELDS, JSON {"type": ["field.path", ...]}):
 - a type listed there: those field paths, in that order (a dotted path reads into nested
   objects: `address.city`); a missing or null field is left out;
@@ -72,13 +76,20 @@ def entity_text(
 ) -> str:
     """The text embedded for a node of this type with these properties."""
     settings = settings or get_settings()
+    configured = settings.search_text_fields.get(node_type)
+    description = properties.get("description")
+    if configured is None and isinstance(description, str) and _clean(description):
+        # A description says what the entity is; a name or a code is mostly noise to the model
+        # (on the example graph, names in the text keep the guide's query from ranking the
+        # high-value technology customers first).
+        text = f"{_label(node_type)}: {_clean(description)[:MAX_VALUE_CHARS]}"
+        return text[: settings.search_text_max_chars].rstrip()
     name = properties.get("name")
     head = _label(node_type)
     rendered_name = _render(name, explicit=False) if not isinstance(name, list) else None
     if rendered_name:
         head = f"{head}: {rendered_name}"
     parts = [head]
-    configured = settings.search_text_fields.get(node_type)
     if configured is not None:
         for path in configured:
             if path == "name" and rendered_name:

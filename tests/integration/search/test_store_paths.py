@@ -3,7 +3,7 @@ HNSW), started here whatever DATABASE_URL says, and the test PostgreSQL without 
 (numpy exact scan). Same ids and scores within 1e-4, tenancy, filters, a cache that follows
 re-embeddings and deletions, and migration 0019 up and down on a server with the extension.
 
-Vectors come from a stand-in encoder (tests/search_stub.py: seeded random unit vectors per
+Vectors are test data (tests/random_vectors.py: seeded random unit vectors per
 text, no ties), embedded in this process by the same step the worker runs."""
 
 from __future__ import annotations
@@ -26,10 +26,11 @@ from aia_engine.graph import store
 from aia_engine.search import indexing
 from aia_engine.search.store import Hit, has_vector_column, nearest
 from aia_engine.search.store import Path as SearchPath
+from aia_engine.search.texts import entity_text, text_hash
 from aia_engine.settings import Settings
 from tests.integration.conftest import Services
 from tests.integration.test_migrations import schema
-from tests.search_stub import RandomEncoder, entity_text, text_hash
+from tests.random_vectors import RandomEncoder
 
 ENCODER = RandomEncoder()
 WORDS = ["alpha", "beta", "gamma", "delta", "tech", "finance", "retail", "blue", "green"]

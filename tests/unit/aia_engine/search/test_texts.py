@@ -27,6 +27,21 @@ def test_default_type_name_then_strings_and_numbers_in_key_order() -> None:
     )
 
 
+def test_an_entity_with_a_description_is_its_type_and_description() -> None:
+    described = {**CUSTOMER, "description": "High-value customer in the\ntechnology sector"}
+    assert entity_text("customer", described, DEFAULT) == (
+        "customer: High-value customer in the technology sector"
+    )
+    # A blank description is no description; a configured type embeds its fields as listed.
+    assert entity_text("customer", {**CUSTOMER, "description": " "}, DEFAULT) == entity_text(
+        "customer", CUSTOMER, DEFAULT
+    )
+    configured = Settings(search_text_fields={"customer": ["industry"]})
+    assert entity_text("customer", described, configured) == (
+        "customer: Acme Systems 5; industry: Technology"
+    )
+
+
 def test_the_example_graphs_other_types() -> None:
     product = {"category": "Hardware", "name": "Storage Array 1", "price": 950.91}
     assert entity_text("product", product, DEFAULT) == (
