@@ -82,8 +82,8 @@ def entity_text(
         # A description says what the entity is; a name or a code is mostly noise to the model
         # (on the example graph, names in the text keep the guide's query from ranking the
         # high-value technology customers first).
-        text = f"{_label(node_type)}: {_clean(description)[:MAX_VALUE_CHARS]}"
-        return text[: settings.search_text_max_chars].rstrip()
+        described = f"{_label(node_type)}: {_clean(description)[:MAX_VALUE_CHARS]}"
+        return described[: settings.search_text_max_chars].rstrip()
     name = properties.get("name")
     head = _label(node_type)
     rendered_name = _render(name, explicit=False) if not isinstance(name, list) else None

@@ -63,8 +63,8 @@ def generate() -> list[dict[str, object]]:
             "relationship_strength": round(rng.uniform(0, 1), 2),
             "region": rng.choice(["EMEA", "AMER", "APAC"]),
         }})  # fmt: skip
-        props = rows[-1]["properties"]
-        props["description"] = describe(props)  # type: ignore[index]
+        props: dict[str, object] = rows[-1]["properties"]  # type: ignore[assignment]
+        props["description"] = describe(props)
     products = []
     for i in range(1, PRODUCTS + 1):
         category = rng.choice(list(CATEGORIES))
