@@ -281,6 +281,9 @@ class Settings(BaseSettings):
     """Pending this long (its message lost, its worker killed), an entity is queued again."""
     search_embed_max_attempts: int = Field(default=3, ge=1)
     """Failed encodings of one entity's text before its status is `failed`."""
+    search_cache_max_vectors: int = Field(default=500_000, ge=1000)
+    """Vectors the exact (numpy) path keeps in memory per process, all clients together (about
+    1.5 KB each: ~750 MB at the default); least recently searched clients go first."""
     search_hnsw_ef_search: int = Field(default=100, ge=10, le=1000)
     """pgvector's hnsw.ef_search for a search (at least twice its limit is used)."""
     # -- semantic search (docs/semantic-search.md) ----------------------------------------------

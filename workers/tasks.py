@@ -170,9 +170,11 @@ def embed_entities(client_id: str) -> str:
 def sweep_embeddings() -> int:
     """Queue the clients whose entities stay pending (a lost message, a killed worker) or hold
     vectors of another model (a model change: background re-index)."""
-    from aia_engine.search.indexing import encoder_for, stale_clients
+    from aia_engine.search.encoder import NAME
+    from aia_engine.search.indexing import stale_clients
+    from aia_engine.search.texts import vector_model
 
     settings = get_settings()
-    due = stale_clients(runtime.sessions(), settings, encoder_for(settings).name)
+    due = stale_clients(runtime.sessions(), settings, vector_model(NAME, settings))
     send_embeddings(current_app, due)
     return len(due)

@@ -25,7 +25,8 @@ vector, and the embedding step a worker runs (the `aia.embed_entities` task, que
   if any, stays (so does its model: a failed entity is not re-indexed on a model change).
 
 The entity's text and hash come from `aia_engine.search.texts`, the vectors from
-`aia_engine.search.encoder.get_encoder()` (or the factory AIA_SEARCH_ENCODER names).
+`aia_engine.search.encoder.get_encoder()`; the model name stored with a vector is
+`texts.vector_model` (the encoder's, plus a digest of non-default text settings).
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ from sqlalchemy import CursorResult, event, text
 from sqlalchemy.orm import Session
 
 from aia_engine.db.session import Sessions
-from aia_engine.search.texts import entity_text, text_hash
+from aia_engine.errors import EngineError
+from aia_engine.search.texts import entity_text, text_hash, vector_model
 from aia_engine.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -236,6 +238,8 @@ def _encode_each(
     positions encoded, their vectors, and (position, error) of the rest."""
     try:
         return list(range(len(texts))), _encode(encoder, texts), []
+    except (EngineError, MemoryError):
+        raise  # the model is missing or broken, the process short of memory: not the texts'
     except Exception as exc:
         if len(texts) == 1:
             return [], np.empty((0, DIMENSIONS), np.float32), [(0, _error_text(exc))]
@@ -246,8 +250,14 @@ def _encode_each(
         try:
             vectors.append(_encode(encoder, [one])[0])
             done.append(i)
+        except (EngineError, MemoryError):
+            raise
         except Exception as exc:
             errors.append((i, _error_text(exc)))
+    if not done:
+        # Every text failed on its own: the encoder is at fault, not the texts. Fail the task
+        # without counting attempts; the rows stay pending and the sweep queues them again.
+        raise RuntimeError(f"no text of a batch of {len(texts)} could be encoded: {errors[0][1]}")
     stacked = np.stack(vectors) if vectors else np.empty((0, DIMENSIONS), np.float32)
     return done, stacked, errors
 
@@ -265,12 +275,13 @@ def embed_step(
     *,
     batch: int = 64,
     max_attempts: int = 3,
+    model: str | None = None,
 ) -> Step:
     """One batch of the client's due entities, in the caller's transaction (commit it): claim,
     compare hashes, encode what changed, store. See the module's docstring."""
     from aia_engine.search.store import has_vector_column
 
-    model = encoder.name
+    model = model or encoder.name
     rows = session.execute(_CLAIM, {"client": client_id, "model": model, "limit": batch}).all()
     step = Step()
     if not rows:
@@ -333,6 +344,7 @@ def embed_client(
     task's share of a worker). Answers the totals and whether due entities remain."""
     encoder = encoder or encoder_for(settings)
     text_of, hash_of = texts or texts_for(settings)
+    model = vector_model(encoder.name, settings)
     budget = settings.search_embed_task_s if budget_s is None else budget_s
     began = time.monotonic()
     total = Step()
@@ -351,6 +363,7 @@ def embed_client(
                 hash_of,
                 batch=settings.search_embed_batch,
                 max_attempts=settings.search_embed_max_attempts,
+                model=model,
             )
         total.encoded += step.encoded
         total.unchanged += step.unchanged
@@ -360,7 +373,7 @@ def embed_client(
     with sessions.begin() as session:
         session.execute(_RELEASE, {"client": client_id})
         remaining = bool(
-            session.execute(_REMAINING, {"client": client_id, "model": encoder.name}).scalar()
+            session.execute(_REMAINING, {"client": client_id, "model": model}).scalar()
         )
     return total, remaining
 

@@ -42,6 +42,7 @@ from aia_engine.db.models import KgNode
 from aia_engine.db.session import Sessions
 from aia_engine.errors import InvalidSemanticSearch
 from aia_engine.graph.model import NODE_RESERVED, TYPE_RE
+from aia_engine.search.texts import vector_model
 from aia_engine.settings import Settings
 
 Vector = npt.NDArray[np.float32]
@@ -315,7 +316,7 @@ def search(
             threshold=request.threshold,
             entity_types=list(request.entity_types) if request.entity_types else None,
             property_filters=dict(request.filters) if request.filters else None,
-            model=encoder.name,
+            model=vector_model(encoder.name, settings),
             ef_search=settings.search_hnsw_ef_search,
         )
         nodes = _load(session, client_id, [h.node_id for h in hits])
@@ -333,6 +334,7 @@ def search(
         encoder,
         settings,
         entity_text=entity_text or _default_entity_text(),
+        owner=client_id,
     )
     return [
         Found(f.node_id, f.type, f.properties, f.score, e)
@@ -416,6 +418,7 @@ def explain(
     *,
     entity_text: EntityText,
     cache: FieldVectors | None = None,
+    owner: str = "",
 ) -> list[str]:
     """One explanation per (type, properties), in order (see the module's docstring)."""
     cache = cache if cache is not None else _FIELD_VECTORS
@@ -424,7 +427,9 @@ def explain(
     top = settings.search_explain_top
     fields = [fields_of(t, p, text) for (t, p), text in zip(entities[:top], texts, strict=False)]
     vectors = cache.vectors(
-        encoder, list(dict.fromkeys(field_text(k, v) for fs in fields for k, v in fs))
+        encoder,
+        list(dict.fromkeys(field_text(k, v) for fs in fields for k, v in fs)),
+        owner=owner,
     )
     out = []
     for i, text in enumerate(texts):
@@ -457,25 +462,29 @@ class FieldVectors:
 
     def __init__(self, max_items: int = FIELD_CACHE_ITEMS) -> None:
         self.max_items = max_items
-        self._items: OrderedDict[str, Vector] = OrderedDict()
+        self._items: OrderedDict[tuple[str, str], Vector] = OrderedDict()
         self._lock = threading.Lock()
         self.encoded = 0
         """Texts embedded so far (the rest came from the cache)."""
 
-    def vectors(self, encoder: Encoder, texts: Sequence[str]) -> dict[str, Vector]:
+    def vectors(
+        self, encoder: Encoder, texts: Sequence[str], *, owner: str = ""
+    ) -> dict[str, Vector]:
+        """`owner` (the client) is part of the key: whether a text was cached (the search's
+        time) must not tell one client what another's entities hold."""
         out: dict[str, Vector] = {}
         with self._lock:
             for t in texts:
-                if t in self._items:
-                    self._items.move_to_end(t)
-                    out[t] = self._items[t]
+                if (owner, t) in self._items:
+                    self._items.move_to_end((owner, t))
+                    out[t] = self._items[(owner, t)]
         missing = [t for t in texts if t not in out]
         if missing:
             encoded = encoder.encode(missing)
             with self._lock:
                 self.encoded += len(missing)
                 for t, v in zip(missing, encoded, strict=True):
-                    out[t] = self._items[t] = v
+                    out[t] = self._items[(owner, t)] = v
                 while len(self._items) > self.max_items:
                     self._items.popitem(last=False)
         return out

@@ -57,6 +57,22 @@ def _database_key(session: Session) -> str:
     return session.connection().engine.url.render_as_string(hide_password=True)
 
 
+_ITERATIVE = text(
+    "SELECT string_to_array(extversion, '.')::int[] >= ARRAY[0, 8] FROM pg_extension "
+    "WHERE extname = 'vector'"
+)
+_iterative_scans: dict[str, bool] = {}
+
+
+def has_iterative_scans(session: Session) -> bool:
+    """pgvector 0.8 or later (`hnsw.iterative_scan` exists; setting it on an older one fails)."""
+    key = _database_key(session)
+    found = _iterative_scans.get(key)
+    if found is None:
+        found = _iterative_scans[key] = bool(session.execute(_ITERATIVE).scalar())
+    return found
+
+
 def has_vector_column(session: Session) -> bool:
     """True where migration 0019 added the pgvector column (asked once per database)."""
     key = _database_key(session)
@@ -170,7 +186,8 @@ def _pgvector(
         )
     )
     session.execute(_SET, {"name": "hnsw.ef_search", "value": str(min(ef_search, 1000))})
-    session.execute(_SET, {"name": "hnsw.iterative_scan", "value": "strict_order"})
+    if has_iterative_scans(session):
+        session.execute(_SET, {"name": "hnsw.iterative_scan", "value": "strict_order"})
     rows = session.execute(sql, params).all()
     if len(rows) < limit:  # approximate search found too few: ask exactly (no index scan)
         session.execute(_SET, {"name": "enable_indexscan", "value": "off"})
@@ -359,8 +376,14 @@ class VectorCache:
         entry.seq, entry.graph = seq, graph
 
 
-_default = VectorCache()
+_default: VectorCache | None = None
 
 
 def default_cache() -> VectorCache:
+    """This process's cache, bounded by AIA_SEARCH_CACHE_MAX_VECTORS."""
+    global _default
+    if _default is None:
+        from aia_engine.settings import get_settings
+
+        _default = VectorCache(get_settings().search_cache_max_vectors)
     return _default

@@ -22,6 +22,7 @@ characters of English). An entity is re-embedded only when this text changes (`t
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -111,3 +112,17 @@ def entity_text(
 def text_hash(text: str) -> str:
     """sha256 (hex) of the embedded text: a vector is recomputed only when this changes."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def vector_model(encoder_name: str, settings: Settings | None = None) -> str:
+    """The model name stored with a vector: the encoder's, plus a digest of the text settings
+    when they are not the defaults, so that changing what is embedded (AIA_SEARCH_TEXT_FIELDS,
+    AIA_SEARCH_TEXT_MAX_CHARS) re-indexes in the background like a model change."""
+    settings = settings or get_settings()
+    default_max = Settings.model_fields["search_text_max_chars"].default
+    if not settings.search_text_fields and settings.search_text_max_chars == default_max:
+        return encoder_name
+    chosen = json.dumps(
+        [settings.search_text_fields, settings.search_text_max_chars], sort_keys=True
+    )
+    return f"{encoder_name}+text.{hashlib.sha256(chosen.encode()).hexdigest()[:8]}"

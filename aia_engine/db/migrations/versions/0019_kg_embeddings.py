@@ -20,6 +20,8 @@ Revises: 0018
 
 from __future__ import annotations
 
+import logging
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -86,7 +88,13 @@ def upgrade() -> None:
         "INSERT INTO kg_embeddings (client_id, node_id, status, requested) "
         "SELECT client_id, node_id, 'pending', version FROM kg_nodes"
     )
-    if _try("CREATE EXTENSION IF NOT EXISTS vector"):
+    created = _try("CREATE EXTENSION IF NOT EXISTS vector")
+    if not created:
+        logging.getLogger("alembic.runtime.migration").warning(
+            "the pgvector extension could not be created here (not installed, or no privilege): "
+            "semantic search uses the exact numpy path (docs/semantic-search.md)"
+        )
+    if created:
         op.execute(f"ALTER TABLE kg_embeddings ADD COLUMN vec vector({DIMENSIONS})")
         op.execute(
             "CREATE INDEX ix_kg_embeddings_vec ON kg_embeddings "
