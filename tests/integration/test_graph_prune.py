@@ -47,7 +47,8 @@ def test_old_tombstones_are_pruned_and_a_cache_too_far_behind_reloads(services: 
     assert tombstones(services, client) == (5, 0)
 
     # Versions 5 and 6 are the last two: the tombstones of versions 2..4 go.
-    assert prune_tombstones(services.sessions, keep_versions=2) == 3
+    # (Other tests' graphs in this database may lose old tombstones too: count this one's.)
+    assert prune_tombstones(services.sessions, keep_versions=2) >= 3
     assert tombstones(services, client) == (2, 4)
     assert tombstones(services, other) == (1, 0)  # its 2 versions are all kept
 
@@ -55,4 +56,5 @@ def test_old_tombstones_are_pruned_and_a_cache_too_far_behind_reloads(services: 
     assert behind.loaded and set(behind.entry.graph) == {"n5"}
     within = recent.current(services.sessions, client)  # at version 4: catches up in place
     assert within.caught_up and not within.loaded and set(within.entry.graph) == {"n5"}
-    assert prune_tombstones(services.sessions, keep_versions=2) == 0
+    prune_tombstones(services.sessions, keep_versions=2)  # again: nothing more of this graph
+    assert tombstones(services, client) == (2, 4)
