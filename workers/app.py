@@ -9,7 +9,7 @@ from typing import Any
 from celery import Celery
 from celery.signals import after_setup_logger, beat_init, worker_init
 
-from aia_engine.search import indexing
+from aia_engine.graph import embedding_marks as indexing
 
 log = logging.getLogger(__name__)
 app = Celery("aia_engine")

@@ -49,8 +49,8 @@ from aia_engine.db.direct import in_session, sqlalchemy_errors
 from aia_engine.db.session import Sessions
 from aia_engine.errors import InvalidRequest, NotFound
 from aia_engine.graph import changes, versions
+from aia_engine.graph import embedding_marks as indexing
 from aia_engine.graph.model import ItemError, NodeIn, RelationshipIn, node_from, relationship_from
-from aia_engine.search import indexing
 
 FORMATS = ("jsonl", "csv")
 NODE, RELATIONSHIP = "node", "relationship"

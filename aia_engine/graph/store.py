@@ -28,10 +28,10 @@ from sqlalchemy import text
 
 from aia_engine.db.session import Sessions
 from aia_engine.errors import NodeNotFound
+from aia_engine.graph import embedding_marks as indexing
 from aia_engine.graph.idempotency import Idempotency
 from aia_engine.graph.model import ItemError, check_id, node_from, relationship_from
 from aia_engine.graph.writer import Indexed, ItemResult, Source, Status, Writer, item_error
-from aia_engine.search import indexing
 
 T = TypeVar("T")
 

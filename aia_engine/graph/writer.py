@@ -23,9 +23,9 @@ from aia_engine.errors import (
     RelationshipConflict,
 )
 from aia_engine.graph import changes, versions
+from aia_engine.graph import embedding_marks as indexing
 from aia_engine.graph.changes import Change
 from aia_engine.graph.model import ItemError, NodeIn, RelationshipIn
-from aia_engine.search import indexing
 
 Status = Literal["created", "updated", "unchanged", "deleted", "not_found", "error"]
 Source = Literal["api", "import", "agent"]

@@ -33,7 +33,9 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from aia_engine.db.direct import in_session
-from aia_engine.search.indexing import DIMENSIONS
+
+DIMENSIONS = 384
+"""The model's vector size (all-MiniLM-L6-v2)."""
 
 Path = Literal["auto", "pgvector", "numpy"]
 Scalar = str | int | float | bool | None

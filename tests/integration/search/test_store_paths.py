@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 
 from aia_engine.db.migrate import alembic_config
 from aia_engine.db.session import Sessions, make_engine, make_sessions
-from aia_engine.graph import store
+from aia_engine.graph import embedding_marks, store
 from aia_engine.search import indexing
 from aia_engine.search.store import Hit, has_vector_column, nearest
 from aia_engine.search.store import Path as SearchPath
@@ -201,7 +201,7 @@ def test_without_the_extension_numpy_is_exact_and_follows_changes(services: Serv
     changed = {**items[7], "properties": {"name": "entirely new words", "tier": 0}}
     store.upsert_nodes(sessions, client, [changed])
     with sessions.begin() as session:
-        status = indexing.entity_status(session, client, "n7")
+        status = embedding_marks.entity_status(session, client, "n7")
     assert status is not None and status["status"] == "pending"
     embed_all(sessions, client)
     q_new = ENCODER.encode([entity_text("customer", changed["properties"])])[0]
