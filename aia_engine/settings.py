@@ -271,8 +271,10 @@ class Settings(BaseSettings):
     """Graph queries running at once per API process (CPU-bound: about the cores)."""
 
     # -- semantic search: indexing and storage (docs/semantic-search.md) ----------------------
-    search_embed_batch: int = Field(default=64, ge=1, le=1024)
-    """Entities one embedding step encodes at once (on the `aia.embeddings` queue)."""
+    search_embed_batch: int = Field(default=16, ge=1, le=1024)
+    """Entities one embedding step encodes at once (on the `aia.embeddings` queue). A step holds
+    its entities' rows while it encodes, and a graph write re-marking one of them waits for it:
+    16 keeps that under ~0.1 s, at the throughput of larger batches (bench/README.md)."""
     search_embed_task_s: float = Field(default=5.0, gt=0)
     """An embedding task takes batches for about this long, then queues its follow-up."""
     search_embed_sweep_s: float = Field(default=10.0, gt=0)
