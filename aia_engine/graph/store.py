@@ -241,7 +241,13 @@ def delete_node(
     with sessions.begin() as session:
         writer = Writer(session, client_id, source=source, task_id=task_id)
         [item] = writer.delete_nodes([(0, node_id)])
-        removed = sum(1 for c in writer.changes if c.change_type == "relationship_removed")
+        # The count on the `deleted` event: per-relationship events stop past
+        # CASCADE_EVENTS_MAX, the count does not.
+        removed = sum(
+            int((c.details or {}).get("relationships_removed", 0))
+            for c in writer.changes
+            if c.change_type == "deleted"
+        )
         version = writer.finish()
     if item.status != "deleted":
         raise NodeNotFound(node_id)

@@ -52,8 +52,6 @@ MAX_LIMIT = 100
 DEFAULT_LIMIT = 20
 MAX_ENTITY_TYPES = 50
 MAX_FILTERS = 20
-DIMENSIONS = 384
-"""The guide's `query_vector_dimensions` (all-MiniLM-L6-v2)."""
 
 API_FIELDS = frozenset(
     {"query", "limit", "threshold", "include_explanations", "entity_types", "filters"}

@@ -162,7 +162,8 @@ async def upsert_relationships(request: Request) -> Response:
     responses=WRITTEN,
     errors=("E009",),
     description="Deletes each node and every relationship from or to it (one "
-    "`relationship_removed` event for each, then `deleted`). " + PARTIAL,
+    "`relationship_removed` event for each, then `deleted` with `relationships_removed`; past "
+    "1000 relationships in one request, only the counts). " + PARTIAL,
 )
 async def delete_entities(request: Request) -> Response:
     return await _bulk(request, "delete_nodes", "node_ids", store.delete_nodes)

@@ -332,6 +332,12 @@ def test_a_delete_that_takes_many_relationships_reports_a_count_not_a_flood(
     removed = {e[2]["entity_id"]: e[2]["relationships_removed"] for e in events}
     assert removed == {"hub": leaves, "leaf0": 1}
     assert (graph.summary()["nodes"], graph.summary()["relationships"]) == (leaves - 1, 0)
+    # One node deleted by its path says how many relationships went, past the cap too.
+    graph.entities(node("hub"))
+    graph.relationships(*(rel("hub", f"leaf{i}") for i in range(1, 1000)))
+    graph.relationships(rel("leaf1", "hub"), rel("leaf2", "hub"))
+    r = graph.http.delete("/knowledge-graph/entities/hub")
+    assert r.status_code == 200 and r.json()["relationships_removed"] == 1001, r.text
 
 
 def test_delete_relationships_and_delete_one_entity(graph: Graph) -> None:
