@@ -55,6 +55,8 @@ class CountedBytes(io.RawIOBase):
         self._pending = b""
         self.max_bytes = max_bytes
         self.size = 0
+        self.lines = 0
+        """Newlines read so far (read ahead of the parser: an error is at or before it)."""
 
     def readable(self) -> bool:
         return True
@@ -67,6 +69,7 @@ class CountedBytes(io.RawIOBase):
             self.size += len(chunk)
             if self.size > self.max_bytes:
                 raise too_large(self.max_bytes)
+            self.lines += chunk.count(b"\n")
             self._pending = chunk
         n = min(len(buffer), len(self._pending))
         buffer[:n] = self._pending[:n]
@@ -163,8 +166,13 @@ def _json(stream: io.BufferedReader[CountedBytes]) -> Iterator[dict[str, Any]]:
     except ijson.JSONError as exc:
         text = exc.args[0] if exc.args else exc
         first_line = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+        line = stream.raw.lines + 1
+        said = [part.strip() for part in first_line.splitlines() if part.strip()] or ["error"]
+        near = f", near {said[1][:80]!r}" if len(said) > 2 else ""  # yajl shows the spot
         raise bad(
-            f"not valid JSON after item {index}: {first_line.splitlines()[0]}", item=index + 1
+            f"not valid JSON in item {index + 1} (at or before line {line}): {said[0]}{near}",
+            item=index + 1,
+            line=line,
         ) from exc
     if index < 0 and prefix == "records.item":
         raise bad('a JSON object must hold the records as "records": [...]')

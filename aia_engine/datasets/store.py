@@ -320,10 +320,14 @@ def open_for_task(
     """The dataset `ref` as the client owning `task_id` sees it, as a handle that streams its
     rows (read when the stage runs); None when there is no such dataset."""
     owner = select(Task.client_id).where(Task.id == task_id).scalar_subquery()
-    return _open(sessions, ref, owner, max_rows)
+    return open_dataset(sessions, ref, client_id=owner, max_rows=max_rows)
 
 
-def _open(sessions: Sessions, ref: str, owner: Any, max_rows: int) -> StoredDataset | None:
+def open_dataset(
+    sessions: Sessions, ref: str, *, client_id: Any, max_rows: int
+) -> StoredDataset | None:
+    """The dataset `ref` (name or `ds_` id) as `client_id` sees it, as a streaming handle."""
+    owner = client_id
     with sessions.begin() as session:
         row = resolve(session, ref, owner)
         if row is None:
@@ -344,7 +348,7 @@ def find_dataset(
 ) -> list[dict[str, Any]] | None:
     """Every record of the dataset `client_id` would get for `name` (None: none); for
     scripts and tests over small datasets."""
-    found = _open(sessions, name, client_id, max_rows=1 << 62)
+    found = open_dataset(sessions, name, client_id=client_id, max_rows=1 << 62)
     return None if found is None else found.records()
 
 
