@@ -32,8 +32,7 @@ MEDIA_TYPES = {
 }
 """Content types POST /datasets takes, and the format each means."""
 CHUNK = 1 << 16
-_INT = re.compile(r"^[+-]?(0|[1-9][0-9]*)$")
-_FLOAT = re.compile(r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$")
+_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$")
 _LEADING_ZERO = re.compile(r"^[+-]?0[0-9]")  # an identifier such as a ZIP code: text
 
 
@@ -234,21 +233,29 @@ def _csv(stream: io.BufferedReader[CountedBytes], keep_strings: bool) -> Iterato
                     f"CSV line {rows.line_num} has {len(row)} cells; the header has {width}",
                     line=rows.line_num,
                 )
-            yield {n: cell(c) for n, c in zip(names, row, strict=True)}
+            yield dict(zip(names, map(cell, row), strict=True))
     except csv.Error as exc:
         raise bad(f"CSV line {where[0]}: {exc}", line=where[0]) from exc
 
 
+_MAY_BE_NUMBER = frozenset("0123456789+-. \t")
+
+
 def _cell(text: str) -> Any:
+    if not text:
+        return None
+    if text[0] not in _MAY_BE_NUMBER:
+        return text  # most text cells: no regex at all
+    if text.isdigit() and text.isascii():  # the common integer, without a regex
+        if text[0] == "0" and len(text) > 1:
+            return text  # an identifier such as a ZIP code
+        return int(text) if len(text) <= 18 else float(text)
     value = text.strip()
     if not value:
         return None
-    if _LEADING_ZERO.match(value):
-        return text
-    if _INT.match(value) and len(value) <= 18:
+    if not _NUMBER.match(value) or _LEADING_ZERO.match(value):
+        return text  # one regex for most text cells
+    if len(value) <= 18 and value.lstrip("+-").isdigit():
         return int(value)
-    if _FLOAT.match(value):
-        number = float(value)
-        if math.isfinite(number):
-            return number
-    return text
+    number = float(value)
+    return number if math.isfinite(number) else text

@@ -40,38 +40,43 @@ def merged(kinds: set[str]) -> str:
     return "mixed"
 
 
+_KINDS = {
+    bool: "boolean",
+    int: "integer",
+    float: "number",
+    str: "string",
+    list: "array",
+    dict: "object",
+}
+
+
 class SchemaBuilder:
     """Feed it every record (`add`), then read `columns()`."""
 
     def __init__(self) -> None:
         self.rows = 0
-        self._kinds: dict[str, set[str]] = {}
-        self._present: dict[str, int] = {}
-        self._nulls: dict[str, int] = {}
+        self._columns: dict[str, list[Any]] = {}
+        """name -> [kinds seen (a set), times present, nulls among them]"""
 
     def add(self, record: dict[str, Any]) -> None:
         self.rows += 1
+        columns = self._columns
         for key, value in record.items():
-            kinds = self._kinds.get(key)
-            if kinds is None:
-                if len(self._kinds) >= MAX_COLUMNS:
+            column = columns.get(key)
+            if column is None:
+                if len(columns) >= MAX_COLUMNS:
                     continue
-                kinds = self._kinds[key] = set()
-                self._present[key] = self._nulls[key] = 0
-            self._present[key] += 1
+                column = columns[key] = [set(), 0, 0]
+            column[1] += 1
             if value is None:
-                self._nulls[key] += 1
+                column[2] += 1
             else:
-                kinds.add(kind(value))
+                column[0].add(_KINDS.get(type(value)) or kind(value))
 
     def columns(self) -> list[dict[str, Any]]:
         return [
-            {
-                "name": key,
-                "type": merged(kinds),
-                "nulls": self._nulls[key] + self.rows - self._present[key],
-            }
-            for key, kinds in self._kinds.items()
+            {"name": key, "type": merged(kinds), "nulls": nulls + self.rows - present}
+            for key, (kinds, present, nulls) in self._columns.items()
         ]
 
     def schema(self) -> dict[str, Any]:

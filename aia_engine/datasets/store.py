@@ -39,7 +39,8 @@ from aia_engine.settings import Settings
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 PUBLIC_ID = re.compile(r"^ds_[0-9a-f]{24}$")
 BATCH_ROWS = 5000
-"""Rows sent per COPY while a dataset streams in."""
+"""Rows written to the COPY stream at a time while a dataset streams in."""
+COPY_ROWS = "COPY dataset_rows (dataset_id, row_no, record) FROM STDIN"
 _NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 
@@ -86,23 +87,27 @@ def store_records(
         batch: list[bytes] = []
         prefix = f"{row.id}\t"
         count = 0
-        for count, record in enumerate(records, start=1):
-            if count > settings.dataset_max_records:
-                raise DatasetTooLarge(
-                    f"dataset {name!r} has more than {settings.dataset_max_records} records "
-                    "(AIA_DATASET_MAX_RECORDS); nothing was stored",
-                    limit=settings.dataset_max_records,
-                    setting="AIA_DATASET_MAX_RECORDS",
-                )
-            builder.add(record)
-            line = _copy_line(prefix, count, record)
-            encoded += len(line)
-            batch.append(line)
-            if len(batch) >= BATCH_ROWS:
-                _copy(raw, batch)
-        if count == 0:
-            raise bad("it holds no records")
-        _copy(raw, batch)
+        # One COPY for the whole stream, fed a batch at a time: PostgreSQL stores a batch
+        # while the next one is parsed. An exception inside aborts the COPY (CopyFail).
+        with raw.cursor() as cursor, cursor.copy(COPY_ROWS) as copy:
+            for count, record in enumerate(records, start=1):
+                if count > settings.dataset_max_records:
+                    raise DatasetTooLarge(
+                        f"dataset {name!r} has more than {settings.dataset_max_records} "
+                        "records (AIA_DATASET_MAX_RECORDS); nothing was stored",
+                        limit=settings.dataset_max_records,
+                        setting="AIA_DATASET_MAX_RECORDS",
+                    )
+                builder.add(record)
+                line = _copy_line(prefix, count, record)
+                encoded += len(line)
+                batch.append(line)
+                if len(batch) >= BATCH_ROWS:
+                    copy.write(b"".join(batch))
+                    batch.clear()
+            if count == 0:
+                raise bad("it holds no records")
+            copy.write(b"".join(batch))
         schema = builder.schema()
         row.record_count, row.size_bytes = count, size() if size else encoded
         row.schema, row.format, row.updated_at = schema, fmt, utcnow()
@@ -159,17 +164,6 @@ def _copy_line(prefix: str, number: int, record: dict[str, Any]) -> bytes:
         return f"{prefix}{number}\t{text.replace(chr(92), chr(92) * 2)}\n".encode()
     except UnicodeEncodeError as exc:
         raise bad(f"record {number} holds a lone surrogate, which is not text") from exc
-
-
-def _copy(raw: Any, batch: list[bytes]) -> None:
-    if not batch:
-        return
-    with (
-        raw.cursor() as cursor,
-        cursor.copy("COPY dataset_rows (dataset_id, row_no, record) FROM STDIN") as copy,
-    ):
-        copy.write(b"".join(batch))
-    batch.clear()
 
 
 def add_dataset(
