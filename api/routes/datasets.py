@@ -20,7 +20,7 @@ from aia_engine.datasets.uploads import store_stream
 from aia_engine.errors import InvalidRequest, UnsupportedMediaType
 from api import schemas
 from api.auth import require
-from api.contract import Reply, operation, query
+from api.contract import Reply, Upload, operation, query
 from api.deps import in_thread, resources
 from api.replies import reply
 
@@ -58,9 +58,16 @@ def _flag(request: Request, name: str) -> bool:
     tag=_TAG,
     scope="write",
     responses={201: schemas.DatasetView},
-    errors=("E009", "E064", "E065"),
+    body=Upload(
+        tuple(MEDIA_TYPES),
+        "The file: CSV with a header row, JSON Lines, or a JSON array of objects.",
+    ),
+    errors=("E001", "E009", "E064", "E065", "E415"),
     params=(
-        query("name", str, "the dataset's name: 1-100 letters, digits, '_', '.' or '-'"),
+        {
+            **query("name", str, "the dataset's name: 1-100 letters, digits, '_', '.' or '-'"),
+            "required": True,
+        },
         query("replace", bool, "replace the records of your dataset of that name", False),
     ),
     description="The body is the file: text/csv (a header row), application/x-ndjson (JSON "
