@@ -42,6 +42,8 @@ BATCH_ROWS = 5000
 """Rows written to the COPY stream at a time while a dataset streams in."""
 COPY_ROWS = "COPY dataset_rows (dataset_id, row_no, record) FROM STDIN"
 _NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+_encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+"""One encoder for every record (json.dumps with options builds a new one per call)."""
 
 
 class DatasetNotFound(NotFound):
@@ -153,7 +155,7 @@ def _claim(session: Session, name: str, client_id: str | None, replace: bool) ->
 def _copy_line(prefix: str, number: int, record: dict[str, Any]) -> bytes:
     """One row of COPY's text format: dataset id, row number, the record as JSON."""
     try:
-        text = json.dumps(record, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        text = _encode(record)
     except ValueError as exc:
         raise bad(f"record {number} holds NaN or infinity, which JSON cannot carry") from exc
     if "\\u0000" in text and _NUL.search(text):

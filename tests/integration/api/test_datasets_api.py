@@ -17,7 +17,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from aia_engine.datasets.store import add_dataset, open_dataset
+from aia_engine.datasets.store import add_dataset, find_dataset, open_dataset
 from aia_engine.db.models import Dataset, DatasetRow
 from aia_engine.errors import DatasetTooLargeForAgent
 from api.app import create_app
@@ -78,10 +78,18 @@ def test_upload_csv_ndjson_and_json_then_list_get_and_delete(
         assert array.status_code == 201 and array.json()["columns"][0]["type"] == "boolean"
         wrapped = upload(http, "wrapped", json.dumps({"records": [{"k": 1}]}), "application/json")
         assert wrapped.status_code == 201 and wrapped.json()["rows"] == 1
+        # What COPY's text format escapes, and what JSON does, survive the trip.
+        tricky = [{"s": "back\\slash \\u0000 tab\t new\nline é 😀 \\N", "n": {"x": [1, None]}}]
+        odd = upload(
+            http, "odd", json.dumps(tricky, ensure_ascii=False).encode(), "application/json"
+        )
+        assert odd.status_code == 201, odd.text
+        owner = odd.json()["client_id"]
+        assert find_dataset(services.sessions, "odd", client_id=owner) == tricky
 
         listed = http.get("/datasets").json()["datasets"]
         names = [d["name"] for d in listed]
-        assert names[:4] == ["arr", "events", "sales", "wrapped"]  # own first
+        assert names[:5] == ["arr", "events", "odd", "sales", "wrapped"]  # own first
         samples = [d for d in listed if d["name"].startswith("sample:")]
         assert {d["name"] for d in samples} >= {"sample:support_tickets", "sample:market_segments"}
         assert all(d["read_only"] and d["rows"] > 0 for d in samples)
