@@ -802,3 +802,59 @@ class SemanticSearchFailed(EngineError):
         "details.cause). Fix the parameter, then retry the task."
     )
     where = "stage"
+
+
+# -- Datasets (POST /datasets, `aia-engine datasets upload|add`, docs/datasets.md). --
+
+
+class InvalidDatasetFile(InvalidRequest):
+    """Raised when an uploaded dataset file cannot become records; nothing is stored."""
+
+    code = "E064"
+    title = "Invalid dataset file"
+    description = (
+        "The dataset's body could not become records, and nothing was stored: it is empty, not "
+        "UTF-8 text, holds a NUL character, a CSV line whose cell count differs from the "
+        "header's (details.line), JSON that is not valid or a value that is not an object "
+        "(details.item or details.line), or NaN/Infinity. details.issue says which. See "
+        "docs/datasets.md."
+    )
+
+
+class DatasetTooLarge(EngineError):
+    """Raised when a dataset passes AIA_DATASET_MAX_BYTES or AIA_DATASET_MAX_RECORDS."""
+
+    status = 413
+    type = "PayloadTooLarge"
+    code = "E065"
+    title = "Dataset too large"
+    description = (
+        "The dataset passes a limit and nothing was stored: its bytes as sent "
+        "(AIA_DATASET_MAX_BYTES, 256 MiB by default; a Content-Length above it is refused before "
+        "reading) or its records (AIA_DATASET_MAX_RECORDS, 10,000,000). details.limit and "
+        "details.setting say which."
+    )
+
+
+class DatasetReadOnly(PermissionDenied):
+    """Raised when a client deletes or replaces a dataset it may read but does not own."""
+
+    code = "E066"
+    title = "Dataset is read-only"
+    description = (
+        "The dataset is a shipped sample (sample:NAME) or a shared one added by an operator: "
+        "every client may read it, none may delete or replace it over the API."
+    )
+
+
+class DatasetTooLargeForAgent(AgentError):
+    """Recorded when an agent that needs all records in memory is given a larger dataset."""
+
+    code = "E067"
+    title = "Dataset too large for the agent"
+    description = (
+        _FOUND_IN_STAGE + "the stage's agent reads a dataset as a list in memory and the "
+        "dataset has more records than AIA_DATASET_AGENT_MAX_ROWS (100,000 by default; "
+        "details.limit). data_analysis_agent streams any size; for the others, name a smaller "
+        "dataset."
+    )

@@ -180,11 +180,17 @@ class Settings(BaseSettings):
     """Where `aia-engine dev` keeps the embedded PostgreSQL and Redis data."""
     max_stages: int = Field(default=100, ge=1, le=1000)
     """Largest workflow accepted (stages)."""
-    dataset_max_bytes: int = Field(default=16_777_216, ge=1)
-    """Largest dataset `aia-engine datasets add` stores (its records as JSON, in bytes); a
-    worker reads a whole dataset into memory when a stage names it."""
-    dataset_max_records: int = Field(default=100_000, ge=1)
+    dataset_max_bytes: int = Field(default=268_435_456, ge=1)
+    """Largest dataset file accepted (`POST /datasets`, `aia-engine datasets add|upload`), in
+    bytes as sent: counted while it streams in, so nothing past the limit is stored."""
+    dataset_max_records: int = Field(default=10_000_000, ge=1)
     """Most records a dataset may hold."""
+    dataset_upload_timeout_s: float = Field(default=900.0, gt=0)
+    """Time a `POST /datasets` upload may take (AIA_REQUEST_TIMEOUT_S is too short for 256 MiB
+    on a slow link); past it the upload answers 504 and nothing is stored."""
+    dataset_agent_max_rows: int = Field(default=100_000, ge=1)
+    """Most records an agent that needs a dataset as a list in memory is given (every built-in
+    agent but data_analysis_agent, which streams); past it the stage fails with E067."""
     default_stage_timeout_s: float = Field(default=300.0, gt=0)
     """Soft time limit of a stage that sets no `timeout_s`."""
     max_stage_timeout_s: float = Field(default=900.0, gt=0)

@@ -245,6 +245,7 @@ def create_app(
             Middleware(
                 RequestContext,
                 timeout_s=settings.request_timeout_s,
+                slow_timeouts={("POST", "/datasets"): settings.dataset_upload_timeout_s},
                 counter=counter,
                 requests=request_counter,
                 activity=request_log,

@@ -42,13 +42,21 @@ class Form:
 
 
 @dataclass(frozen=True)
+class Upload:
+    """A request body that is a file, streamed, in one of the `media` types (POST /datasets)."""
+
+    media: Sequence[str]
+    description: str = ""
+
+
+@dataclass(frozen=True)
 class Operation:
     summary: str
     tag: str
     responses: Mapping[int, Reply | Model]
     scope: str | None = None
     """The bearer token scope it needs; None for a public operation."""
-    body: Model | Form | None = None
+    body: Model | Form | Upload | None = None
     errors: Sequence[str] = ()
     """Catalogue codes answered beyond those of every operation (api/openapi.py `implied`)."""
     params: Sequence[Param] = ()

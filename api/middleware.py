@@ -36,12 +36,15 @@ class RequestContext:
         app: ASGIApp,
         *,
         timeout_s: float,
+        slow_timeouts: dict[tuple[str, str], float] | None = None,
         counter: dict[str, int],
         requests: RequestCounter | None = None,
         activity: RequestLog | None = None,
     ) -> None:
         self.app = app
         self.timeout_s = timeout_s
+        self.slow_timeouts = slow_timeouts or {}
+        """Longer timeouts by (method, path): uploads that stream a large body."""
         self.counter = counter
         self.requests = requests
         self.activity = activity
@@ -83,14 +86,15 @@ class RequestContext:
                 status["bytes"] += len(message.get("body", b""))
             await send_with_id(message)
 
+        timeout_s = self.slow_timeouts.get((scope["method"], scope["path"]), self.timeout_s)
         try:
-            await self._until_started(app(scope, receive, send_logged), lambda: started)
+            await self._until_started(app(scope, receive, send_logged), lambda: started, timeout_s)
         except TimeoutError:
             response = envelope(
                 Request(scope),
                 RequestTimedOut.code,
-                f"request took longer than {self.timeout_s:g}s",
-                {"timeout_s": self.timeout_s},
+                f"request took longer than {timeout_s:g}s",
+                {"timeout_s": timeout_s},
             )
             await response(scope, receive, send_logged)
         except ClientDisconnect:
@@ -164,11 +168,13 @@ class RequestContext:
             context={},
         )
 
-    async def _until_started(self, call: Any, started: Callable[[], bool]) -> None:
+    async def _until_started(
+        self, call: Any, started: Callable[[], bool], timeout_s: float
+    ) -> None:
         """Run the request; past `timeout_s` without a response started, cancel it and raise
         TimeoutError. Once the response has started (a stream), it runs as long as it needs."""
         task = asyncio.ensure_future(call)
-        deadline = asyncio.get_running_loop().time() + self.timeout_s
+        deadline = asyncio.get_running_loop().time() + timeout_s
         while not task.done():
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0:

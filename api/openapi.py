@@ -10,7 +10,7 @@ from typing import Any
 from starlette.routing import BaseRoute, Route
 
 import aia_engine
-from api.contract import Form, Model, Operation, Reply, declared, refused
+from api.contract import Form, Model, Operation, Reply, Upload, declared, refused
 from api.errors import CATALOGUE
 from api.schemas import ErrorEnvelope
 
@@ -39,7 +39,7 @@ def implied(op: Operation, path: str) -> list[str]:
     codes = [*op.errors, *EVERY]
     if op.scope is not None:
         codes += AUTHENTICATED
-    if op.body is not None and not isinstance(op.body, Form):
+    if op.body is not None and not isinstance(op.body, Form | Upload):
         codes += JSON_BODY
     if "{" in path:
         codes += IN_PATH
@@ -116,6 +116,13 @@ class Generator:
             schema = op.body.model.model_json_schema(ref_template=REF)
             content = {"application/x-www-form-urlencoded": {"schema": schema}}
             out["requestBody"] = {"required": True, "content": content}
+        elif isinstance(op.body, Upload):
+            file = {"schema": {"type": "string", "format": "binary"}}
+            out["requestBody"] = {
+                "required": True,
+                "description": op.body.description,
+                "content": dict.fromkeys(op.body.media, file),
+            }
         elif op.body is not None:
             out["requestBody"] = {"required": True, **self.json(op.body)}
         answers = self.errors(implied(op, route.path))

@@ -98,6 +98,31 @@ class TaskTypeList(BaseModel):
     task_types: list[TaskTypeView]
 
 
+class DatasetColumn(BaseModel):
+    name: str
+    type: Literal["integer", "number", "string", "boolean", "object", "array", "null", "mixed"]
+    nulls: int = Field(description="records where the column is null or absent")
+
+
+class DatasetView(BaseModel):
+    id: str = Field(description="`ds_` + 24 hex digits (`sample:NAME` for a shipped sample)")
+    name: str
+    client_id: str | None = Field(description="the owner; null for shared datasets and samples")
+    rows: int
+    size_bytes: int = Field(description="bytes of the file as uploaded")
+    format: str = Field(description="csv, jsonl or json (records: added as a list)")
+    columns: list[DatasetColumn] = Field(description="in order of first appearance")
+    shared: bool = Field(description="an operator's dataset or a sample: every client sees it")
+    read_only: bool = Field(description="the caller may read it but not replace or delete it")
+    description: str | None = Field(default=None, description="samples only")
+    created_at: str | None
+    updated_at: str | None
+
+
+class DatasetList(BaseModel):
+    datasets: list[DatasetView]
+
+
 class StageView(BaseModel):
     name: str
     agent: str

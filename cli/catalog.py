@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from aia_engine.errors import InvalidRequest
+from cli import uploads
 from cli.common import cli_sessions as _sessions
 from cli.common import resolved_settings
 
@@ -76,8 +77,9 @@ def _datasets(sub: Any) -> None:
         "per line) and CSV (.csv: a header row naming the columns; cells that read as numbers "
         "become numbers, except ones with a leading zero such as 007; empty cells become "
         "null). Anything else is refused, as are NaN/Infinity and NUL characters. At most "
-        "AIA_DATASET_MAX_BYTES bytes (16 MiB) and AIA_DATASET_MAX_RECORDS records (100,000). "
-        "An existing name is refused unless --replace.",
+        "AIA_DATASET_MAX_BYTES bytes (256 MiB) and AIA_DATASET_MAX_RECORDS records "
+        "(10,000,000). The file is streamed into PostgreSQL, never read whole. An existing "
+        "name is refused unless --replace. (Clients upload their own with `datasets upload`.)",
     )
     add.add_argument("name", help="1-100 letters, digits, '_', '.' or '-'")
     add.add_argument("file", type=Path, help="a .json, .jsonl / .ndjson or .csv file")
@@ -101,6 +103,7 @@ def _datasets(sub: Any) -> None:
     delete.add_argument("name")
     delete.add_argument("--client", metavar="CLIENT_ID", help="a client's own dataset")
     delete.set_defaults(func=cmd_datasets_delete)
+    uploads.add_parser(dsub)
 
 
 def _read_json(path: Path) -> Any:
@@ -166,48 +169,33 @@ def cmd_task_types_delete(args: argparse.Namespace) -> int:
 
 
 def cmd_datasets_add(args: argparse.Namespace) -> int:
-    from aia_engine.datasets.files import read_records
-    from aia_engine.datasets.store import add_dataset, check_name
+    from aia_engine.datasets.store import check_name
+    from aia_engine.datasets.uploads import store_file
 
     settings = resolved_settings()
     check_name(args.name)  # before reading a large file
-    records = read_records(
-        args.file,
-        max_bytes=settings.dataset_max_bytes,
-        fmt=args.format,
-        keep_strings=args.keep_strings,
-    )
-    added = add_dataset(
+    added = store_file(
         _sessions(),
         args.name,
-        records,
+        args.file,
         settings=settings,
+        fmt=args.format,
         client_id=args.client,
         replace=args.replace,
+        keep_strings=args.keep_strings,
     )
     owner = f"client {args.client}'s own" if args.client else "shared"
-    print(
-        f"dataset {added['name']} ({owner}): {added['records']} records, "
-        f"{added['size_bytes']} bytes, fields {', '.join(added['fields'][:20])}\n"
-        f'name it in a task with {{"requirements": {{"data_source": "{added["name"]}"}}}}'
-    )
+    print(uploads.describe_added(added, owner))
     return 0
 
 
 def cmd_datasets_list(args: argparse.Namespace) -> int:
-    from aia_engine.datasets import SAMPLE_PREFIX, sample_description, sample_names
+    from aia_engine.datasets import sample_names
+    from aia_engine.datasets.samples import sample_view
     from aia_engine.datasets.store import list_datasets
 
-    stored = list_datasets(_sessions())
-    samples = [
-        {
-            "name": SAMPLE_PREFIX + n,
-            "client_id": None,
-            "sample": True,
-            "description": sample_description(n),
-        }
-        for n in sample_names()
-    ]
+    stored = list_datasets(_sessions(), every=True)
+    samples = [sample_view(n) for n in sample_names()]
     if args.json:
         print(json.dumps([*stored, *samples]))
         return 0
@@ -215,9 +203,11 @@ def cmd_datasets_list(args: argparse.Namespace) -> int:
         print("no datasets yet; add one with: aia-engine datasets add NAME FILE")
     for d in stored:
         owner = d["client_id"] or "shared"
-        print(f"{d['name']:<28} {d['records']:>8} records {d['size_bytes']:>10} bytes  {owner}")
+        print(
+            f"{d['name']:<28} {d['rows']:>8} rows {d['size_bytes']:>12} bytes  {d['id']}  {owner}"
+        )
     for s in samples:
-        print(f"{s['name']:<28} {'sample':>16} {'':>16}  {s['description']}")
+        print(f"{s['name']:<28} {s['rows']:>8} rows {'(sample)':>18}  {s['description']}")
     return 0
 
 

@@ -3,7 +3,8 @@
 An agent is a named callable `run(ctx) -> dict`. `ctx.inputs` holds the outputs of the stage's
 dependencies keyed by stage name; `ctx.params` the stage's params; `ctx.requirements` and
 `ctx.context` the workflow input; `ctx.progress(percent, partial_results)` reports progress;
-`ctx.datasets(name)` reads a named dataset (see `aia_engine.agents.builtin.inputs`).
+`ctx.datasets(name)` opens a named dataset: a `DatasetRows` that streams its records (see
+`aia_engine.agents.builtin.inputs`).
 A stage whose params hold a `graph_query` finds the query's rows in `ctx.inputs["graph"]`
 (see `aia_engine.graph.inputs`). An agent may also define `check_params(stage)`, called with the
 stage's `StageSpec` when a workflow naming it is submitted: it raises an `InvalidRequest`
@@ -13,7 +14,7 @@ naming the field, so a bad stage is refused with 422 before it runs.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -22,8 +23,29 @@ if TYPE_CHECKING:
     from aia_engine.graph.writing import Written
 
 ProgressFn = Callable[[float, Mapping[str, Any] | None], None]
-DatasetFn = Callable[[str], list[dict[str, Any]] | None]
-"""Records of a named dataset as the task's client sees it (None: no such dataset)."""
+
+
+class DatasetRows(Protocol):
+    """A stored dataset, read in the worker: iterating streams its records from PostgreSQL in
+    chunks (in file order); `records()` gives them as a list, refused (E067) past
+    AIA_DATASET_AGENT_MAX_ROWS."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def rows(self) -> int: ...
+
+    @property
+    def columns(self) -> list[dict[str, Any]]: ...
+
+    def __iter__(self) -> Iterator[dict[str, Any]]: ...
+
+    def records(self) -> list[dict[str, Any]]: ...
+
+
+DatasetFn = Callable[[str], DatasetRows | None]
+"""Opens a named dataset (a name or `ds_` id) as the task's client sees it (None: none)."""
 GraphWriteFn = Callable[[list[tuple["NodeIn", bool]], list["RelationshipIn"]], "Written"]
 """Writes (node, merge) pairs and relationships to the task's client's knowledge graph in one
 transaction (`aia_engine.graph.writing.write_items`, source "agent", this task's id)."""

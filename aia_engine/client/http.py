@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -99,6 +99,38 @@ class ApiClient:
         headers: dict[str, str] | None = None,
     ) -> Any:
         return self._send(method, path, json=json, params=params, headers=headers)
+
+    def send_stream(
+        self,
+        method: str,
+        path: str,
+        content: Callable[[], Iterator[bytes]],
+        *,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        """Send a body streamed from `content()` (called again for each attempt). Rate limits
+        and an expired token are retried; a network error or 5xx is not (the server stored
+        nothing of a cut upload, and the caller decides whether to send it all again)."""
+        renewed = False
+        while True:
+            sent = {**(headers or {}), "Authorization": f"Bearer {self.token()}"}
+            try:
+                answer = self._http.request(
+                    method, path, content=content(), params=params, headers=sent
+                )
+            except httpx.TransportError as exc:
+                raise ApiError(0, {"message": f"{type(exc).__name__}: {exc} ({self.url})"}) from exc
+            if answer.status_code == 401 and not renewed:
+                renewed = True
+                self.token(renew=True)
+                continue
+            if answer.status_code == 429:
+                self._wait(_error(answer).get("code", "rate limited"), _retry_after(answer))
+                continue
+            if answer.status_code >= 400:
+                raise ApiError(answer.status_code, _error(answer))
+            return answer.json()
 
     def _send(
         self,

@@ -70,3 +70,38 @@ class ProgressBar:
         if self._phase:
             self.stream.write("\n")
             self.stream.flush()
+
+
+class ByteProgress:
+    """A progress bar of bytes sent (`aia-engine datasets upload`): call it with (done, total)."""
+
+    def __init__(self, stream: TextIO, *, label: str = "uploading", width: int = 28) -> None:
+        self.stream = stream
+        self.label = label
+        self.width = width
+        self._started = time.monotonic()
+        self._drawn_at = 0.0
+        self.drawn = False
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self._drawn_at < 0.1 and done < total:
+            return
+        self._drawn_at = now
+        rate = done / max(now - self._started, 1e-6)
+        eta = _duration((total - done) / rate) if rate > 0 and done < total else "--:--"
+        share = done / total if total else 1.0
+        filled = int(self.width * min(share, 1.0))
+        mb = 1024 * 1024
+        self.stream.write(
+            f"\r{self.label} [{'#' * filled}{'-' * (self.width - filled)}] "
+            f"{done / mb:,.1f}/{total / mb:,.1f} MiB {share * 100:5.1f}% "
+            f"{rate / mb:,.1f} MiB/s ETA {eta} "
+        )
+        self.stream.flush()
+        self.drawn = True
+
+    def close(self) -> None:
+        if self.drawn:
+            self.stream.write("\n")
+            self.stream.flush()

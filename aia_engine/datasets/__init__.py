@@ -1,11 +1,12 @@
-"""Datasets agents read: operator-provided ones in PostgreSQL (`store`, filled from files by
-`aia-engine datasets add`, see `files`) and the sample datasets shipped with the engine.
+"""Datasets agents read: clients' own and operators' shared ones in PostgreSQL (`store`, one
+row per record in `dataset_rows`, streamed in by `uploads` from files parsed by `files`, read
+back by workers through `rows`) and the sample datasets shipped with the engine (`samples`).
 
 A submission names one in `requirements.data_source` or `requirements.dataset_id` (or a stage's
-params). Samples are used only when named: `sample:NAME` always means the shipped sample; a
-plain NAME means the caller's own dataset, else a shared one, else the sample of that name (the
-guide's examples name `support_tickets` and `customer_interactions`). A name that resolves to
-nothing is refused when the task is submitted.
+params), by name or `ds_` id. Samples are used only when named: `sample:NAME` always means the
+shipped sample; a plain NAME means the caller's own dataset, else a shared one, else the sample
+of that name (the guide's examples name `support_tickets` and `customer_interactions`). A name
+that resolves to nothing is refused when the task is submitted. See docs/datasets.md.
 """
 
 from __future__ import annotations

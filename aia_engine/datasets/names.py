@@ -53,9 +53,10 @@ def check_data_names(
             with sessions.begin() as session:
                 hint = name_hint(session, client_id)
             raise InvalidRequest(
-                f"{field} names no dataset: {name!r}. Datasets you can name: {hint}. An "
-                "operator adds one with `aia-engine datasets add NAME FILE`; or send the data "
-                "itself as requirements.records",
+                f"{field} names no dataset: {name[:200]!r}. Datasets you can name (or their "
+                f"ds_ ids): {hint}. Upload one with POST /datasets?name=NAME or `aia-engine "
+                "datasets upload FILE --name NAME`; or send the data itself as "
+                "requirements.records",
                 field=field,
                 issue="no such dataset",
                 provided_value=name[:200],

@@ -1,27 +1,49 @@
-"""Named datasets in PostgreSQL: add, list, delete, and the tenancy-aware lookups that
-submissions (does the name exist?) and workers (its records, when a stage runs) make.
+"""Named datasets in PostgreSQL: store (streamed in with COPY), list, get, delete, and the
+tenancy-aware lookups that submissions (does it exist?) and workers (its rows) make.
 
-A dataset with `client_id` NULL is shared (the operator's); one with a client id is that
-client's own. A client sees its own datasets and the shared ones, its own first.
+A dataset row holds the metadata (public id `ds_...`, schema, counts); its records are rows of
+`dataset_rows`, numbered in file order. A dataset with `client_id` NULL is shared (the
+operator's); one with a client id is that client's own. A client sees its own datasets, the
+shared ones and the shipped samples, its own first; it changes only its own.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import secrets
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import delete, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from aia_engine.clock import utcnow
 from aia_engine.datasets import SAMPLE_PREFIX, sample_name, sample_names
-from aia_engine.db.models import Dataset, Task
+from aia_engine.datasets.files import bad
+from aia_engine.datasets.rows import StoredDataset
+from aia_engine.datasets.samples import sample_view
+from aia_engine.datasets.schema import SchemaBuilder
+from aia_engine.db.models import Dataset, DatasetRow, Task
 from aia_engine.db.session import Sessions
-from aia_engine.errors import Conflict, InvalidRequest, NotFound
+from aia_engine.errors import (
+    Conflict,
+    DatasetReadOnly,
+    DatasetTooLarge,
+    InvalidRequest,
+    NotFound,
+)
 from aia_engine.settings import Settings
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+PUBLIC_ID = re.compile(r"^ds_[0-9a-f]{24}$")
+BATCH_ROWS = 5000
+"""Rows written to the COPY stream at a time while a dataset streams in."""
+COPY_ROWS = "COPY dataset_rows (dataset_id, row_no, record) FROM STDIN"
+_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+_encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+"""One encoder for every record (json.dumps with options builds a new one per call)."""
 
 
 class DatasetNotFound(NotFound):
@@ -33,13 +55,117 @@ class DatasetNotFound(NotFound):
 def check_name(name: str) -> str:
     if not NAME.fullmatch(name):
         raise InvalidRequest(
-            f"dataset name {name!r} is not valid: 1-100 letters, digits, '_', '.' or '-', "
+            f"dataset name {name[:200]!r} is not valid: 1-100 letters, digits, '_', '.' or '-', "
             f"starting with a letter or digit ({SAMPLE_PREFIX!r} names the shipped samples)",
             field="name",
             issue="invalid name",
             provided_value=name[:200],
         )
     return name
+
+
+def store_records(
+    sessions: Sessions,
+    name: str,
+    records: Iterable[dict[str, Any]],
+    *,
+    fmt: str,
+    settings: Settings,
+    client_id: str | None = None,
+    replace: bool = False,
+    size: Callable[[], int] | None = None,
+) -> dict[str, Any]:
+    """Store `records` as dataset `name` (shared, or `client_id`'s own), streaming them into
+    `dataset_rows` with COPY in batches, all in one transaction: an error anywhere (a bad
+    record, a limit, a cut upload) leaves nothing. `size` gives the bytes read (the file's
+    size); without it, the size of the records as JSON. An existing name needs `replace`."""
+    check_name(name)
+    builder = SchemaBuilder()
+    encoded = 0
+    with sessions.begin() as session:
+        row = _claim(session, name, client_id, replace)
+        raw = session.connection().connection.driver_connection
+        assert raw is not None
+        batch: list[bytes] = []
+        prefix = f"{row.id}\t"
+        count = 0
+        # One COPY for the whole stream, fed a batch at a time: PostgreSQL stores a batch
+        # while the next one is parsed. An exception inside aborts the COPY (CopyFail).
+        with raw.cursor() as cursor, cursor.copy(COPY_ROWS) as copy:
+            for count, record in enumerate(records, start=1):
+                if count > settings.dataset_max_records:
+                    raise DatasetTooLarge(
+                        f"dataset {name!r} has more than {settings.dataset_max_records} "
+                        "records (AIA_DATASET_MAX_RECORDS); nothing was stored",
+                        limit=settings.dataset_max_records,
+                        setting="AIA_DATASET_MAX_RECORDS",
+                    )
+                builder.add(record)
+                line = _copy_line(prefix, count, record)
+                encoded += len(line)
+                batch.append(line)
+                if len(batch) >= BATCH_ROWS:
+                    copy.write(b"".join(batch))
+                    batch.clear()
+            if count == 0:
+                raise bad("it holds no records")
+            copy.write(b"".join(batch))
+        schema = builder.schema()
+        row.record_count, row.size_bytes = count, size() if size else encoded
+        row.schema, row.format, row.updated_at = schema, fmt, utcnow()
+        row.fields = [c["name"] for c in schema["columns"]]
+        session.flush()
+        return view(row, client_id)
+
+
+def _claim(session: Session, name: str, client_id: str | None, replace: bool) -> Dataset:
+    """The dataset row to fill: the existing one emptied (with `replace`), or a new one."""
+    found: Dataset | None = session.scalars(_owned(name, client_id).with_for_update()).one_or_none()
+    if found is not None:
+        if not replace:
+            raise Conflict(
+                f"dataset {name!r} already exists; send it with replace=true (HTTP) or "
+                "--replace (CLI) to replace its records",
+                name=name,
+            )
+        session.execute(delete(DatasetRow).where(DatasetRow.dataset_id == found.id))
+        return found
+    now = utcnow()
+    row = Dataset(
+        name=name,
+        client_id=client_id,
+        public_id="ds_" + secrets.token_hex(12),
+        schema={"columns": []},
+        format="",
+        record_count=0,
+        size_bytes=0,
+        fields=[],
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(row)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError as exc:  # the same name, stored meanwhile by another upload
+        raise Conflict(f"dataset {name!r} already exists (stored just now)", name=name) from exc
+    return row
+
+
+def _copy_line(prefix: str, number: int, record: dict[str, Any]) -> bytes:
+    """One row of COPY's text format: dataset id, row number, the record as JSON."""
+    try:
+        text = _encode(record)
+    except ValueError as exc:
+        raise bad(f"record {number} holds NaN or infinity, which JSON cannot carry") from exc
+    if "\\u0000" in text and _NUL.search(text):
+        raise bad(f"record {number} holds a NUL character (\\u0000), which PostgreSQL cannot store")
+    # JSON escapes every control character, so a backslash is the one byte COPY's text
+    # format still needs escaped.
+    try:
+        return f"{prefix}{number}\t{text.replace(chr(92), chr(92) * 2)}\n".encode()
+    except UnicodeEncodeError as exc:
+        raise bad(f"record {number} holds a lone surrogate, which is not text") from exc
 
 
 def add_dataset(
@@ -51,75 +177,84 @@ def add_dataset(
     client_id: str | None = None,
     replace: bool = False,
 ) -> dict[str, Any]:
-    """Store `records` as dataset `name` (shared, or `client_id`'s own). Refuses an empty or
-    oversized dataset, values PostgreSQL cannot store, and an existing name unless `replace`."""
-    check_name(name)
-    if not records:
-        raise InvalidRequest(
-            f"dataset {name!r} holds no records", field="records", issue="empty", provided_value=0
-        )
-    if len(records) > settings.dataset_max_records:
-        raise InvalidRequest(
-            f"dataset {name!r} has {len(records)} records; at most "
-            f"{settings.dataset_max_records} are allowed (AIA_DATASET_MAX_RECORDS)",
-            field="records",
-            issue="too many records",
-            provided_value=len(records),
-        )
-    try:
-        encoded = json.dumps(records, allow_nan=False, separators=(",", ":"))
-    except ValueError as exc:
-        raise InvalidRequest(
-            f"dataset {name!r} holds a value JSON cannot carry (NaN or infinity): {exc}",
-            field="records",
-            issue="not JSON",
-            provided_value=None,
-        ) from exc
-    if "\\u0000" in encoded:
-        raise InvalidRequest(
-            f"dataset {name!r} holds a NUL character (\\u0000), which PostgreSQL cannot store",
-            field="records",
-            issue="NUL character",
-            provided_value=None,
-        )
-    size = len(encoded.encode())
-    if size > settings.dataset_max_bytes:
-        raise InvalidRequest(
-            f"dataset {name!r} is {size} bytes as JSON; at most {settings.dataset_max_bytes} "
-            "are allowed (AIA_DATASET_MAX_BYTES)",
-            field="records",
-            issue="too large",
-            provided_value=size,
-        )
-    fields = sorted({key for record in records for key in record})[:1000]
-    now = utcnow()
-    with sessions.begin() as session:
-        row = session.scalars(_owned(name, client_id).with_for_update()).one_or_none()
-        if row is not None and not replace:
-            raise Conflict(
-                f"dataset {name!r} already exists; add it with --replace to replace its records",
-                name=name,
-            )
-        if row is None:
-            row = Dataset(name=name, client_id=client_id, created_at=now)
-            session.add(row)
-        row.records, row.record_count, row.size_bytes = records, len(records), size
-        row.fields, row.updated_at = fields, now
-        session.flush()
-        return _view(row)
+    """Store a list of records (tests, scripts): `store_records` with format `records`."""
+    return store_records(
+        sessions,
+        name,
+        records,
+        fmt="records",
+        settings=settings,
+        client_id=client_id,
+        replace=replace,
+    )
 
 
-def list_datasets(sessions: Sessions, *, client_id: str | None = None) -> list[dict[str, Any]]:
-    """Shared datasets and (with `client_id`) that client's own, without their records."""
-    columns = [c for c in Dataset.__table__.c if c.name != "records"]
-    query = select(*columns).order_by(Dataset.name, Dataset.client_id.nulls_first())
-    if client_id is not None:
-        query = query.where(or_(Dataset.client_id.is_(None), Dataset.client_id == client_id))
+def view(row: Dataset, client_id: str | None) -> dict[str, Any]:
+    """What the API and the CLI show of a stored dataset (never its records)."""
+    shared = row.client_id is None
+    return {
+        "id": row.public_id,
+        "name": row.name,
+        "client_id": row.client_id,
+        "rows": row.record_count,
+        "size_bytes": row.size_bytes,
+        "format": row.format,
+        "columns": list(row.schema.get("columns", [])),
+        "shared": shared,
+        "read_only": shared and client_id is not None,
+        "created_at": row.created_at.isoformat() if row.created_at else None,
+        "updated_at": row.updated_at.isoformat() if row.updated_at else None,
+    }
+
+
+def list_datasets(
+    sessions: Sessions, *, client_id: str | None = None, every: bool = False
+) -> list[dict[str, Any]]:
+    """The shared datasets and (with `client_id`) that client's own; `every`: all clients'."""
+    query = select(Dataset).order_by(Dataset.name, Dataset.client_id.nulls_first())
+    if not every:
+        query = query.where(_visible(client_id))
     with sessions.begin() as session:
-        return [_view(row) for row in session.execute(query).all()]
+        return [view(row, client_id) for row in session.scalars(query)]
+
+
+def list_for_client(sessions: Sessions, client_id: str) -> list[dict[str, Any]]:
+    """A client's own datasets, then the shared ones, then the samples (read-only)."""
+    mine = list_datasets(sessions, client_id=client_id)
+    mine.sort(key=lambda d: (d["shared"], d["name"]))
+    return [*mine, *(sample_view(n) for n in sample_names())]
+
+
+def get_for_client(sessions: Sessions, ref: str, client_id: str) -> dict[str, Any]:
+    """The dataset `ref` (a `ds_` id, a name or `sample:NAME`) as `client_id` sees it."""
+    with sessions.begin() as session:
+        row = resolve(session, ref, client_id)
+        if row is not None:
+            return view(row, client_id)
+    sample = sample_name(ref)
+    if sample is None:
+        raise DatasetNotFound(ref, client_id)
+    return sample_view(sample)
+
+
+def delete_for_client(sessions: Sessions, ref: str, client_id: str) -> None:
+    """Delete `client_id`'s own dataset `ref`; a shared dataset or a sample is read-only."""
+    with sessions.begin() as session:
+        row = resolve(session, ref, client_id)
+        if row is not None and row.client_id == client_id:
+            session.delete(row)
+            return
+    if row is not None or sample_name(ref) is not None:
+        what = "a shared dataset" if row is not None else "a shipped sample"
+        raise DatasetReadOnly(
+            f"dataset {ref[:200]!r} is {what}: every client may read it, none may delete it",
+            name=ref[:200],
+        )
+    raise DatasetNotFound(ref, client_id)
 
 
 def delete_dataset(sessions: Sessions, name: str, *, client_id: str | None = None) -> None:
+    """The operator's delete: the shared dataset `name`, or `client_id`'s own."""
     with sessions.begin() as session:
         gone = session.execute(
             delete(Dataset).where(Dataset.name == name, _owner(client_id)).returning(Dataset.id)
@@ -128,58 +263,93 @@ def delete_dataset(sessions: Sessions, name: str, *, client_id: str | None = Non
         raise DatasetNotFound(name, client_id)
 
 
+def resolve(session: Session, ref: str, client_id: Any) -> Dataset | None:
+    """The stored dataset `ref` names for `client_id` (a value or a SQL expression): a `ds_`
+    id of its own or a shared one; or a name, its own first, then a shared one."""
+    if PUBLIC_ID.fullmatch(ref):
+        match = Dataset.public_id == ref
+    elif NAME.fullmatch(ref):
+        match = Dataset.name == ref
+    else:
+        return None  # `sample:X`, or nothing a dataset can be called (nor a NUL for PostgreSQL)
+    query = (
+        select(Dataset)
+        .where(match, _visible(client_id))
+        .order_by(Dataset.client_id.is_(None))
+        .limit(1)
+    )
+    return session.scalars(query).one_or_none()
+
+
 def visible_names(session: Session, names: list[str], client_id: str | None) -> set[str]:
-    """Which of `names` name a dataset `client_id` may use (its own or shared), in one query;
-    samples included (`sample:X` or a sample's plain name)."""
+    """Which of `names` name a dataset `client_id` may use (its own or shared, by name or
+    `ds_` id), in one query; samples included (`sample:X` or a sample's plain name)."""
     found = {n for n in names if sample_name(n) is not None}
-    # Only valid names can be stored (and a NUL must not reach PostgreSQL).
     plain = [n for n in names if n not in found and NAME.fullmatch(n)]
+    ids = [n for n in plain if PUBLIC_ID.fullmatch(n)]
     if plain:
-        visible = or_(Dataset.client_id.is_(None), Dataset.client_id == client_id)
-        found.update(
-            session.scalars(
-                select(Dataset.name).where(Dataset.name.in_(plain), visible).distinct()
-            ).all()
-        )
+        rows = session.execute(
+            select(Dataset.name, Dataset.public_id).where(
+                or_(Dataset.name.in_(plain), Dataset.public_id.in_(ids)), _visible(client_id)
+            )
+        ).all()
+        found.update(n for row in rows for n in row if n in plain)
     return found
 
 
 def name_hint(session: Session, client_id: str | None, limit: int = 20) -> str:
     """Some names a client may use, for an error message."""
-    visible = or_(Dataset.client_id.is_(None), Dataset.client_id == client_id)
     mine = session.scalars(
-        select(Dataset.name).where(visible).distinct().order_by(Dataset.name).limit(limit)
+        select(Dataset.name)
+        .where(_visible(client_id))
+        .distinct()
+        .order_by(Dataset.name)
+        .limit(limit)
     ).all()
     samples = [SAMPLE_PREFIX + n for n in sample_names()]
     return ", ".join([*mine, *samples])
 
 
-def records_for_task(sessions: Sessions, name: str, *, task_id: str) -> list[dict[str, Any]] | None:
-    """The records of dataset `name` as seen by the client owning `task_id` (its own first,
-    then shared), read when the stage runs; None when there is no such dataset."""
+def open_for_task(
+    sessions: Sessions, ref: str, *, task_id: str, max_rows: int
+) -> StoredDataset | None:
+    """The dataset `ref` as the client owning `task_id` sees it, as a handle that streams its
+    rows (read when the stage runs); None when there is no such dataset."""
     owner = select(Task.client_id).where(Task.id == task_id).scalar_subquery()
-    return _records(sessions, name, owner)
+    return open_dataset(sessions, ref, client_id=owner, max_rows=max_rows)
+
+
+def open_dataset(
+    sessions: Sessions, ref: str, *, client_id: Any, max_rows: int
+) -> StoredDataset | None:
+    """The dataset `ref` (name or `ds_` id) as `client_id` sees it, as a streaming handle."""
+    owner = client_id
+    with sessions.begin() as session:
+        row = resolve(session, ref, owner)
+        if row is None:
+            return None
+        return StoredDataset(
+            sessions,
+            row.id,
+            row.public_id,
+            row.name,
+            row.record_count,
+            list(row.schema.get("columns", [])),
+            max_rows,
+        )
 
 
 def find_dataset(
     sessions: Sessions, name: str, *, client_id: str | None
 ) -> list[dict[str, Any]] | None:
-    """The records of the dataset `client_id` would get for `name` (None: none)."""
-    return _records(sessions, name, client_id)
+    """Every record of the dataset `client_id` would get for `name` (None: none); for
+    scripts and tests over small datasets."""
+    found = open_dataset(sessions, name, client_id=client_id, max_rows=1 << 62)
+    return None if found is None else found.records()
 
 
-def _records(sessions: Sessions, name: str, owner: Any) -> list[dict[str, Any]] | None:
-    if not NAME.fullmatch(name):
-        return None
-    query = (
-        select(Dataset.records)
-        .where(Dataset.name == name, or_(Dataset.client_id.is_(None), Dataset.client_id == owner))
-        .order_by(Dataset.client_id.is_(None))
-        .limit(1)
-    )
-    with sessions.begin() as session:
-        records = session.scalar(query)
-    return None if records is None else list(records)
+def _visible(client_id: Any) -> Any:
+    return or_(Dataset.client_id.is_(None), Dataset.client_id == client_id)
 
 
 def _owner(client_id: str | None) -> Any:
@@ -188,15 +358,3 @@ def _owner(client_id: str | None) -> Any:
 
 def _owned(name: str, client_id: str | None) -> Any:
     return select(Dataset).where(Dataset.name == name, _owner(client_id))
-
-
-def _view(row: Any) -> dict[str, Any]:
-    return {
-        "name": row.name,
-        "client_id": row.client_id,
-        "records": row.record_count,
-        "size_bytes": row.size_bytes,
-        "fields": list(row.fields),
-        "created_at": row.created_at.isoformat() if row.created_at else None,
-        "updated_at": row.updated_at.isoformat() if row.updated_at else None,
-    }

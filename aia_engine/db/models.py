@@ -329,7 +329,11 @@ class Dataset(Base):
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
     client_id: Mapped[str | None] = mapped_column(String(128))
-    records: Mapped[list[Any]]
+    public_id: Mapped[str] = mapped_column(String(27), unique=True)
+    """`ds_` + 24 hex digits: what the HTTP API and `requirements.dataset_id` name."""
+    schema: Mapped[dict[str, Any]]
+    """{"columns": [{"name", "type", "nulls"}, ...]} (aia_engine/datasets/schema.py)."""
+    format: Mapped[str] = mapped_column(String(16))
     record_count: Mapped[int] = mapped_column(Integer)
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     fields: Mapped[list[Any]]
@@ -340,6 +344,18 @@ class Dataset(Base):
         # One name per owner; shared rows (NULL owner) are one owner too.
         Index("uq_datasets_name_owner", "name", text("coalesce(client_id, '')"), unique=True),
     )
+
+
+class DatasetRow(Base):
+    """One record of a dataset, numbered from 1 in file order."""
+
+    __tablename__ = "dataset_rows"
+
+    dataset_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True
+    )
+    row_no: Mapped[int] = mapped_column(Integer, primary_key=True)
+    record: Mapped[dict[str, Any]]
 
 
 class KgGraph(Base):

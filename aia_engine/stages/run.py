@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from aia_engine.agents.base import AgentContext
 from aia_engine.agents.registry import get_agent
 from aia_engine.clock import utcnow
-from aia_engine.datasets.store import records_for_task
+from aia_engine.datasets.store import open_for_task
 from aia_engine.db.locks import lock_task_with_stages
 from aia_engine.db.models import TERMINAL_STAGE, StageRun, StageStatus, Task, TaskStatus
 from aia_engine.db.session import Sessions
@@ -437,7 +437,9 @@ def _run_agent(
         _progress=reporter,
         log=logging.getLogger(f"aia_engine.agents.{claim.spec.agent}"),
         # Named datasets are read here, when the stage runs: the broker carries only ids.
-        datasets=partial(records_for_task, sessions, task_id=task_id),
+        datasets=partial(
+            open_for_task, sessions, task_id=task_id, max_rows=settings.dataset_agent_max_rows
+        ),
         graph_write=partial(write_for_task, sessions, task_id=task_id),
     )
     return get_agent(claim.spec.agent).run(ctx)

@@ -6,6 +6,7 @@ from starlette.routing import BaseRoute
 
 from api.routes import (
     auth,
+    datasets,
     docs,
     graph_query,
     graph_stream,
@@ -31,6 +32,7 @@ ROUTES: list[BaseRoute] = [
     *graph_stream.routes,
     *tasks.routes,
     *task_types.routes,
+    *datasets.routes,
     *webhooks.routes,
     *graph_writes.routes,
     *graph_query.routes,

@@ -52,10 +52,10 @@ def test_datasets_add_json_jsonl_and_csv_then_list_and_delete(services: Services
     listed = cli(services, "datasets", "list")
     assert listed.returncode == 0
     row = next(line for line in listed.stdout.splitlines() if line.startswith("cli_lines "))
-    assert " 3 " in f" {row} "  # three records
+    assert " 3 rows " in f" {row} "  # three records
     assert "sample:market_segments" in listed.stdout  # the shipped samples are listed by name
     as_json = json.loads(cli(services, "datasets", "list", "--json").stdout)
-    assert {"name": "cli_csv", "records": 2}.items() <= next(
+    assert {"name": "cli_csv", "rows": 2}.items() <= next(
         d for d in as_json if d["name"] == "cli_csv"
     ).items()
 

@@ -158,3 +158,33 @@ def test_an_edited_sql_file_is_applied_by_the_next_upgrade(
     with psycopg.connect(plain) as conn:
         rows = conn.execute("SELECT name FROM aia_sql_files ORDER BY name").fetchall()
     assert [r[0] for r in rows] == sorted(sql_files())
+
+
+def test_0020_moves_dataset_records_into_rows_and_back(services: Services, scratch_db: str) -> None:
+    config = alembic_config(scratch_db)
+    command.upgrade(config, "0019")
+    plain = make_url(scratch_db).set(drivername="postgresql").render_as_string(hide_password=False)
+    records = [{"a": 1, "b": "x"}, {"a": 2.5, "c": None}, {"b": True, "d": [1]}]
+    with psycopg.connect(plain) as conn:
+        conn.execute(
+            "INSERT INTO datasets (name, client_id, records, record_count, size_bytes, fields)"
+            ' VALUES (\'old\', NULL, %s, 3, 60, \'["a", "b", "c", "d"]\')',
+            (Jsonb(records),),
+        )
+    command.upgrade(config, "0020")
+    with psycopg.connect(plain) as conn:
+        rows = conn.execute("SELECT row_no, record FROM dataset_rows ORDER BY row_no").fetchall()
+        found = conn.execute("SELECT public_id, schema, format FROM datasets").fetchone()
+    assert rows == [(1, records[0]), (2, records[1]), (3, records[2])]
+    assert found is not None and found[0].startswith("ds_") and len(found[0]) == 27
+    assert found[1]["columns"] == [
+        {"name": "a", "type": "number", "nulls": 1},
+        {"name": "b", "type": "mixed", "nulls": 1},
+        {"name": "c", "type": "null", "nulls": 3},
+        {"name": "d", "type": "array", "nulls": 2},
+    ]  # as aia_engine/datasets/schema.py infers it for new uploads
+    assert found[2] == "records"
+    command.downgrade(config, "0019")
+    with psycopg.connect(plain) as conn:
+        back = conn.execute("SELECT records FROM datasets").fetchone()
+    assert back is not None and back[0] == records

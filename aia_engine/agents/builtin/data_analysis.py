@@ -1,51 +1,70 @@
 """`data_analysis_agent`: descriptive statistics, group-bys and trends over records.
 
-* Numeric fields (int/float, not bool) get count, mean, median, stdev, min, max and quartiles.
-* `group_by` (param, or the first text field with 2-20 distinct values) gives per-group counts
-  and means of every numeric field.
-* `time_field` (param, or the first of date/period/created_at/timestamp/month) orders the
-  records; each numeric field is summed per time value and gets first, last, growth % and the
-  least-squares slope per step, with a direction (increasing / decreasing / stable: |growth| < 1 %).
+* Numeric fields (int/float, not bool) get count, mean, median, stdev, min, max and quartiles
+  (`statistics.quantiles(method="inclusive")`'s definition).
+* `group_by` (param, or the first text field of the first record with 2-20 distinct values)
+  gives per-group counts and means of every numeric field.
+* `time_field` (param, or the first of date/period/created_at/timestamp/month/day/week in the
+  first record) orders the records; each numeric field is summed per time value and gets
+  first, last, growth % and the least-squares slope per step, with a direction (increasing /
+  decreasing / stable: |growth| < 1 %).
+
+The records are read once, in order, and never held: a stored dataset streams from
+PostgreSQL. Each numeric column keeps its values in a compact `array('d')` (8 bytes a value)
+for exact medians and quartiles; counts, sums, groups and time series are aggregated as the
+records go by. A guessed group field is dropped as soon as it passes 20 distinct values.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
+from array import array
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
+
 from aia_engine.agents.base import AgentContext
-from aia_engine.agents.builtin.inputs import find_records
+from aia_engine.agents.builtin.inputs import find_rows
 from aia_engine.agents.registry import agent
+from aia_engine.errors import AgentError
 
 TIME_FIELDS = ("date", "period", "created_at", "timestamp", "month", "day", "week")
+MAX_GROUPS = 20
+MAX_PARAM_GROUPS = 10_000
+"""Distinct values a `group_by` param's field may have (each group keeps its sums)."""
+PROGRESS_EVERY = 100_000
 
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def numeric_fields(records: list[dict[str, Any]]) -> list[str]:
-    fields: dict[str, None] = {}
-    for record in records:
-        for key, value in record.items():
-            if _is_number(value):
-                fields.setdefault(key)
-    return list(fields)
-
-
-def describe(values: list[float]) -> dict[str, float | int]:
+def describe(values: Sequence[float]) -> dict[str, float | int]:
+    """count, mean, median, stdev (sample), min, max, p25 and p75 of `values` (not empty)."""
+    given = np.frombuffer(values) if isinstance(values, array) else np.asarray(values, float)
+    data = np.sort(given)
+    n = len(data)
+    mean = math.fsum(values) / n
+    half = n // 2
+    median = float(data[half]) if n % 2 else (float(data[half - 1]) + float(data[half])) / 2
     out: dict[str, float | int] = {
-        "count": len(values),
-        "mean": round(statistics.fmean(values), 4),
-        "median": round(statistics.median(values), 4),
-        "stdev": round(statistics.stdev(values), 4) if len(values) > 1 else 0.0,
-        "min": min(values),
-        "max": max(values),
+        "count": n,
+        "mean": round(mean, 4),
+        "median": round(median, 4),
+        "stdev": round(math.sqrt(math.fsum((data - mean) ** 2) / (n - 1)), 4) if n > 1 else 0.0,
+        "min": float(data[0]),
+        "max": float(data[-1]),
     }
-    if len(values) > 1:
-        q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive")
-        out["p25"], out["p75"] = round(q1, 4), round(q3, 4)
+    if n > 1:
+        # statistics.quantiles(data, n=4, method="inclusive"), on the sorted array.
+        m = n - 1
+        for i, key in ((1, "p25"), (3, "p75")):
+            j, delta = divmod(i * m, 4)
+            low, high = float(data[j]), float(data[j + 1]) if delta else 0.0
+            out[key] = round((low * (4 - delta) + high * delta) / 4, 4)
     return out
 
 
@@ -69,95 +88,171 @@ def trend(series: list[float]) -> dict[str, Any]:
     }
 
 
-@agent(
-    "data_analysis_agent",
-    "Descriptive statistics of numeric fields, group-bys and time trends over records "
-    "(requirements.records, a sample data_source, or an upstream stage's records).",
-)
-def run(ctx: AgentContext) -> dict[str, Any]:
-    records, source = find_records(ctx)
-    numeric = numeric_fields(records)
-    stats = {f: describe([float(r[f]) for r in records if _is_number(r.get(f))]) for f in numeric}
-    ctx.progress(50.0, {"records": len(records), "numeric_fields": numeric})
-    result: dict[str, Any] = {
-        "source": source,
-        "record_count": len(records),
-        "numeric_fields": numeric,
-        "statistics": stats,
-    }
-    group_field = ctx.param("group_by") or _guess_group_field(records)
-    if group_field:
-        result["group_by"] = _group_by(records, str(group_field), numeric)
-    time_field = ctx.param("time_field") or next(
-        (f for f in TIME_FIELDS if records and f in records[0]), None
-    )
-    if time_field and numeric:
-        result["trends"] = _trends(records, str(time_field), numeric)
+class _Group:
+    __slots__ = ("count", "counts", "series", "sums")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.sums: dict[str, float] = defaultdict(float)
+        self.counts: dict[str, int] = defaultdict(int)
+        self.series: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+
+
+class Analysis:
+    """Feed every record to `add`, in order; `result()` gives the agent's output."""
+
+    def __init__(self, group_by: str | None, time_field: str | None) -> None:
+        self.group_param = group_by
+        self.time_field = time_field
+        self.records = 0
+        self.values: dict[str, array[float]] = {}
+        self.totals: dict[str, dict[str, float]] = {}
+        self.candidates: dict[str, dict[str, _Group]] = {}
+
+    def _start(self, record: dict[str, Any]) -> None:
+        if self.time_field is None:
+            self.time_field = next((f for f in TIME_FIELDS if f in record), None)
+        if self.group_param:
+            self.candidates[self.group_param] = {}
+        else:
+            for key, value in record.items():
+                if isinstance(value, str) and key not in TIME_FIELDS:
+                    self.candidates[key] = {}
+
+    def add(self, record: dict[str, Any]) -> None:
+        if not self.records:
+            self._start(record)
+        self.records += 1
+        numbers = [(k, float(v)) for k, v in record.items() if _is_number(v)]
+        for key, value in numbers:
+            column = self.values.get(key)
+            if column is None:
+                column = self.values[key] = array("d")
+            column.append(value)
+        when = record.get(self.time_field) if self.time_field else None
+        when = None if when is None else str(when)
+        if when is not None:
+            for key, value in numbers:
+                totals = self.totals.get(key)
+                if totals is None:
+                    totals = self.totals[key] = defaultdict(float)
+                totals[when] += value
+        self._add_to_groups(record, numbers, when)
+
+    def _add_to_groups(
+        self, record: dict[str, Any], numbers: list[tuple[str, float]], when: str | None
+    ) -> None:
+        for field in list(self.candidates):
+            groups = self.candidates[field]
+            name = str(record.get(field))
+            group = groups.get(name)
+            if group is None:
+                if field == self.group_param:
+                    if len(groups) >= MAX_PARAM_GROUPS:
+                        raise AgentError(
+                            f"params.group_by {field!r} has more than {MAX_PARAM_GROUPS} "
+                            "distinct values; group by a field with fewer",
+                            field="params.group_by",
+                        )
+                elif len(groups) >= MAX_GROUPS:
+                    del self.candidates[field]  # too many distinct values to be a grouping
+                    continue
+                group = groups[name] = _Group()
+            group.count += 1
+            for key, value in numbers:
+                group.sums[key] += value
+                group.counts[key] += 1
+                if when is not None:
+                    group.series[key][when] += value
+
+    def _group_field(self) -> str | None:
+        if self.group_param:
+            return self.group_param
+        return next(
+            (f for f, g in self.candidates.items() if len(g) >= 2 and len(g) < self.records),
+            None,
+        )
+
+    def result(self, source: str) -> dict[str, Any]:
+        numeric = list(self.values)
+        result: dict[str, Any] = {
+            "source": source,
+            "record_count": self.records,
+            "numeric_fields": numeric,
+            "statistics": {f: describe(v) for f, v in self.values.items()},
+        }
+        group_field = self._group_field()
         if group_field:
-            result["group_trends"] = _group_trends(
-                records, str(group_field), str(time_field), numeric[0]
-            )
-    return result
+            result["group_by"] = self._group_by(group_field, numeric)
+        if self.time_field and numeric:
+            result["trends"] = {
+                "time_field": self.time_field,
+                "metrics": {
+                    m: trend(_ordered(self.totals[m])) for m in numeric if self.totals.get(m)
+                },
+            }
+            if group_field:
+                metric = numeric[0]
+                result["group_trends"] = {
+                    "metric": metric,
+                    "groups": {
+                        name: trend(_ordered(g.series[metric]))
+                        for name, g in sorted(self.candidates[group_field].items())
+                        if g.series.get(metric)
+                    },
+                }
+        return result
+
+    def _group_by(self, field: str, numeric: list[str]) -> dict[str, Any]:
+        out: dict[str, Any] = {"field": field, "groups": {}}
+        for name, g in sorted(self.candidates[field].items()):
+            out["groups"][name] = {
+                "count": g.count,
+                "share_pct": round(100.0 * g.count / self.records, 2),
+                "means": {f: round(g.sums[f] / g.counts[f], 4) for f in numeric if g.counts.get(f)},
+            }
+        return out
 
 
-def _guess_group_field(records: list[dict[str, Any]]) -> str | None:
-    if not records:
-        return None
-    for key, value in records[0].items():
-        if isinstance(value, str) and key not in TIME_FIELDS:
-            distinct = {str(r.get(key)) for r in records}
-            if 2 <= len(distinct) <= 20 and len(distinct) < len(records):
-                return key
-    return None
-
-
-def _group_by(records: list[dict[str, Any]], field: str, numeric: list[str]) -> dict[str, Any]:
-    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for record in records:
-        groups[str(record.get(field))].append(record)
-    out: dict[str, Any] = {"field": field, "groups": {}}
-    for name, rows in sorted(groups.items()):
-        means = {
-            f: round(statistics.fmean(vals), 4)
-            for f in numeric
-            if (vals := [float(r[f]) for r in rows if _is_number(r.get(f))])
-        }
-        out["groups"][name] = {
-            "count": len(rows),
-            "share_pct": round(100.0 * len(rows) / len(records), 2),
-            "means": means,
-        }
-    return out
-
-
-def _series(records: list[dict[str, Any]], time_field: str, metric: str) -> list[float]:
-    totals: dict[str, float] = defaultdict(float)
-    for record in records:
-        if _is_number(record.get(metric)) and record.get(time_field) is not None:
-            totals[str(record[time_field])] += float(record[metric])
+def _ordered(totals: dict[str, float]) -> list[float]:
     return [totals[k] for k in sorted(totals)]
 
 
-def _trends(records: list[dict[str, Any]], time_field: str, numeric: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {"time_field": time_field, "metrics": {}}
-    for metric in numeric:
-        series = _series(records, time_field, metric)
-        if series:
-            out["metrics"][metric] = trend(series)
-    return out
-
-
-def _group_trends(
-    records: list[dict[str, Any]], group_field: str, time_field: str, metric: str
+def analyse(
+    records: Iterable[dict[str, Any]],
+    source: str,
+    *,
+    group_by: str | None = None,
+    time_field: str | None = None,
+    total: int | None = None,
+    ctx: AgentContext | None = None,
 ) -> dict[str, Any]:
-    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    """The analysis of `records`, read once; progress every 100,000 records when `total` is
+    known (a stored dataset)."""
+    analysis = Analysis(group_by, time_field)
     for record in records:
-        groups[str(record.get(group_field))].append(record)
-    return {
-        "metric": metric,
-        "groups": {
-            name: trend(s)
-            for name, rows in sorted(groups.items())
-            if (s := _series(rows, time_field, metric))
-        },
-    }
+        analysis.add(record)
+        if ctx is not None and total and analysis.records % PROGRESS_EVERY == 0:
+            ctx.progress(90.0 * analysis.records / total, {"records_read": analysis.records})
+    return analysis.result(source)
+
+
+@agent(
+    "data_analysis_agent",
+    "Descriptive statistics of numeric fields, group-bys and time trends over records "
+    "(requirements.records, a dataset named by data_source or dataset_id, or an upstream "
+    "stage's records); streams datasets of any size.",
+)
+def run(ctx: AgentContext) -> dict[str, Any]:
+    rows, source = find_rows(ctx)
+    group_by, time_field = ctx.param("group_by"), ctx.param("time_field")
+    result = analyse(
+        rows,
+        source,
+        group_by=str(group_by) if group_by else None,
+        time_field=str(time_field) if time_field else None,
+        total=None if isinstance(rows, list) else rows.rows,
+        ctx=ctx,
+    )
+    ctx.progress(95.0, {"records": result["record_count"]})
+    return result

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aia_engine.agents.base import AgentContext
+from aia_engine.agents.base import AgentContext, DatasetRows
 from aia_engine.datasets import SAMPLE_PREFIX, sample_hint, sample_name, sample_records
 from aia_engine.datasets.names import DATA_NAMES
 from aia_engine.errors import AgentError
@@ -21,8 +21,18 @@ def find_records(ctx: AgentContext) -> tuple[list[dict[str, Any]], str]:
 
     Looked for in this order: the stage's params, the outputs of its dependencies, the
     workflow's requirements (`records`, `data`, or a dataset named by `data_source` or
-    `dataset_id`).
+    `dataset_id`). A stored dataset is read into memory, up to AIA_DATASET_AGENT_MAX_ROWS
+    records (E067 past it); `find_rows` streams instead.
     """
+    found, source = find_rows(ctx)
+    if isinstance(found, list):
+        return found, source
+    return found.records(), source
+
+
+def find_rows(ctx: AgentContext) -> tuple[list[dict[str, Any]] | DatasetRows, str]:
+    """Like `find_records`, but a stored dataset comes as its `DatasetRows` handle, whose
+    records stream from PostgreSQL: for agents that read them once, in order."""
     found = _records_in(ctx, ctx.params, "params")
     if found is not None:
         return found
@@ -34,8 +44,8 @@ def find_records(ctx: AgentContext) -> tuple[list[dict[str, Any]], str]:
         return found
     raise AgentError(
         f"stage {ctx.stage!r} has no records to work on; pass requirements.records (a list of "
-        "objects), name a dataset in requirements.data_source (one added with `aia-engine "
-        f"datasets add`, or a shipped sample: {sample_hint()}), or depend on a stage that "
+        "objects), name a dataset in requirements.data_source (one uploaded with POST "
+        f"/datasets, or a shipped sample: {sample_hint()}), or depend on a stage that "
         "outputs records",
         field="requirements.records",
     )
@@ -43,7 +53,7 @@ def find_records(ctx: AgentContext) -> tuple[list[dict[str, Any]], str]:
 
 def _records_in(
     ctx: AgentContext, source: Any, where: str
-) -> tuple[list[dict[str, Any]], str] | None:
+) -> tuple[list[dict[str, Any]] | DatasetRows, str] | None:
     for key in ("records", "data"):
         if source.get(key) is not None:
             return _check_records(source[key], f"{where}.{key}"), f"{where}.{key}"
@@ -54,21 +64,24 @@ def _records_in(
     return None
 
 
-def named_dataset(ctx: AgentContext, name: Any, field: str) -> tuple[list[dict[str, Any]], str]:
-    """The records of the dataset `name`: `sample:X` is the shipped sample X; a plain name is
-    the task's client's own dataset, else a shared one, else the sample of that name."""
+def named_dataset(
+    ctx: AgentContext, name: Any, field: str
+) -> tuple[list[dict[str, Any]] | DatasetRows, str]:
+    """The dataset `name`: `sample:X` is the shipped sample X (a list); a `ds_` id or a plain
+    name is the task's client's own dataset, else a shared one (a `DatasetRows`), else the
+    sample of that name."""
     if not isinstance(name, str):
         raise AgentError(f"{field} must be a dataset name (a string)", field=field)
     if not name.startswith(SAMPLE_PREFIX) and ctx.datasets is not None:
-        records = ctx.datasets(name)
-        if records is not None:
-            return _check_records(records, f"dataset {name!r}"), f"dataset:{name}"
+        rows = ctx.datasets(name)
+        if rows is not None:
+            return rows, f"dataset:{rows.name}"
     sample = sample_name(name)
     if sample is not None:
         return sample_records(sample), f"dataset:{sample} (sample)"
     raise AgentError(
         f"{field} names no dataset: {name!r} (was it deleted after the task was accepted?); "
-        f"add it with `aia-engine datasets add`, or name a sample: {sample_hint()}",
+        f"upload it with POST /datasets, or name a sample: {sample_hint()}",
         field=field,
         provided_value=name,
     )

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from aia_engine.agents import AgentContext, get_agent, known_agents
-from aia_engine.errors import AgentError, UnknownAgent
+from aia_engine.errors import AgentError, DatasetTooLargeForAgent, UnknownAgent
 
 
 def ctx(
@@ -185,13 +187,38 @@ def test_market_research_without_data_fails_saying_how_to_name_a_sample() -> Non
     assert named["source"] == "dataset:market_segments (sample)" and named["market_size"] > 0
 
 
+@dataclass
+class Rows:
+    """A stored dataset's handle over a list (the worker's streams from PostgreSQL)."""
+
+    name: str
+    items: list[dict[str, Any]]
+    max_rows: int = 100
+
+    @property
+    def rows(self) -> int:
+        return len(self.items)
+
+    @property
+    def columns(self) -> list[dict[str, Any]]:
+        return []
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self.items)
+
+    def records(self) -> list[dict[str, Any]]:
+        if self.rows > self.max_rows:
+            raise DatasetTooLargeForAgent("too many", limit=self.max_rows)
+        return list(self.items)
+
+
 def test_a_named_dataset_is_read_through_the_context_own_before_sample() -> None:
     stored = {"market_segments": [{"segment": "a", "period": "p1", "revenue": 5}]}
     asked: list[str] = []
 
-    def datasets(name: str) -> list[dict[str, Any]] | None:
+    def datasets(name: str) -> Rows | None:
         asked.append(name)
-        return stored.get(name)
+        return Rows(name, stored[name]) if name in stored else None
 
     def run(name: str) -> dict[str, Any]:
         c = ctx(requirements={"dataset_id": name})
@@ -221,3 +248,19 @@ def test_first_lookups_from_many_threads_all_see_the_built_ins() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_data_analysis_streams_a_dataset_other_agents_refuse_past_the_cap() -> None:
+    rows = [{"segment": "a", "period": f"p{i % 3}", "revenue": i} for i in range(150)]
+
+    def run(agent: str) -> dict[str, Any]:
+        c = ctx(requirements={"data_source": "big"})
+        c.datasets = lambda name: Rows(name, rows, max_rows=100)
+        return get_agent(agent).run(c)
+
+    out = run("data_analysis_agent")
+    assert out["record_count"] == 150
+    assert out["statistics"]["revenue"]["median"] == statistics.median(range(150))
+    with pytest.raises(DatasetTooLargeForAgent) as refused:
+        run("market_research_agent")
+    assert refused.value.code == "E067"

@@ -60,6 +60,9 @@ ANSWERED_BEFORE = {
     "E033": (422, "QueryLimitExceeded"),
     "E034": (422, "QueryFailed"),
     "E062": (422, "ValidationError"),
+    "E064": (422, "ValidationError"),
+    "E065": (413, "PayloadTooLarge"),
+    "E066": (403, "Forbidden"),
     "E055": (503, "EmbeddingModelUnavailable"),
     "E056": (503, "EmbeddingFailed"),
     "E400": (400, "BadRequest"),
@@ -187,7 +190,7 @@ def test_every_code_a_stage_can_record_is_a_catalogued_non_response_code() -> No
 
 def test_stage_codes_are_apart_from_response_codes() -> None:
     stage = {c for c, cls in CATALOGUE.items() if cls.where == "stage"}
-    assert stage == {"E010", "E011", "E020", "E021", "E022", "E023", "E047", "E048", "E063"}
+    assert stage == {"E010", "E011", "E020", "E021", "E022", "E023", "E047", "E048", "E063", "E067"}
     assert not stage & set(ANSWERED)
     assert AgentCrashed.code == "E022" and StageSkipped.code == "E023"
 
