@@ -311,6 +311,16 @@ class Settings(BaseSettings):
     search_text_max_chars: int = Field(default=2000, ge=100, le=100_000)
     """Longest text embedded for an entity (characters; the model reads 256 word pieces at most,
     about 1,000 characters of English)."""
+    # -- business intelligence (docs/business-intelligence.md) ----------------------------------
+    bi_dashboard_ttl_s: float = Field(default=60.0, gt=0, le=3600)
+    """A cached dashboard is served as it is for this long after it was computed."""
+    bi_dashboard_stale_s: float = Field(default=600.0, gt=0, le=86_400)
+    """Past the TTL and up to this age, a cached dashboard is still served while one background
+    recompute replaces it; older, it is recomputed inline."""
+    bi_health_sample_s: float = Field(default=60.0, gt=0, le=3600)
+    """How often the beat process records the engine's health (the dashboard's uptime)."""
+    bi_history_keep_days: int = Field(default=90, ge=31, le=3650)
+    """Health samples and per-client request figures older than this are pruned."""
 
     @field_validator("queue_weights")
     @classmethod

@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aia_engine.activity import RequestLog
 from aia_engine.errors import EngineError, InvalidRequest, NotFound, RequestTimedOut
+from aia_engine.metrics.client_requests import ClientRequestStats
 from aia_engine.metrics.requests import RequestCounter
 from api.errors import envelope
 
@@ -39,8 +40,10 @@ class RequestContext:
         counter: dict[str, int],
         requests: RequestCounter | None = None,
         activity: RequestLog | None = None,
+        client_stats: ClientRequestStats | None = None,
     ) -> None:
         self.app = app
+        self.client_stats = client_stats
         self.timeout_s = timeout_s
         self.counter = counter
         self.requests = requests
@@ -122,6 +125,9 @@ class RequestContext:
         elapsed_ms = (time.perf_counter() - began) * 1000
         if self.requests is not None and status["code"]:
             self.requests.record(status["code"], elapsed_ms)
+        client_id = scope["state"].get("client_id")
+        if self.client_stats is not None and client_id and status["code"]:
+            self.client_stats.record(client_id, elapsed_ms)  # the dashboard's response time
         self._log_activity(scope, status, elapsed_ms)
         requests_log.info(
             "%s %s %s",

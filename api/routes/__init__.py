@@ -6,6 +6,7 @@ from starlette.routing import BaseRoute
 
 from api.routes import (
     auth,
+    business_intelligence,
     docs,
     graph_query,
     graph_stream,
@@ -35,5 +36,6 @@ ROUTES: list[BaseRoute] = [
     *graph_writes.routes,
     *graph_query.routes,
     *semantic_search.routes,
+    *business_intelligence.routes,
     *docs.routes,
 ]

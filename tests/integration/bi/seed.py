@@ -4,6 +4,7 @@ dashboard reads), for tests and the benchmark."""
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Iterable
 from typing import Any
 
@@ -22,12 +23,20 @@ def seed(
 ) -> None:
     """nodes: (node_id, type, properties); purchases: (customer, product, properties), each its
     own relationship; relationships: (type, source, target, properties)."""
+    batch = secrets.token_hex(4)  # relationship ids unique across calls
     node_rows = [{"c": client_id, "n": n, "t": t, "p": json.dumps(p)} for n, t, p in nodes]
     rel_rows = [
-        {"c": client_id, "r": f"purchase-{i}", "t": "PURCHASED", "s": s, "g": g, "p": json.dumps(p)}
+        {
+            "c": client_id,
+            "r": f"purchase-{batch}-{i}",
+            "t": "PURCHASED",
+            "s": s,
+            "g": g,
+            "p": json.dumps(p),
+        }
         for i, (s, g, p) in enumerate(purchases)
     ] + [
-        {"c": client_id, "r": f"rel-{i}", "t": t, "s": s, "g": g, "p": json.dumps(p)}
+        {"c": client_id, "r": f"rel-{batch}-{i}", "t": t, "s": s, "g": g, "p": json.dumps(p)}
         for i, (t, s, g, p) in enumerate(relationships)
     ]
     with sessions.begin() as session:
