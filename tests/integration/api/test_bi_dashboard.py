@@ -20,6 +20,7 @@ from sqlalchemy import text
 from api.app import create_app
 from tests.conftest import wait_until
 from tests.integration.api.conftest import Credentials, LiveApi, serve, token_for
+from tests.integration.api.guide_client import AIAAPIClient
 from tests.integration.bi.seed import seed
 from tests.integration.conftest import Services
 
@@ -71,7 +72,10 @@ def client_for(
 
 
 def test_the_example_graph_gives_real_figures(
-    services: Services, client_for: Callable[[], tuple[Credentials, httpx.Client]], tmp_path: Path
+    services: Services,
+    api: LiveApi,
+    client_for: Callable[[], tuple[Credentials, httpx.Client]],
+    tmp_path: Path,
 ) -> None:
     creds, http = client_for()
     imported = subprocess.run(
@@ -96,6 +100,16 @@ def test_the_example_graph_gives_real_figures(
     assert board["details"]["customers"]["feedback_count"] == 150  # undated: all of them
     assert len(board["details"]["revenue"]["monthly"]) == 18  # 2024-01 .. 2025-06
     assert board["details"]["forecast"]["backtest"]["points"] == 12
+    # the guide's own Python client reads the same figures (the SDK example's
+    # dashboard.metrics.revenue.current_month, the TS example's growth_rate and satisfaction)
+    guide = AIAAPIClient(creds.client_id, creds.client_secret, base_url=api.url)
+    seen = guide.make_request("GET", PATH)["metrics"]
+    assert seen["revenue"]["current_month"] == current
+    assert seen["revenue"]["growth_rate"] == revenue["growth_rate"]
+    assert (
+        seen["customers"]["satisfaction_score"]
+        == board["metrics"]["customers"]["satisfaction_score"]
+    )
     r = http.get(PATH, params={"month": "2024-06"})
     assert r.json()["details"]["period"]["reference_date"] == "2024-06-30"
 
