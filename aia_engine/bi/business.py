@@ -10,7 +10,7 @@ shape, and a day past its month's end (2024-02-30, 2023-02-29) is refused before
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -59,45 +59,58 @@ _PURCHASES = f"""
      WHERE r.client_id = :c AND r.type = 'PURCHASED'
 """
 
-_DAILY = text(
+# One scan: the purchases are parsed once into a materialized CTE, summed per day, and the
+# reference date R (the requested one, else the latest purchase's, at most today) is derived
+# from those sums inside the statement, so the per-customer windows need no second scan.
+_R, _M1 = "(SELECT r FROM b)", "(SELECT m1 FROM b)"
+_W = ACTIVITY_WINDOW_DAYS
+_SCAN = text(
     f"""
-    WITH p AS ({_PURCHASES})
-    SELECT CASE WHEN amount IS NOT NULL THEN day END AS day,
-           sum(amount) FILTER (WHERE amount IS NOT NULL AND day IS NOT NULL) AS revenue,
-           count(*) AS n
-      FROM p
-     GROUP BY 1
-    """
-)
-
-_CUSTOMERS = text(
-    f"""
-    WITH p AS ({_PURCHASES}),
+    WITH p AS MATERIALIZED ({_PURCHASES}),
+    daily AS (
+      SELECT CASE WHEN amount IS NOT NULL THEN day END AS day,
+             sum(amount) FILTER (WHERE amount IS NOT NULL AND day IS NOT NULL) AS revenue,
+             count(*) AS n
+        FROM p
+       GROUP BY 1
+    ),
+    b AS (
+      SELECT r, date_trunc('month', r)::date AS m1
+        FROM (SELECT coalesce(CAST(:requested AS date), least(max(day), CAST(:today AS date)),
+                              CAST(:today AS date)) AS r
+                FROM daily) x
+    ),
     per AS (
       SELECT customer, min(day) AS first_day, max(day) AS last_day,
-             bool_or(day >= :start_lo AND day < :m1) AS at_start,
-             bool_or(day > :r - 7 - {ACTIVITY_WINDOW_DAYS} AND day <= :r - 7) AS a7,
-             bool_or(day > :r - 14 - {ACTIVITY_WINDOW_DAYS} AND day <= :r - 14) AS a14,
-             sum(amount) FILTER (WHERE day > :r - {ACTIVITY_WINDOW_DAYS}) AS window_revenue,
-             sum(amount) FILTER (WHERE day >= :m1) AS month_revenue
+             bool_or(day >= {_M1} - {_W} AND day < {_M1}) AS at_start,
+             bool_or(day > {_R} - 7 - {_W} AND day <= {_R} - 7) AS a7,
+             bool_or(day > {_R} - 14 - {_W} AND day <= {_R} - 14) AS a14,
+             sum(amount) FILTER (WHERE day > {_R} - {_W}) AS window_revenue,
+             sum(amount) FILTER (WHERE day >= {_M1}) AS month_revenue
         FROM p
-       WHERE amount IS NOT NULL AND day IS NOT NULL AND day <= :r
+       WHERE amount IS NOT NULL AND day IS NOT NULL AND day <= {_R}
        GROUP BY customer
+    ),
+    counts AS (
+      SELECT count(*) FILTER (WHERE last_day > {_R} - {_W}) AS total_active,
+             count(*) FILTER (WHERE first_day >= {_M1}) AS new_this_month,
+             count(*) FILTER (WHERE at_start) AS active_at_start,
+             count(*) FILTER (WHERE at_start AND last_day <= {_R} - {_W}) AS churned,
+             count(*) FILTER (WHERE last_day > {_R} - {_W}
+                                AND last_day <= {_R} - {AT_RISK_AFTER_DAYS}) AS at_risk,
+             sum(window_revenue) FILTER (WHERE last_day > {_R} - {_W}
+                                AND last_day <= {_R} - {AT_RISK_AFTER_DAYS}) AS revenue_at_risk,
+             count(*) FILTER (WHERE a7) AS base_week,
+             count(*) FILTER (WHERE a7 AND last_day <= {_R} - {_W}) AS churned_week,
+             count(*) FILTER (WHERE a14) AS base_previous_week,
+             count(*) FILTER (WHERE a14 AND NOT a7) AS churned_previous_week,
+             max(month_revenue) AS top_customer_month
+        FROM per
     )
-    SELECT count(*) FILTER (WHERE last_day > :r - {ACTIVITY_WINDOW_DAYS}) AS total_active,
-           count(*) FILTER (WHERE first_day >= :m1) AS new_this_month,
-           count(*) FILTER (WHERE at_start) AS active_at_start,
-           count(*) FILTER (WHERE at_start AND last_day <= :r - {ACTIVITY_WINDOW_DAYS}) AS churned,
-           count(*) FILTER (WHERE last_day > :r - {ACTIVITY_WINDOW_DAYS}
-                              AND last_day <= :r - {AT_RISK_AFTER_DAYS}) AS at_risk,
-           sum(window_revenue) FILTER (WHERE last_day > :r - {ACTIVITY_WINDOW_DAYS}
-                              AND last_day <= :r - {AT_RISK_AFTER_DAYS}) AS revenue_at_risk,
-           count(*) FILTER (WHERE a7) AS base_week,
-           count(*) FILTER (WHERE a7 AND last_day <= :r - {ACTIVITY_WINDOW_DAYS}) AS churned_week,
-           count(*) FILTER (WHERE a14) AS base_previous_week,
-           count(*) FILTER (WHERE a14 AND NOT a7) AS churned_previous_week,
-           max(month_revenue) AS top_customer_month
-      FROM per
+    SELECT (SELECT r FROM b) AS reference,
+           (SELECT coalesce(json_agg(json_build_array(day, revenue, n)), '[]') FROM daily) AS daily,
+           counts.*
+      FROM counts
     """
 )
 
@@ -123,36 +136,31 @@ class Daily:
     ignored: int
 
 
-def daily_revenue(session: Session, client_id: str) -> Daily:
-    revenue: dict[date, float] = {}
-    purchases: dict[date, int] = {}
-    ignored = 0
-    for day, total, n in session.execute(_DAILY, {"c": client_id}):
-        if day is None:
-            ignored += int(n)
-        else:
-            revenue[day] = float(Decimal(total))
-            purchases[day] = int(n)
-    return Daily(revenue, purchases, ignored)
-
-
-def customer_counts(session: Session, client_id: str, *, reference: date) -> dict[str, Any]:
-    """Counts over customers (see the module's windows) as of `reference`."""
-    m1 = reference.replace(day=1)
+def scan(
+    session: Session, client_id: str, *, requested: date | None, today: date
+) -> tuple[date, Daily, dict[str, Any]]:
+    """(R, revenue per day, counts over customers as of R) in one scan of the purchases.
+    R is `requested`, else the latest valid purchase date if not after `today`, else today."""
     row = (
-        session.execute(
-            _CUSTOMERS,
-            {
-                "c": client_id,
-                "r": reference,
-                "m1": m1,
-                "start_lo": m1 - timedelta(days=ACTIVITY_WINDOW_DAYS),
-            },
-        )
+        session.execute(_SCAN, {"c": client_id, "requested": requested, "today": today})
         .mappings()
         .one()
     )
-    return {k: (float(v) if isinstance(v, Decimal) else v) for k, v in row.items()}
+    revenue: dict[date, float] = {}
+    purchases: dict[date, int] = {}
+    ignored = 0
+    for day, total, n in row["daily"]:
+        if day is None:
+            ignored += int(n)
+        else:
+            revenue[date.fromisoformat(day)] = float(Decimal(str(total)))
+            purchases[date.fromisoformat(day)] = int(n)
+    counts = {
+        k: (float(v) if isinstance(v, Decimal) else v)
+        for k, v in row.items()
+        if k not in ("reference", "daily")
+    }
+    return row["reference"], Daily(revenue, purchases, ignored), counts
 
 
 def feedback_texts(session: Session, client_id: str, *, reference: date) -> list[str]:

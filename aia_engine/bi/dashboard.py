@@ -56,13 +56,17 @@ def _months(first: date, last: date) -> list[date]:
     return out
 
 
+def requested_reference(month: str, *, today: date) -> date:
+    """The reference date of a requested month: its last day, or today in the current month."""
+    first = parse_month(month, today=today)
+    return min(first.replace(day=calendar.monthrange(first.year, first.month)[1]), today)
+
+
 def reference_of(days: list[date], *, month: str | None, today: date) -> tuple[date, str]:
     """(reference date, basis): the requested month's last day (or today, in the current month);
     else the latest purchase date (or today, if that is later)."""
     if month is not None:
-        first = parse_month(month, today=today)
-        last = first.replace(day=calendar.monthrange(first.year, first.month)[1])
-        return min(last, today), "requested"
+        return requested_reference(month, today=today), "requested"
     if days:
         latest = max(days)
         return (latest, "latest_data") if latest <= today else (today, "current")
@@ -111,14 +115,15 @@ def compute_dashboard(
     """The dashboard of `client_id` for `month` (YYYY-MM; default: the latest purchase's)."""
     now = now or utcnow()
     today = now.astimezone(UTC).date()
+    requested = requested_reference(month, today=today) if month is not None else None
     with sessions() as session:
-        daily = business.daily_revenue(session, client_id)
+        scanned, daily, counts = business.scan(session, client_id, requested=requested, today=today)
         reference, basis = reference_of(list(daily.revenue), month=month, today=today)
-        revenue = _revenue(daily, reference)
-        has_sales = bool(revenue["series"])
-        counts = business.customer_counts(session, client_id, reference=reference)
+        assert scanned == reference, (scanned, reference)  # the SQL and this module agree
         texts = business.feedback_texts(session, client_id, reference=reference)
         ops = operations(session, client_id, now=now)
+    revenue = _revenue(daily, reference)
+    has_sales = bool(revenue["series"])
 
     series: list[float] = revenue["series"]
     current = series[-1] if has_sales else None
