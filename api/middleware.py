@@ -82,6 +82,8 @@ class RequestContext:
         async def send_logged(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
+                kind = dict(message.get("headers", [])).get(b"content-type", b"")
+                status["stream"] = int(kind.startswith(b"text/event-stream"))
             elif message["type"] == "http.response.body":
                 status["bytes"] += len(message.get("body", b""))
             await send_with_id(message)
@@ -126,8 +128,14 @@ class RequestContext:
         if self.requests is not None and status["code"]:
             self.requests.record(status["code"], elapsed_ms)
         client_id = scope["state"].get("client_id")
-        if self.client_stats is not None and client_id and status["code"]:
-            self.client_stats.record(client_id, elapsed_ms)  # the dashboard's response time
+        # The dashboard's response time; a stream lasts as long as its client listens.
+        if (
+            self.client_stats is not None
+            and client_id
+            and status["code"]
+            and not status.get("stream")
+        ):
+            self.client_stats.record(client_id, elapsed_ms)
         self._log_activity(scope, status, elapsed_ms)
         requests_log.info(
             "%s %s %s",

@@ -5,7 +5,8 @@ memory, and its periodic flush (AIA_METRICS_FLUSH_S) upserts the sums into `api_
 (one row per client and minute, added to by every process). Chosen over Redis counters that the
 beat would persist: PostgreSQL is where the dashboard reads, the rows are compact (one per
 client-minute, not per request) and durable at once, and there is no second copy to reconcile.
-Only requests of an identified client are counted (the client is known once a token checked).
+Only requests of an identified client are counted (the client is known once a token checked),
+and event streams are not (a stream lasts as long as its client listens).
 """
 
 from __future__ import annotations
