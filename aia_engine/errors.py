@@ -858,3 +858,18 @@ class DatasetTooLargeForAgent(AgentError):
         "details.limit). data_analysis_agent streams any size; for the others, name a smaller "
         "dataset."
     )
+
+
+# -- Business intelligence (GET /business-intelligence/dashboard). --
+
+
+class InvalidDashboardPeriod(InvalidRequest):
+    """Raised when the dashboard's `month` is not a YYYY-MM month up to the current one."""
+
+    code = "E068"
+    title = "Invalid dashboard period"
+    description = (
+        "`month` must be a calendar month written YYYY-MM (e.g. 2025-06), not after the current "
+        "month; leave it out for the month of the latest purchase. details.field names the "
+        "parameter and details.issue says what is wrong. See docs/business-intelligence.md."
+    )

@@ -19,9 +19,11 @@ from aia_engine.activity import RequestLog
 from aia_engine.agents import known_agents
 from aia_engine.auth.revocation import Reloader, RevokedFamilies
 from aia_engine.auth.tokens import VerifiedTokens
+from aia_engine.bi.cache import DashboardCache
 from aia_engine.db.session import Sessions, make_engine, make_sessions
 from aia_engine.limits.limiter import RateLimiter
 from aia_engine.limits.quota import ActiveTasks
+from aia_engine.metrics.client_requests import ClientRequestStats
 from aia_engine.metrics.host import HOST_CPU
 from aia_engine.metrics.requests import RequestCounter
 from aia_engine.ops.health import HEALTHY, HealthMonitor
@@ -127,6 +129,13 @@ def _health_monitor(
     )
 
 
+def _flush_client_stats(stats: ClientRequestStats, sessions: Sessions) -> None:
+    try:
+        stats.flush(sessions)
+    except Exception:
+        log.warning("could not write per-client request figures; will retry", exc_info=True)
+
+
 def create_app(
     settings: Settings,
     *,
@@ -178,6 +187,13 @@ def create_app(
         if settings.task_quotas_enabled
         else None,
         health=_health_monitor(settings, sessions, redis_conn, count_workers),
+        bi_dashboards=DashboardCache(
+            redis_conn,
+            ttl_s=settings.bi_dashboard_ttl_s,
+            stale_s=settings.bi_dashboard_stale_s,
+            wait_s=settings.bi_dashboard_wait_s,
+            background=settings.bi_dashboard_concurrency,
+        ),
         revoked=RevokedFamilies(
             sessions,
             redis_conn,
@@ -192,6 +208,7 @@ def create_app(
     )
 
     request_counter, request_log = RequestCounter(), RequestLog()
+    client_stats = ClientRequestStats()
     stop_flushing = threading.Event()
 
     def flush() -> None:
@@ -200,6 +217,7 @@ def create_app(
             request_log.flush(sessions)
         except Exception:
             log.warning("could not write the user activity log; will retry", exc_info=True)
+        _flush_client_stats(client_stats, sessions)
 
     def flush_loop() -> None:  # request counts into Redis, user activity into PostgreSQL
         while not stop_flushing.wait(settings.metrics_flush_s):
@@ -214,6 +232,7 @@ def create_app(
         res.secret_checks = anyio.CapacityLimiter(settings.secret_checks_per_process)
         res.graph_queries = anyio.CapacityLimiter(settings.kg_query_concurrency)
         res.semantic_searches = anyio.CapacityLimiter(settings.search_concurrency)
+        res.bi_computations = anyio.CapacityLimiter(settings.bi_dashboard_concurrency)
         HOST_CPU.prime()  # so the first `cpu_usage` reading measures an interval
         flusher = threading.Thread(target=flush_loop, name="aia-metrics-flush", daemon=True)
         flusher.start()
@@ -249,6 +268,7 @@ def create_app(
                 counter=counter,
                 requests=request_counter,
                 activity=request_log,
+                client_stats=client_stats,
             )
         ],
         exception_handlers={

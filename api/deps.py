@@ -14,6 +14,7 @@ from starlette.requests import Request
 
 from aia_engine.auth.revocation import RevokedFamilies
 from aia_engine.auth.tokens import VerifiedTokens
+from aia_engine.bi.cache import DashboardCache
 from aia_engine.db.session import Sessions
 from aia_engine.limits.limiter import RateLimiter
 from aia_engine.limits.quota import ActiveTasks, ClientQuota
@@ -66,6 +67,11 @@ class Resources:
     semantic_searches: anyio.CapacityLimiter | None = None
     """Semantic searches running at once (AIA_SEARCH_CONCURRENCY; the query's embedding is
     CPU-bound); made when the app starts."""
+    bi_dashboards: DashboardCache | None = None
+    """Business dashboards cached in Redis (aia_engine/bi/cache.py)."""
+    bi_computations: anyio.CapacityLimiter | None = None
+    """Dashboard computations on a miss running at once (AIA_BI_DASHBOARD_CONCURRENCY; each
+    scans the client's purchases), on threads of their own; made when the app starts."""
 
 
 def resources(request: Request) -> Resources:

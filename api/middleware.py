@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aia_engine.activity import RequestLog
 from aia_engine.errors import EngineError, InvalidRequest, NotFound, RequestTimedOut
+from aia_engine.metrics.client_requests import ClientRequestStats
 from aia_engine.metrics.requests import RequestCounter
 from api.errors import envelope
 
@@ -40,8 +41,10 @@ class RequestContext:
         counter: dict[str, int],
         requests: RequestCounter | None = None,
         activity: RequestLog | None = None,
+        client_stats: ClientRequestStats | None = None,
     ) -> None:
         self.app = app
+        self.client_stats = client_stats
         self.timeout_s = timeout_s
         self.slow_timeouts = slow_timeouts or {}
         """Longer timeouts by (method, path): uploads that stream a large body."""
@@ -82,6 +85,8 @@ class RequestContext:
         async def send_logged(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
+                kind = dict(message.get("headers", [])).get(b"content-type", b"")
+                status["stream"] = int(kind.startswith(b"text/event-stream"))
             elif message["type"] == "http.response.body":
                 status["bytes"] += len(message.get("body", b""))
             await send_with_id(message)
@@ -126,6 +131,15 @@ class RequestContext:
         elapsed_ms = (time.perf_counter() - began) * 1000
         if self.requests is not None and status["code"]:
             self.requests.record(status["code"], elapsed_ms)
+        client_id = scope["state"].get("client_id")
+        # The dashboard's response time; a stream lasts as long as its client listens.
+        if (
+            self.client_stats is not None
+            and client_id
+            and status["code"]
+            and not status.get("stream")
+        ):
+            self.client_stats.record(client_id, elapsed_ms)
         self._log_activity(scope, status, elapsed_ms)
         requests_log.info(
             "%s %s %s",

@@ -636,3 +636,60 @@ class SemanticSearchResult(BaseModel):
     results: list[SemanticSearchHit] = Field(description="Most similar first")
     query_vector_dimensions: int = Field(description="384 (all-MiniLM-L6-v2)")
     search_time_ms: float = Field(description="Measured: embedding, search and explanations")
+
+
+# -- business intelligence (aia_engine/bi/dashboard.py; docs/business-intelligence.md) -------
+
+
+class DashboardRevenue(BaseModel):
+    current_month: float | None
+    previous_month: float | None
+    growth_rate: float | None
+    forecast_next_month: float | None
+
+
+class DashboardCustomers(BaseModel):
+    total_active: int | None
+    new_this_month: int | None
+    churn_rate: float | None
+    satisfaction_score: float | None = Field(description="0-10, from VADER's compound score")
+
+
+class DashboardOperations(BaseModel):
+    task_completion_rate: float | None
+    average_response_time: float | None = Field(description="seconds")
+    system_uptime: float | None
+    agent_efficiency: float | None
+
+
+class DashboardMetrics(BaseModel):
+    revenue: DashboardRevenue
+    customers: DashboardCustomers
+    operations: DashboardOperations
+
+
+class DashboardTrends(BaseModel):
+    revenue_trend: Literal["increasing", "decreasing", "stable"] | None
+    customer_growth: Literal["growing", "stable", "shrinking"] | None
+    operational_efficiency: Literal["improving", "stable", "declining"] | None
+
+
+class DashboardAlert(BaseModel):
+    type: Literal["info", "warning", "critical"]
+    message: str
+    severity: Literal["low", "medium", "high"]
+    action_required: bool
+    rule: str = Field(description="the documented rule that raised it")
+    figures: dict[str, float | None] = Field(description="the figures that raised it")
+
+
+class Dashboard(BaseModel):
+    dashboard_id: str
+    generated_at: str = Field(description="when the figures were computed (UTC)")
+    metrics: DashboardMetrics
+    trends: DashboardTrends
+    alerts: list[DashboardAlert]
+    details: dict[str, Any] = Field(
+        description="period, revenue series, forecast and backtest, customer and operations "
+        "counts, ignored rows and how the answer was served (cache)"
+    )

@@ -1,6 +1,7 @@
-"""What the beat process runs beside its schedule: the event pump and the system checks.
+"""What the beat process runs beside its schedule: the event pump, the system checks and the
+health samples (the dashboard's uptime, aia_engine/ops/health_history.py).
 
-Both are threads of `celery beat` (started on `beat_init`), because beat is the one process an
+All three are threads of `celery beat` (started on `beat_init`), because beat is the one process an
 installation runs exactly once; the pump also takes a PostgreSQL advisory lock, so a second
 beat (or `aia-engine events`) only stands by.
 """
@@ -16,6 +17,7 @@ from celery import Celery
 from aia_engine.db.session import make_engine, make_sessions
 from aia_engine.events.pump import EventPump
 from aia_engine.metrics.prometheus import queue_depths
+from aia_engine.ops.health_history import HealthSampler, engine_checks
 from aia_engine.ops.monitor import SystemMonitor
 from aia_engine.redis.connect import sync_client
 from aia_engine.settings import Settings
@@ -59,5 +61,15 @@ def start_background(app: Celery, settings: Settings) -> list[threading.Event]:
     threading.Thread(
         target=monitor.run, args=(monitor_stop,), name="aia-monitor", daemon=True
     ).start()
-    log.info("event pump and system checks started")
-    return [pump_stop, monitor_stop]
+    sampler = HealthSampler(
+        sessions,
+        engine_checks(sessions, client, lambda: stage_workers(app)),
+        interval_s=settings.bi_health_sample_s,
+        keep_days=settings.bi_history_keep_days,
+    )
+    sampler_stop = threading.Event()
+    threading.Thread(
+        target=sampler.run, args=(sampler_stop,), name="aia-health-samples", daemon=True
+    ).start()
+    log.info("event pump, system checks and health samples started")
+    return [pump_stop, monitor_stop, sampler_stop]

@@ -6,6 +6,7 @@ from starlette.routing import BaseRoute
 
 from api.routes import (
     auth,
+    business_intelligence,
     datasets,
     docs,
     graph_query,
@@ -37,5 +38,6 @@ ROUTES: list[BaseRoute] = [
     *graph_writes.routes,
     *graph_query.routes,
     *semantic_search.routes,
+    *business_intelligence.routes,
     *docs.routes,
 ]

@@ -65,6 +65,7 @@ ANSWERED_BEFORE = {
     "E066": (403, "Forbidden"),
     "E055": (503, "EmbeddingModelUnavailable"),
     "E056": (503, "EmbeddingFailed"),
+    "E068": (422, "ValidationError"),
     "E400": (400, "BadRequest"),
     "E401": (401, "Unauthorized"),
     "E403": (403, "Forbidden"),
