@@ -31,7 +31,7 @@ API's envelope, its /errors pages and the OpenAPI error schemas are read from `c
     └── HTTP edge errors, answered, never stored on a stage:
         BadRequest E400, NoSuchEndpoint E404, MethodNotAllowed E405, PayloadTooLarge E413,
         UnsupportedMediaType E415, RateLimitExceeded E429, TooManyStreams E012,
-        QuotaExceeded E013, RequestTimedOut E504
+        QuotaExceeded E013, RequestTimedOut E504, UploadStalled E408
 
 A class that sets `code` in its own body is a catalogue entry and must set `title` and
 `description` too; a subclass that does not (TaskNotFound) is a variant of its parent's entry.
@@ -676,6 +676,21 @@ class RequestTimedOut(EngineError):
     title = "Request timed out"
     description = (
         "The request took longer than the API's timeout. Retry, or submit work asynchronously."
+    )
+    where = "response"
+
+
+class UploadStalled(EngineError):
+    """Answered when a streamed request body pauses longer than the API waits for it."""
+
+    status = 408
+    type = "RequestTimeout"
+    code = "E408"
+    title = "Request body stalled"
+    description = (
+        "The request's body stopped arriving for longer than the API waits between two pieces "
+        "of it (details.idle_s; AIA_DATASET_UPLOAD_IDLE_S for POST /datasets). Nothing of it "
+        "was stored; send it again."
     )
     where = "response"
 
