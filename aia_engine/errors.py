@@ -837,7 +837,7 @@ class InvalidDatasetFile(InvalidRequest):
 
 
 class DatasetTooLarge(EngineError):
-    """Raised when a dataset passes AIA_DATASET_MAX_BYTES or AIA_DATASET_MAX_RECORDS."""
+    """Raised when a dataset passes AIA_DATASET_MAX_BYTES, _MAX_RECORDS or _MAX_RECORD_BYTES."""
 
     status = 413
     type = "PayloadTooLarge"
@@ -846,8 +846,8 @@ class DatasetTooLarge(EngineError):
     description = (
         "The dataset passes a limit and nothing was stored: its bytes as sent "
         "(AIA_DATASET_MAX_BYTES, 256 MiB by default; a Content-Length above it is refused before "
-        "reading) or its records (AIA_DATASET_MAX_RECORDS, 10,000,000). details.limit and "
-        "details.setting say which."
+        "reading), its records (AIA_DATASET_MAX_RECORDS, 10,000,000) or one record's bytes "
+        "(AIA_DATASET_MAX_RECORD_BYTES, 1 MiB). details.limit and details.setting say which."
     )
 
 

@@ -380,5 +380,11 @@ def test_cli_upload_streams_with_a_progress_bar_and_clear_exit_codes(
     assert "--format" in cli(env, str(unknown), "--name", "x").stderr
     wrong = cli({**env, "AIA_CLIENT_SECRET": "wrong"}, str(path), "--name", "y")
     assert wrong.returncode == 2 and "AIA_CLIENT_SECRET" in wrong.stderr
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        nowhere = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    away = cli({**env, "AIA_API_URL": nowhere}, str(path), "--name", "z")
+    assert away.returncode == 2 and "could not reach the API" in away.stderr, away.stderr
+    assert "refused the upload" not in away.stderr
     assert stored_rows(services, "orders") == 200_000
     assert stored_rows(services, "bad_lines") == -1
