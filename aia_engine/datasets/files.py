@@ -312,11 +312,14 @@ def _csv_lines(stream: io.BufferedReader[CountedBytes], at: list[int]) -> Iterat
     `at` holds [the line number, the bytes of the record being read so far], which the reader
     resets when a record is complete, so a quoted cell over many lines is limited too."""
     limit = stream.raw.max_record
-    for number, raw in _lines(stream):
+    readline = stream.readline
+    number = 0
+    while raw := readline(limit + 2):
+        number += 1
         at[0] = number
         at[1] += len(raw)
-        if at[1] - (len(raw) - len(raw.rstrip(b"\r\n"))) > limit:  # its last line ending aside
-            raise record_too_large(limit, line=number)
+        if at[1] > limit and at[1] - (len(raw) - len(raw.rstrip(b"\r\n"))) > limit:
+            raise record_too_large(limit, line=number)  # its last line ending aside
         try:
             line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
         except UnicodeDecodeError as exc:
