@@ -31,7 +31,7 @@ API's envelope, its /errors pages and the OpenAPI error schemas are read from `c
     └── HTTP edge errors, answered, never stored on a stage:
         BadRequest E400, NoSuchEndpoint E404, MethodNotAllowed E405, PayloadTooLarge E413,
         UnsupportedMediaType E415, RateLimitExceeded E429, TooManyStreams E012,
-        QuotaExceeded E013, RequestTimedOut E504
+        QuotaExceeded E013, RequestTimedOut E504, UploadStalled E408
 
 A class that sets `code` in its own body is a catalogue entry and must set `title` and
 `description` too; a subclass that does not (TaskNotFound) is a variant of its parent's entry.
@@ -680,6 +680,21 @@ class RequestTimedOut(EngineError):
     where = "response"
 
 
+class UploadStalled(EngineError):
+    """Answered when a streamed request body pauses longer than the API waits for it."""
+
+    status = 408
+    type = "RequestTimeout"
+    code = "E408"
+    title = "Request body stalled"
+    description = (
+        "The request's body stopped arriving for longer than the API waits between two pieces "
+        "of it (details.idle_s; AIA_DATASET_UPLOAD_IDLE_S for POST /datasets). Nothing of it "
+        "was stored; send it again."
+    )
+    where = "response"
+
+
 # -- Knowledge graph queries (POST /knowledge-graph/query, the graph_query stage input). --
 
 SUPPORTED_CYPHER = (
@@ -822,7 +837,7 @@ class InvalidDatasetFile(InvalidRequest):
 
 
 class DatasetTooLarge(EngineError):
-    """Raised when a dataset passes AIA_DATASET_MAX_BYTES or AIA_DATASET_MAX_RECORDS."""
+    """Raised when a dataset passes AIA_DATASET_MAX_BYTES, _MAX_RECORDS or _MAX_RECORD_BYTES."""
 
     status = 413
     type = "PayloadTooLarge"
@@ -831,8 +846,8 @@ class DatasetTooLarge(EngineError):
     description = (
         "The dataset passes a limit and nothing was stored: its bytes as sent "
         "(AIA_DATASET_MAX_BYTES, 256 MiB by default; a Content-Length above it is refused before "
-        "reading) or its records (AIA_DATASET_MAX_RECORDS, 10,000,000). details.limit and "
-        "details.setting say which."
+        "reading), its records (AIA_DATASET_MAX_RECORDS, 10,000,000) or one record's bytes "
+        "(AIA_DATASET_MAX_RECORD_BYTES, 1 MiB). details.limit and details.setting say which."
     )
 
 

@@ -188,6 +188,16 @@ class Settings(BaseSettings):
     dataset_upload_timeout_s: float = Field(default=900.0, gt=0)
     """Time a `POST /datasets` upload may take (AIA_REQUEST_TIMEOUT_S is too short for 256 MiB
     on a slow link); past it the upload answers 504 and nothing is stored."""
+    dataset_max_record_bytes: int = Field(default=1_048_576, ge=64)
+    """Bytes one record may take (a CSV record's lines, a JSON Lines line, a JSON array's item),
+    checked while it is read: a larger one answers 413 and nothing is stored."""
+    dataset_upload_concurrency: int = Field(default=2, ge=1)
+    """Uploads (`POST /datasets`) one API process runs at once, each on its own thread and
+    database connection beside the request threads; past it, 503 with Retry-After."""
+    dataset_upload_per_client: int = Field(default=1, ge=1)
+    """Uploads one client may run at once in one API process; past it, 429 with Retry-After."""
+    dataset_upload_idle_s: float = Field(default=30.0, gt=0)
+    """Longest wait for the next piece of an upload's body; past it, 408 and nothing stored."""
     dataset_agent_max_rows: int = Field(default=100_000, ge=1)
     """Most records an agent that needs a dataset as a list in memory is given (every built-in
     agent but data_analysis_agent, which streams); past it the stage fails with E067."""

@@ -20,6 +20,7 @@ from aia_engine.agents import known_agents
 from aia_engine.auth.revocation import Reloader, RevokedFamilies
 from aia_engine.auth.tokens import VerifiedTokens
 from aia_engine.bi.cache import DashboardCache
+from aia_engine.datasets.purge import BackgroundPurge
 from aia_engine.db.session import Sessions, make_engine, make_sessions
 from aia_engine.limits.limiter import RateLimiter
 from aia_engine.limits.quota import ActiveTasks
@@ -35,6 +36,7 @@ from aia_engine.redis.counters import Slots
 from aia_engine.settings import Settings, get_settings
 from aia_engine.webhooks.delivery import http_client
 from aia_engine.webhooks.urls import Resolver, system_resolver
+from api.dataset_uploads import UploadSlots
 from api.deps import Resources
 from api.errors import EXCEPTION_HANDLERS, unavailable
 from api.middleware import RequestContext
@@ -152,10 +154,13 @@ def create_app(
     publisher = publisher or default_publisher
     count_workers = count_workers or default_count
     own_sessions = sessions is None
-    sessions = sessions or make_sessions(make_engine(settings, pool_size=settings.api_db_pool_size))
+    # A connection for each request thread and each dataset upload, which runs on its own.
+    pool_size = settings.api_db_pool_size + settings.dataset_upload_concurrency
+    sessions = sessions or make_sessions(make_engine(settings, pool_size=pool_size))
     counter: dict[str, int] = {}
     gate = PublishGate(settings.publish_backoff_s)
     pipeline = gate.pipeline = PublishPipeline(sessions, publisher, gate)
+    purge = BackgroundPurge(sessions)
     redis_conn = redis_client or sync_client(
         settings.require_redis_url(), connect_timeout=1, timeout=2
     )
@@ -194,6 +199,10 @@ def create_app(
             wait_s=settings.bi_dashboard_wait_s,
             background=settings.bi_dashboard_concurrency,
         ),
+        dataset_uploads=UploadSlots(
+            settings.dataset_upload_concurrency, settings.dataset_upload_per_client
+        ),
+        dataset_purge=purge,
         revoked=RevokedFamilies(
             sessions,
             redis_conn,
@@ -233,6 +242,9 @@ def create_app(
         res.graph_queries = anyio.CapacityLimiter(settings.kg_query_concurrency)
         res.semantic_searches = anyio.CapacityLimiter(settings.search_concurrency)
         res.bi_computations = anyio.CapacityLimiter(settings.bi_dashboard_concurrency)
+        # Uploads take threads of their own: a slow one never holds a request thread.
+        res.dataset_upload_threads = anyio.CapacityLimiter(settings.dataset_upload_concurrency)
+        purge.kick()  # rows of datasets deleted before a restart
         HOST_CPU.prime()  # so the first `cpu_usage` reading measures an interval
         flusher = threading.Thread(target=flush_loop, name="aia-metrics-flush", daemon=True)
         flusher.start()

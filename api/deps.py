@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import anyio
@@ -15,6 +15,7 @@ from starlette.requests import Request
 from aia_engine.auth.revocation import RevokedFamilies
 from aia_engine.auth.tokens import VerifiedTokens
 from aia_engine.bi.cache import DashboardCache
+from aia_engine.datasets.purge import BackgroundPurge
 from aia_engine.db.session import Sessions
 from aia_engine.limits.limiter import RateLimiter
 from aia_engine.limits.quota import ActiveTasks, ClientQuota
@@ -23,6 +24,7 @@ from aia_engine.publishing import Publisher, PublishGate
 from aia_engine.redis.counters import Slots
 from aia_engine.settings import Settings
 from aia_engine.webhooks.urls import Resolver
+from api.dataset_uploads import UploadSlots
 from api.streams import StreamHub
 
 T = TypeVar("T")
@@ -72,6 +74,15 @@ class Resources:
     bi_computations: anyio.CapacityLimiter | None = None
     """Dashboard computations on a miss running at once (AIA_BI_DASHBOARD_CONCURRENCY; each
     scans the client's purchases), on threads of their own; made when the app starts."""
+
+    dataset_uploads: UploadSlots = field(default_factory=lambda: UploadSlots(2, 1))
+    """Dataset uploads running in this process (AIA_DATASET_UPLOAD_CONCURRENCY, and
+    AIA_DATASET_UPLOAD_PER_CLIENT for one client)."""
+    dataset_upload_threads: anyio.CapacityLimiter | None = None
+    """The uploads' own threads (never the request threads' limiter); made when the app
+    starts."""
+    dataset_purge: BackgroundPurge | None = None
+    """Removes deleted datasets' rows in the background."""
 
 
 def resources(request: Request) -> Resources:

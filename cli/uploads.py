@@ -74,6 +74,11 @@ def cmd_datasets_upload(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise RuntimeError(str(exc)) from exc
         except ApiError as exc:
+            if exc.status == 0:  # no answer: the network, not the API
+                raise RuntimeError(
+                    f"could not reach the API at {api.url}: {exc.error.get('message', exc)}; "
+                    "check AIA_API_URL (or --api-url) and that the API is running"
+                ) from exc
             hint = {
                 401: "; check AIA_CLIENT_ID and AIA_CLIENT_SECRET",
                 403: "; the client needs the write scope",

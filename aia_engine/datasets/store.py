@@ -5,6 +5,11 @@ A dataset row holds the metadata (public id `ds_...`, schema, counts); its recor
 `dataset_rows`, numbered in file order. A dataset with `client_id` NULL is shared (the
 operator's); one with a client id is that client's own. A client sees its own datasets, the
 shared ones and the shipped samples, its own first; it changes only its own.
+
+Writers never wait for each other: an upload, replace or delete first takes a transaction-level
+advisory lock on (owner, name) without waiting, and answers 409 "upload in progress" when
+another holds it. A delete only renames the dataset to a tombstone owned by nobody (one quick
+UPDATE); `purge_deleted` removes its rows afterwards, in chunks.
 """
 
 from __future__ import annotations
@@ -15,14 +20,14 @@ import secrets
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlalchemy import delete, or_, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete, func, or_, select, text, update
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from aia_engine.clock import utcnow
 from aia_engine.datasets import SAMPLE_PREFIX, sample_name, sample_names
-from aia_engine.datasets.files import bad
-from aia_engine.datasets.rows import StoredDataset
+from aia_engine.datasets.files import DEEP, NAN, NUL, SURROGATE, bad
+from aia_engine.datasets.rows import TOMBSTONE, StoredDataset
 from aia_engine.datasets.samples import sample_view
 from aia_engine.datasets.schema import SchemaBuilder
 from aia_engine.db.models import Dataset, DatasetRow, Task
@@ -39,7 +44,13 @@ from aia_engine.settings import Settings
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 PUBLIC_ID = re.compile(r"^ds_[0-9a-f]{24}$")
 BATCH_ROWS = 5000
-"""Rows written to the COPY stream at a time while a dataset streams in."""
+BATCH_BYTES = 4 << 20
+"""Rows written to the COPY stream at a time while a dataset streams in: 5,000, or fewer when
+they reach 4 MiB."""
+PURGE_ROWS = 50_000
+"""Rows one purge statement deletes."""
+LOCK_TIMEOUT = "5s"
+"""Longest wait for a row lock in a dataset write (a backstop: writers try locks first)."""
 COPY_ROWS = "COPY dataset_rows (dataset_id, row_no, record) FROM STDIN"
 _NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 _encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
@@ -83,10 +94,17 @@ def store_records(
     builder = SchemaBuilder()
     encoded = 0
     with sessions.begin() as session:
+        # Backstops: a stuck upload ends instead of holding its connection and locks.
+        session.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
+        idle_ms = int(settings.dataset_upload_idle_s * 1000) + 30_000
+        session.execute(text(f"SET LOCAL idle_in_transaction_session_timeout = {idle_ms}"))
+        statement_ms = int(settings.dataset_upload_timeout_s * 1000) + 60_000
+        session.execute(text(f"SET LOCAL statement_timeout = {statement_ms}"))
         row = _claim(session, name, client_id, replace)
         raw = session.connection().connection.driver_connection
         assert raw is not None
         batch: list[bytes] = []
+        batch_bytes = 0
         prefix = f"{row.id}\t"
         count = 0
         # One COPY for the whole stream, fed a batch at a time: PostgreSQL stores a batch
@@ -103,10 +121,12 @@ def store_records(
                 builder.add(record)
                 line = _copy_line(prefix, count, record)
                 encoded += len(line)
+                batch_bytes += len(line)
                 batch.append(line)
-                if len(batch) >= BATCH_ROWS:
+                if len(batch) >= BATCH_ROWS or batch_bytes >= BATCH_BYTES:
                     copy.write(b"".join(batch))
                     batch.clear()
+                    batch_bytes = 0
             if count == 0:
                 raise bad("it holds no records")
             copy.write(b"".join(batch))
@@ -118,9 +138,36 @@ def store_records(
         return view(row, client_id)
 
 
+def _hold_name(session: Session, name: str, client_id: str | None) -> None:
+    """Take the write lock of (owner, name) for this transaction, or raise Conflict at once
+    when another upload, replace or delete holds it."""
+    key = f"aia.dataset:{client_id or ''}:{name}"
+    taken = session.scalar(select(func.pg_try_advisory_xact_lock(func.hashtextextended(key, 0))))
+    if not taken:
+        raise Conflict(
+            f"dataset {name!r}: upload in progress (another upload, replace or delete of this "
+            "name is running); retry when it is done",
+            name=name,
+            issue="upload in progress",
+        )
+
+
 def _claim(session: Session, name: str, client_id: str | None, replace: bool) -> Dataset:
     """The dataset row to fill: the existing one emptied (with `replace`), or a new one."""
-    found: Dataset | None = session.scalars(_owned(name, client_id).with_for_update()).one_or_none()
+    _hold_name(session, name, client_id)
+    try:
+        found: Dataset | None = session.scalars(
+            _owned(name, client_id).with_for_update(nowait=True)
+        ).one_or_none()
+    except OperationalError as exc:  # a row lock taken by a writer without the name lock
+        raise Conflict(f"dataset {name!r}: upload in progress", name=name) from exc
+    if found is None and replace and client_id is not None and _shared(session, name):
+        raise DatasetReadOnly(
+            f"dataset {name!r} is a shared dataset: every client may read it, none may "
+            "replace it; upload under another name (or without replace=true, as your own "
+            "dataset of that name, which then comes first for you)",
+            name=name,
+        )
     if found is not None:
         if not replace:
             raise Conflict(
@@ -157,27 +204,31 @@ def _copy_line(prefix: str, number: int, record: dict[str, Any]) -> bytes:
     try:
         text = _encode(record)
     except ValueError as exc:
-        raise bad(f"record {number} holds NaN or infinity, which JSON cannot carry") from exc
+        raise bad(f"record {number} holds NaN or infinity, which JSON cannot carry", NAN) from exc
+    except RecursionError as exc:
+        raise bad(f"record {number} is nested too deeply", DEEP, record=number) from exc
     if "\\u0000" in text and _NUL.search(text):
-        raise bad(f"record {number} holds a NUL character (\\u0000), which PostgreSQL cannot store")
+        raise bad(
+            f"record {number} holds a NUL character (\\u0000), which PostgreSQL cannot store", NUL
+        )
     # JSON escapes every control character, so a backslash is the one byte COPY's text
     # format still needs escaped.
     try:
         return f"{prefix}{number}\t{text.replace(chr(92), chr(92) * 2)}\n".encode()
     except UnicodeEncodeError as exc:
-        raise bad(f"record {number} holds a lone surrogate, which is not text") from exc
+        raise bad(f"record {number} holds a lone surrogate, which is not text", SURROGATE) from exc
 
 
 def add_dataset(
     sessions: Sessions,
     name: str,
-    records: list[dict[str, Any]],
+    records: Iterable[dict[str, Any]],
     *,
     settings: Settings,
     client_id: str | None = None,
     replace: bool = False,
 ) -> dict[str, Any]:
-    """Store a list of records (tests, scripts): `store_records` with format `records`."""
+    """Store records (tests, scripts): `store_records` with format `records`."""
     return store_records(
         sessions,
         name,
@@ -214,6 +265,8 @@ def list_datasets(
     query = select(Dataset).order_by(Dataset.name, Dataset.client_id.nulls_first())
     if not every:
         query = query.where(_visible(client_id))
+    else:
+        query = query.where(Dataset.client_id.is_distinct_from(TOMBSTONE))
     with sessions.begin() as session:
         return [view(row, client_id) for row in session.scalars(query)]
 
@@ -237,12 +290,52 @@ def get_for_client(sessions: Sessions, ref: str, client_id: str) -> dict[str, An
     return sample_view(sample)
 
 
+def _shared(session: Session, name: str) -> bool:
+    query = select(Dataset.id).where(Dataset.name == name, Dataset.client_id.is_(None))
+    return session.scalar(query) is not None
+
+
+def _bury(session: Session, row: Dataset) -> None:
+    """Make `row` invisible at once: renamed to a tombstone no client owns (its name freed),
+    its rows left to `purge_deleted`."""
+    session.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
+    _hold_name(session, row.name, row.client_id)
+    session.execute(
+        update(Dataset)
+        .where(Dataset.id == row.id)
+        .values(name=f"deleted:{row.id}", client_id=TOMBSTONE, updated_at=utcnow())
+    )
+
+
+def purge_deleted(sessions: Sessions, *, chunk: int = PURGE_ROWS) -> int:
+    """Remove the rows of deleted datasets, `chunk` rows per transaction, then the datasets;
+    how many datasets went. Safe to run in several places at once."""
+    with sessions.begin() as session:
+        buried = session.scalars(select(Dataset.id).where(Dataset.client_id == TOMBSTONE)).all()
+    for dataset_id in buried:
+        while True:
+            with sessions.begin() as session:
+                low = session.scalar(
+                    select(func.min(DatasetRow.row_no)).where(DatasetRow.dataset_id == dataset_id)
+                )
+                if low is None:
+                    session.execute(delete(Dataset).where(Dataset.id == dataset_id))
+                    break
+                session.execute(
+                    delete(DatasetRow).where(
+                        DatasetRow.dataset_id == dataset_id, DatasetRow.row_no < low + chunk
+                    )
+                )
+    return len(buried)
+
+
 def delete_for_client(sessions: Sessions, ref: str, client_id: str) -> None:
-    """Delete `client_id`'s own dataset `ref`; a shared dataset or a sample is read-only."""
+    """Delete `client_id`'s own dataset `ref` (made invisible at once; `purge_deleted` removes
+    its rows); a shared dataset or a sample is read-only."""
     with sessions.begin() as session:
         row = resolve(session, ref, client_id)
         if row is not None and row.client_id == client_id:
-            session.delete(row)
+            _bury(session, row)
             return
     if row is not None or sample_name(ref) is not None:
         what = "a shared dataset" if row is not None else "a shipped sample"
@@ -254,13 +347,14 @@ def delete_for_client(sessions: Sessions, ref: str, client_id: str) -> None:
 
 
 def delete_dataset(sessions: Sessions, name: str, *, client_id: str | None = None) -> None:
-    """The operator's delete: the shared dataset `name`, or `client_id`'s own."""
+    """The operator's delete: the shared dataset `name`, or `client_id`'s own (its rows purged
+    before it returns)."""
     with sessions.begin() as session:
-        gone = session.execute(
-            delete(Dataset).where(Dataset.name == name, _owner(client_id)).returning(Dataset.id)
-        ).first()
-    if gone is None:
-        raise DatasetNotFound(name, client_id)
+        row = session.scalars(_owned(name, client_id)).one_or_none()
+        if row is None:
+            raise DatasetNotFound(name, client_id)
+        _bury(session, row)
+    purge_deleted(sessions)
 
 
 def resolve(session: Session, ref: str, client_id: Any) -> Dataset | None:
@@ -336,6 +430,7 @@ def open_dataset(
             row.record_count,
             list(row.schema.get("columns", [])),
             max_rows,
+            row.updated_at,
         )
 
 

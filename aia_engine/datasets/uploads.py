@@ -16,8 +16,8 @@ from aia_engine.settings import Settings
 def store_stream(
     sessions: Sessions,
     name: str,
-    chunks: Iterable[bytes],
     *,
+    chunks: Iterable[bytes],
     fmt: str,
     settings: Settings,
     client_id: str | None = None,
@@ -26,7 +26,7 @@ def store_stream(
 ) -> dict[str, Any]:
     """Store the records in `chunks` (format `fmt`: csv, jsonl or json) as dataset `name`."""
     check_name(name)
-    source = CountedBytes(chunks, settings.dataset_max_bytes)
+    source = CountedBytes(chunks, settings.dataset_max_bytes, settings.dataset_max_record_bytes)
     return store_records(
         sessions,
         name,
@@ -54,7 +54,7 @@ def store_file(
     return store_stream(
         sessions,
         name,
-        file_chunks(path),
+        chunks=file_chunks(path),
         fmt=format_of(path, fmt),
         settings=settings,
         client_id=client_id,

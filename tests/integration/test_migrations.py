@@ -188,3 +188,27 @@ def test_0020_moves_dataset_records_into_rows_and_back(services: Services, scrat
     with psycopg.connect(plain) as conn:
         back = conn.execute("SELECT records FROM datasets").fetchone()
     assert back is not None and back[0] == records
+
+
+def test_0020_moves_a_dataset_past_21474_records(services: Services, scratch_db: str) -> None:
+    # row_no * 100000 once overflowed int at row 21,475 (the old cap was 100,000 records).
+    config = alembic_config(scratch_db)
+    command.upgrade(config, "0019")
+    plain = make_url(scratch_db).set(drivername="postgresql").render_as_string(hide_password=False)
+    records: list[dict[str, object]] = [{"n": i} for i in range(30_000)]
+    records[-1] = {"n": 29_999, "late": "x"}  # a column first seen past the overflow
+    with psycopg.connect(plain) as conn:
+        conn.execute(
+            "INSERT INTO datasets (name, client_id, records, record_count, size_bytes, fields)"
+            " VALUES ('big', NULL, %s, 30000, 1, '[\"n\", \"late\"]')",
+            (Jsonb(records),),
+        )
+    command.upgrade(config, "0020")
+    with psycopg.connect(plain) as conn:
+        count = conn.execute("SELECT count(*), max(row_no) FROM dataset_rows").fetchone()
+        found = conn.execute("SELECT schema FROM datasets").fetchone()
+    assert count == (30_000, 30_000)
+    assert found is not None and found[0]["columns"] == [
+        {"name": "n", "type": "integer", "nulls": 0},
+        {"name": "late", "type": "string", "nulls": 29_999},
+    ]

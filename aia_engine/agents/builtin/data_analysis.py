@@ -13,6 +13,13 @@ The records are read once, in order, and never held: a stored dataset streams fr
 PostgreSQL. Each numeric column keeps its values in a compact `array('d')` (8 bytes a value)
 for exact medians and quartiles; counts, sums, groups and time series are aggregated as the
 records go by. A guessed group field is dropped as soon as it passes 20 distinct values.
+
+Time series are bounded: at most 5,000 distinct time values (MAX_TIME_POINTS) are followed, the
+first ones met; records at later new values still count in the statistics and groups but not in
+the trends, and the result says so (`trends.time_points_cut`). Per-group series (for
+`group_trends`, of the first numeric field only) are kept for every guessed group field over
+the first 1,000 records, then only for the one leading then (`params.group_by`'s from the
+start); if that one later passes 20 values, `group_trends` is left out.
 """
 
 from __future__ import annotations
@@ -36,6 +43,10 @@ MAX_GROUPS = 20
 MAX_PARAM_GROUPS = 10_000
 """Distinct values a `group_by` param's field may have (each group keeps its sums)."""
 PROGRESS_EVERY = 100_000
+MAX_TIME_POINTS = 5_000
+"""Distinct time values followed in trends (the first met)."""
+CHOOSE_AFTER = 1_000
+"""Records after which per-group series are kept for the leading group field only."""
 
 
 def _is_number(value: Any) -> bool:
@@ -95,7 +106,8 @@ class _Group:
         self.count = 0
         self.sums: dict[str, float] = defaultdict(float)
         self.counts: dict[str, int] = defaultdict(int)
-        self.series: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        self.series: dict[str, float] = defaultdict(float)
+        """The first numeric field's sum per time value."""
 
 
 class Analysis:
@@ -107,14 +119,18 @@ class Analysis:
         self.records = 0
         self.values: dict[str, array[float]] = {}
         self.totals: dict[str, dict[str, float]] = {}
+        self.times: set[str] = set()
+        self.times_cut = False
         self.candidates: dict[str, dict[str, _Group]] = {}
+        if group_by:
+            self.candidates[group_by] = {}
+        self.series_for: set[str] | None = {group_by} if group_by else None
+        """The group fields whose groups keep series (None: every candidate, for now)."""
 
     def _start(self, record: dict[str, Any]) -> None:
         if self.time_field is None:
             self.time_field = next((f for f in TIME_FIELDS if f in record), None)
-        if self.group_param:
-            self.candidates[self.group_param] = {}
-        else:
+        if not self.group_param:
             for key, value in record.items():
                 if isinstance(value, str) and key not in TIME_FIELDS:
                     self.candidates[key] = {}
@@ -129,8 +145,7 @@ class Analysis:
             if column is None:
                 column = self.values[key] = array("d")
             column.append(value)
-        when = record.get(self.time_field) if self.time_field else None
-        when = None if when is None else str(when)
+        when = self._time_of(record)
         if when is not None:
             for key, value in numbers:
                 totals = self.totals.get(key)
@@ -138,12 +153,39 @@ class Analysis:
                     totals = self.totals[key] = defaultdict(float)
                 totals[when] += value
         self._add_to_groups(record, numbers, when)
+        if self.series_for is None and self.records == CHOOSE_AFTER:
+            self._keep_series_of_the_leader()
+
+    def _time_of(self, record: dict[str, Any]) -> str | None:
+        """The record's time value as text; None when it has none or when it is a new one past
+        MAX_TIME_POINTS."""
+        when = record.get(self.time_field) if self.time_field else None
+        if when is None:
+            return None
+        when = str(when)
+        if when not in self.times:
+            if len(self.times) >= MAX_TIME_POINTS:
+                self.times_cut = True
+                return None
+            self.times.add(when)
+        return when
+
+    def _keep_series_of_the_leader(self) -> None:
+        leading = self._group_field()
+        self.series_for = {leading} if leading else set()
+        for field, groups in self.candidates.items():
+            if field not in self.series_for:
+                for group in groups.values():
+                    group.series.clear()
 
     def _add_to_groups(
         self, record: dict[str, Any], numbers: list[tuple[str, float]], when: str | None
     ) -> None:
+        metric = next(iter(self.values), None)  # the first numeric field met
         for field in list(self.candidates):
             groups = self.candidates[field]
+            kept = self.series_for is None or field in self.series_for
+            at = when if kept else None  # where this field's groups add to their series
             name = str(record.get(field))
             group = groups.get(name)
             if group is None:
@@ -162,8 +204,8 @@ class Analysis:
             for key, value in numbers:
                 group.sums[key] += value
                 group.counts[key] += 1
-                if when is not None:
-                    group.series[key][when] += value
+                if at is not None and key == metric:
+                    group.series[at] += value
 
     def _group_field(self) -> str | None:
         if self.group_param:
@@ -191,14 +233,17 @@ class Analysis:
                     m: trend(_ordered(self.totals[m])) for m in numeric if self.totals.get(m)
                 },
             }
-            if group_field:
-                metric = numeric[0]
+            if self.times_cut:
+                result["trends"]["time_points_cut"] = True
+                result["trends"]["time_points_limit"] = MAX_TIME_POINTS
+            kept = self.series_for is None or group_field in self.series_for
+            if group_field and kept:
                 result["group_trends"] = {
-                    "metric": metric,
+                    "metric": numeric[0],
                     "groups": {
-                        name: trend(_ordered(g.series[metric]))
+                        name: trend(_ordered(g.series))
                         for name, g in sorted(self.candidates[group_field].items())
-                        if g.series.get(metric)
+                        if g.series
                     },
                 }
         return result

@@ -21,6 +21,7 @@ from aia_engine.datasets.store import add_dataset, find_dataset, open_dataset
 from aia_engine.db.models import Dataset, DatasetRow
 from aia_engine.errors import DatasetTooLargeForAgent
 from api.app import create_app
+from tests.conftest import wait_until
 from tests.integration.api.conftest import Credentials, LiveApi, serve, token_for, wait_task
 from tests.integration.conftest import ROOT, Services
 
@@ -121,7 +122,13 @@ BAD_INPUTS = [
     ("nan", '{"a": NaN}\n', "application/x-ndjson", 422, "E064", "NaN"),
     ("xml", "<rows/>", "application/xml", 415, "E415", "text/csv"),
     ("bad name!", CSV, "text/csv", 422, "E001", "not valid"),
-]
+    ("deep", '[{"a": ' + "[" * 1500 + "]" * 1500 + "}]", "application/json", 422, "E064",
+     "nested"),
+    ("deep_lines", '{"a": ' + "[" * 1500 + "]" * 1500 + "}\n", "application/x-ndjson", 422,
+     "E064", "nested"),
+    ("surrogate", '[{"a": "\\ud800"}]', "application/json", 422, "E064", "lone surrogate"),
+    ("big_int", '[{"a": 99999999999999999999}]', "application/json", 422, "E064", "64-bit"),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(("name", "body", "ctype", "status", "code", "words"), BAD_INPUTS)
@@ -141,7 +148,12 @@ def test_bad_input_is_refused_in_the_envelope_and_nothing_is_stored(
         error = refused.json()["error"]
         assert error["code"] == code and words in error["message"], error
         assert error["request_id"] and error["timestamp"]
-        assert http.get("/datasets").json()["datasets"][0]["name"].startswith("sample:")
+        if name in ("nan", "deep", "deep_lines"):
+            assert error["details"]["issue"] == {"nan": "NaN or infinity"}.get(
+                name, "nested too deeply"
+            )
+        listed = http.get("/datasets").json()["datasets"]
+        assert not [d for d in listed if not d["shared"]]  # nothing of the client's own
     assert stored_rows(services, name) == -1
 
 
@@ -221,10 +233,15 @@ def test_a_cut_upload_stores_nothing(
             + part.encode()
         )
     # The whole file again: 201, not 409, so the cut one left no dataset behind (a stored
-    # or still-open one would hold the name).
+    # or still-open one would hold the name). Until the server has seen the cut, the cut
+    # upload still holds the client's one upload slot (429).
     headers = {"Authorization": f"Bearer {token}"}
     with live_api.client(headers=headers) as http:
-        whole = upload(http, "cut", part, "text/csv")
+        whole = wait_until(
+            lambda: (r := upload(http, "cut", part, "text/csv")).status_code != 429 and r,
+            "the cut upload's slot to be freed",
+            timeout=20,
+        )
         assert whole.status_code == 201, whole.text
         assert whole.json()["rows"] == 20_000
     assert stored_rows(services, "cut") == 20_000
@@ -364,5 +381,11 @@ def test_cli_upload_streams_with_a_progress_bar_and_clear_exit_codes(
     assert "--format" in cli(env, str(unknown), "--name", "x").stderr
     wrong = cli({**env, "AIA_CLIENT_SECRET": "wrong"}, str(path), "--name", "y")
     assert wrong.returncode == 2 and "AIA_CLIENT_SECRET" in wrong.stderr
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        nowhere = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    away = cli({**env, "AIA_API_URL": nowhere}, str(path), "--name", "z")
+    assert away.returncode == 2 and "could not reach the API" in away.stderr, away.stderr
+    assert "refused the upload" not in away.stderr
     assert stored_rows(services, "orders") == 200_000
     assert stored_rows(services, "bad_lines") == -1

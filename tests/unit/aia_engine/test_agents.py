@@ -250,17 +250,30 @@ def test_first_lookups_from_many_threads_all_see_the_built_ins() -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_data_analysis_streams_a_dataset_other_agents_refuse_past_the_cap() -> None:
-    rows = [{"segment": "a", "period": f"p{i % 3}", "revenue": i} for i in range(150)]
+def test_data_analysis_of_no_records_with_a_group_by_param() -> None:
+    from aia_engine.agents.builtin.data_analysis import analyse
 
-    def run(agent: str) -> dict[str, Any]:
-        c = ctx(requirements={"data_source": "big"})
-        c.datasets = lambda name: Rows(name, rows, max_rows=100)
-        return get_agent(agent).run(c)
+    out = analyse([], "empty", group_by="g")
+    assert out["record_count"] == 0 and out["group_by"] == {"field": "g", "groups": {}}
 
-    out = run("data_analysis_agent")
-    assert out["record_count"] == 150
-    assert out["statistics"]["revenue"]["median"] == statistics.median(range(150))
-    with pytest.raises(DatasetTooLargeForAgent) as refused:
-        run("market_research_agent")
-    assert refused.value.code == "E067"
+
+def test_data_analysis_follows_at_most_max_time_points_and_says_so() -> None:
+    from aia_engine.agents.builtin import data_analysis as da
+
+    n = da.MAX_TIME_POINTS + 500
+    records = (
+        {"timestamp": f"t{i:07d}", "kind": "ab"[i % 2], "label": f"l{i % 7}", "v": float(i)}
+        for i in range(n)
+    )
+    analysis = da.Analysis(None, None)
+    for record in records:
+        analysis.add(record)
+    out = analysis.result("s")
+    assert out["statistics"]["v"]["count"] == n  # every record counts in the statistics
+    assert out["trends"]["time_points_cut"] is True
+    assert out["trends"]["metrics"]["v"]["points"] == da.MAX_TIME_POINTS
+    assert len(analysis.times) == da.MAX_TIME_POINTS
+    # per-group series only for the leading group field (kind), not for label
+    assert out["group_by"]["field"] == "kind" and set(out["group_trends"]["groups"]) == {"a", "b"}
+    assert all(not g.series for g in analysis.candidates["label"].values())
+    assert sum(len(g.series) for g in analysis.candidates["kind"].values()) == da.MAX_TIME_POINTS

@@ -71,6 +71,7 @@ ANSWERED_BEFORE = {
     "E403": (403, "Forbidden"),
     "E404": (404, "NotFound"),
     "E405": (405, "MethodNotAllowed"),
+    "E408": (408, "RequestTimeout"),
     "E413": (413, "PayloadTooLarge"),
     "E415": (415, "UnsupportedMediaType"),
     "E429": (429, "RateLimitExceeded"),

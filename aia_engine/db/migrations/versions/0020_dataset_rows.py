@@ -7,7 +7,12 @@
   `requirements.dataset_id` name), `schema` (the columns in order, each with its inferred type
   and its count of nulls) and `format` (csv, jsonl, json, or `records` for rows moved here
   from before). Existing `records` arrays move into rows, their schema is inferred in SQL, and
-  the column is dropped. The downgrade folds the rows back into `records`.
+  the column is dropped. A moved dataset's schema lists its columns in order of first
+  appearance as PostgreSQL's jsonb holds an object's keys (shorter keys first, then
+  bytewise), not in the order the original file wrote them: jsonb kept no other.
+- The downgrade folds the rows back into `records` (one jsonb value per dataset: it fails for a
+  dataset above jsonb's limit of about 255 MB) and drops the `ds_` ids, which an upgrade
+  after it draws anew.
 
 Revision ID: 0020
 Revises: 0019
@@ -71,7 +76,7 @@ def upgrade() -> None:
             FROM dataset_rows r, jsonb_each(r.record) WITH ORDINALITY AS e(key, value, ord)
         ), cols AS (
             SELECT dataset_id, key,
-                   min(row_no * 100000 + ord) AS first_seen,
+                   min(row_no::bigint * 100000 + ord) AS first_seen,
                    count(*) FILTER (WHERE kind = 'null') AS explicit_nulls,
                    count(*) AS present,
                    array_agg(DISTINCT kind) FILTER (WHERE kind <> 'null') AS kinds
