@@ -83,6 +83,7 @@ def _discover() -> None:
         if _discovered:
             return
         from aia_engine.agents import builtin  # noqa: F401  (registers the built-ins)
+        from aia_engine.bi import agents as _bi_agents  # noqa: F401  (the cycle's built-ins)
 
         for ep in entry_points(group=ENTRY_POINT_GROUP):
             _register_entry_point(ep)

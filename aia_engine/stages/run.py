@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from aia_engine.agents.base import AgentContext
 from aia_engine.agents.registry import get_agent
+from aia_engine.bi.task_figures import dashboard_for_task
 from aia_engine.clock import utcnow
 from aia_engine.datasets.store import records_for_task
 from aia_engine.db.locks import lock_task_with_stages
@@ -439,6 +440,7 @@ def _run_agent(
         # Named datasets are read here, when the stage runs: the broker carries only ids.
         datasets=partial(records_for_task, sessions, task_id=task_id),
         graph_write=partial(write_for_task, sessions, task_id=task_id),
+        business_figures=partial(dashboard_for_task, sessions, task_id=task_id),
     )
     return get_agent(claim.spec.agent).run(ctx)
 

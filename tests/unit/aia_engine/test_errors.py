@@ -63,6 +63,8 @@ ANSWERED_BEFORE = {
     "E055": (503, "EmbeddingModelUnavailable"),
     "E056": (503, "EmbeddingFailed"),
     "E068": (422, "ValidationError"),
+    "E072": (422, "ValidationError"),
+    "E073": (429, "CycleQuotaExceeded"),
     "E400": (400, "BadRequest"),
     "E401": (401, "Unauthorized"),
     "E403": (403, "Forbidden"),
