@@ -49,7 +49,7 @@ def select(
         elif s["investment_required"] > budget:
             reason = (
                 "over_budget",
-                f"needs {s['investment_required']:g}, more than the whole budget of {budget:g}",
+                f"needs {s['investment_required']:.2f}, more than the whole budget of {budget:.2f}",
             )
         if reason is None:
             eligible.append(s)
@@ -81,7 +81,7 @@ def select(
                     "chosen": False,
                     "reason": "lower_value_per_cost",
                     "explanation": f"fits the budget alone, but with the chosen set only "
-                    f"{remaining:g} is left for its {s['investment_required']:g}, and no set "
+                    f"{remaining:.2f} is left for its {s['investment_required']:.2f}, and no set "
                     f"including it yields more than {best.total_value:.2f}; impact per unit "
                     f"of investment {ratio}",
                 }
