@@ -3,9 +3,11 @@
 - fresh (younger than `ttl_s`): served from Redis;
 - stale (up to `stale_s`): served from Redis, and ONE recompute starts in the background: a
   Redis lock (SET NX with an expiry) elects it, so N concurrent requests, in any number of API
-  processes, start one. It runs in a thread of this process, not a Celery task: it needs only
-  the API's own sessions and Redis, it should not wait behind agent stages in a queue (or fail
-  when no worker runs), and the lock already makes it single across processes;
+  processes, start one (the lock outlives the store by the fresh period, so a request that
+  read the old entry just before cannot start a second). It runs in a thread of this process,
+  not a Celery task: it needs only the API's own sessions and Redis, it should not wait behind
+  agent stages in a queue (or fail when no worker runs), and the lock already makes it single
+  across processes;
 - absent or older: computed inline. Concurrent misses single-flight through the same lock: one
   computes, the others wait for its result (up to `wait_s`, then compute themselves).
 - Redis unreachable: computed inline, uncached.
@@ -89,8 +91,13 @@ class DashboardCache:
     def _lock(self, key: str) -> bool:
         return bool(self.client.set(key + ":lock", "1", nx=True, ex=LOCK_S))
 
-    def _unlock(self, key: str) -> None:
-        self.client.delete(key + ":lock")
+    def _unlock(self, key: str, *, stored: bool) -> None:
+        """After a stored result the lock stays for the fresh period: a request that read the
+        old entry just before the store must not start another computation."""
+        if stored:
+            self.client.pexpire(key + ":lock", max(1, int(self.ttl_s * 1000)))
+        else:
+            self.client.delete(key + ":lock")
 
     def _refresh(self, key: str, compute: Compute) -> bool:
         try:
@@ -101,13 +108,15 @@ class DashboardCache:
         self.recomputes += 1
 
         def run() -> None:
+            stored = False
             try:
                 self._store(key, compute())
+                stored = True
             except Exception:
                 log.exception("background dashboard recompute failed; the stale one stays")
             finally:
                 with contextlib.suppress(redis.RedisError):  # else the lock expires by itself
-                    self._unlock(key)
+                    self._unlock(key, stored=stored)
 
         thread = threading.Thread(target=run, name="aia-bi-recompute", daemon=True)
         self._threads = [t for t in self._threads if t.is_alive()] + [thread]
@@ -130,17 +139,19 @@ class DashboardCache:
                 if cached is not None and self.clock() - cached["computed_at"] < self.ttl_s:
                     age = self.clock() - cached["computed_at"]
                     return _served(cached["body"], hit=True, age=age, state="fresh")
+        stored = False
         try:
             body = compute()
             try:
                 self._store(key, body)
+                stored = True
             except redis.RedisError:
                 log.warning("could not cache the dashboard", exc_info=True)
             return _served(body, hit=False, age=0.0, state="computed")
         finally:
             if elected:
                 with contextlib.suppress(redis.RedisError):
-                    self._unlock(key)
+                    self._unlock(key, stored=stored)
 
 
 def _served(
