@@ -316,7 +316,13 @@ class Settings(BaseSettings):
     """A cached dashboard is served as it is for this long after it was computed."""
     bi_dashboard_stale_s: float = Field(default=600.0, gt=0, le=86_400)
     """Past the TTL and up to this age, a cached dashboard is still served while one background
-    recompute replaces it; older, it is recomputed inline."""
+    recompute replaces it; older, it is recomputed inline. Must be longer than the TTL."""
+    bi_dashboard_concurrency: int = Field(default=2, ge=1, le=64)
+    """Dashboard computations per API process at once: this many on a miss (their own threads)
+    and this many background recomputes."""
+    bi_dashboard_wait_s: float = Field(default=10.0, gt=0, le=120)
+    """A request waits this long for a computation slot, and as long for another request's
+    computation of the same dashboard; then it gets the cached entry at any age, else 503."""
     bi_health_sample_s: float = Field(default=60.0, gt=0, le=3600)
     """How often the beat process records the engine's health (the dashboard's uptime)."""
     bi_history_keep_days: int = Field(default=90, ge=31, le=3650)
@@ -387,6 +393,16 @@ class Settings(BaseSettings):
         if value.startswith("unix://"):  # Celery's broker and backend read only kombu's spelling
             value = "redis+socket://" + value.removeprefix("unix://")
         return value
+
+    @model_validator(mode="after")
+    def _dashboard_stale_after_fresh(self) -> Settings:
+        if self.bi_dashboard_stale_s <= self.bi_dashboard_ttl_s:
+            raise ValueError(
+                f"AIA_BI_DASHBOARD_STALE_S ({self.bi_dashboard_stale_s:g}) must be longer than "
+                f"AIA_BI_DASHBOARD_TTL_S ({self.bi_dashboard_ttl_s:g}): a dashboard is served "
+                "stale only after its fresh period"
+            )
+        return self
 
     @model_validator(mode="after")
     def _enforce_real_secrets(self) -> Settings:

@@ -188,7 +188,11 @@ def create_app(
         else None,
         health=_health_monitor(settings, sessions, redis_conn, count_workers),
         bi_dashboards=DashboardCache(
-            redis_conn, ttl_s=settings.bi_dashboard_ttl_s, stale_s=settings.bi_dashboard_stale_s
+            redis_conn,
+            ttl_s=settings.bi_dashboard_ttl_s,
+            stale_s=settings.bi_dashboard_stale_s,
+            wait_s=settings.bi_dashboard_wait_s,
+            background=settings.bi_dashboard_concurrency,
         ),
         revoked=RevokedFamilies(
             sessions,
@@ -228,6 +232,7 @@ def create_app(
         res.secret_checks = anyio.CapacityLimiter(settings.secret_checks_per_process)
         res.graph_queries = anyio.CapacityLimiter(settings.kg_query_concurrency)
         res.semantic_searches = anyio.CapacityLimiter(settings.search_concurrency)
+        res.bi_computations = anyio.CapacityLimiter(settings.bi_dashboard_concurrency)
         HOST_CPU.prime()  # so the first `cpu_usage` reading measures an interval
         flusher = threading.Thread(target=flush_loop, name="aia-metrics-flush", daemon=True)
         flusher.start()

@@ -69,6 +69,9 @@ class Resources:
     CPU-bound); made when the app starts."""
     bi_dashboards: DashboardCache | None = None
     """Business dashboards cached in Redis (aia_engine/bi/cache.py)."""
+    bi_computations: anyio.CapacityLimiter | None = None
+    """Dashboard computations on a miss running at once (AIA_BI_DASHBOARD_CONCURRENCY; each
+    scans the client's purchases), on threads of their own; made when the app starts."""
 
 
 def resources(request: Request) -> Resources:

@@ -2,9 +2,12 @@
 
 PURCHASED relationships (customer -> product) carry `amount` (a JSON number, or a string holding
 a decimal number) and `date` (an ISO date, or a datetime whose first ten characters are its
-date). A purchase whose amount or date does not parse is left out and counted as ignored. Dates
-are checked without raising (PostgreSQL 15 has no pg_input_is_valid): the pattern fixes the
-shape, and a day past its month's end (2024-02-30, 2023-02-29) is refused before make_date.
+date). A purchase whose amount or date does not parse, or whose amount is MAX_AMOUNT or more in
+absolute value, is left out and counted as ignored. Amounts are read as numeric (exact, any
+length), checked against the cap, then summed as double precision: the sums stay finite and
+small enough for JSON and for the forecast's arithmetic. Dates are checked without raising
+(PostgreSQL 15 has no pg_input_is_valid): the pattern fixes the shape, and a day past its
+month's end (2024-02-30, 2023-02-29) is refused before make_date.
 """
 
 from __future__ import annotations
@@ -20,11 +23,19 @@ from sqlalchemy.orm import Session
 ACTIVITY_WINDOW_DAYS = 90
 AT_RISK_AFTER_DAYS = 60
 """An active customer whose last purchase is more than 60 days old (of the 90-day window)."""
+MAX_AMOUNT = 1e12
+"""A purchase amount of this or more in absolute value is ignored (a typo or a unit mistake,
+not a sale), which keeps every sum finite and exact enough in double precision."""
 MAX_FEEDBACK = 20_000
 """Feedback texts scored per dashboard at most (the most recently written ones)."""
+FEEDBACK_TEXT_CHARS = 2_000
+"""Each feedback text is cut to its first 2,000 characters (in SQL) before it is scored."""
+FEEDBACK_CHAR_BUDGET = 500_000
+"""Characters scored per dashboard at most (VADER reads ~3.6 us a character: about 2 s)."""
 
 _DATE_RE = r"^[1-9][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])([T ].*)?$"
-_AMOUNT_RE = r"^\s*-?[0-9]+(\.[0-9]+)?\s*$"
+_AMOUNT_RE = r"^\s*-?[0-9]{1,40}(\.[0-9]{1,40})?\s*$"
+"""Longer digit strings are past MAX_AMOUNT anyway (or noise), and never reach the cast."""
 
 
 def _day(expr: str) -> str:
@@ -51,7 +62,8 @@ _AMOUNT = (
 # OFFSET 0 keeps the lateral subquery from being flattened: each row's amount and date are
 # parsed once, not once per place the outer queries use them (5x faster on 1M purchases).
 _PURCHASES = f"""
-    SELECT r.source_id AS customer, v.amount, v.day
+    SELECT r.source_id AS customer,
+           CASE WHEN abs(v.amount) < {MAX_AMOUNT:.0f} THEN v.amount::float8 END AS amount, v.day
       FROM kg_relationships r
      CROSS JOIN LATERAL (
            SELECT {_AMOUNT} AS amount, {_day("(r.properties->>'date')")} AS day OFFSET 0
@@ -61,7 +73,9 @@ _PURCHASES = f"""
 
 # One scan: the purchases are parsed once into a materialized CTE, summed per day, and the
 # reference date R (the requested one, else the latest purchase's, at most today) is derived
-# from those sums inside the statement, so the per-customer windows need no second scan.
+# from those sums inside the statement, so the per-customer windows need no second scan. Only
+# the days of the reported window (the last `:months` months up to R) are sent back, with the
+# first and latest purchase days.
 _R, _M1 = "(SELECT r FROM b)", "(SELECT m1 FROM b)"
 _W = ACTIVITY_WINDOW_DAYS
 _SCAN = text(
@@ -108,41 +122,66 @@ _SCAN = text(
         FROM per
     )
     SELECT (SELECT r FROM b) AS reference,
-           (SELECT coalesce(json_agg(json_build_array(day, revenue, n)), '[]') FROM daily) AS daily,
+           (SELECT min(day) FROM daily) AS first_day,
+           (SELECT max(day) FROM daily) AS latest_day,
+           (SELECT coalesce(json_agg(json_build_array(day, revenue, n)), '[]')
+              FROM daily
+             WHERE day IS NULL
+                OR (day <= {_R} AND day >= ({_M1} - make_interval(months => :months - 1))::date)
+           ) AS daily,
            counts.*
       FROM counts
     """
 )
 
-_FEEDBACK = text(
-    f"""
-    SELECT n.properties->>'text' AS text
+# Feedback: undated texts always count; dated ones in the activity window; a `date` that is
+# present but does not parse leaves the text out (counted as ignored). The newest `:limit` texts
+# at most, each cut to `:chars` characters, while their running length stays within `:budget`.
+_FEEDBACK_ROWS = f"""
+    SELECT n.node_id, n.updated_at, left(n.properties->>'text', :chars) AS text,
+           n.properties ? 'date' AS dated, {_day("(n.properties->>'date')")} AS day
       FROM kg_nodes n
      WHERE n.client_id = :c AND n.type = 'feedback'
        AND jsonb_typeof(n.properties->'text') = 'string' AND n.properties->>'text' <> ''
-       AND coalesce({_day("(n.properties->>'date')")} BETWEEN :r - {ACTIVITY_WINDOW_DAYS - 1} AND :r,
-                    true)
-     ORDER BY n.updated_at DESC, n.node_id
-     LIMIT {MAX_FEEDBACK}
+"""
+_FEEDBACK = text(
+    f"""
+    SELECT text FROM (
+      SELECT text, sum(length(text)) OVER (ORDER BY updated_at DESC, node_id) AS running
+        FROM ({_FEEDBACK_ROWS}) f
+       WHERE (NOT dated OR day BETWEEN :r - {ACTIVITY_WINDOW_DAYS - 1} AND :r)
+       ORDER BY updated_at DESC, node_id
+       LIMIT :limit
+    ) x
+     WHERE running <= :budget
     """
 )
+_FEEDBACK_IGNORED = text(f"SELECT count(*) FROM ({_FEEDBACK_ROWS}) f WHERE dated AND day IS NULL")
 
 
 @dataclass(frozen=True)
 class Daily:
+    reference: date
+    """R: the requested date, else the latest valid purchase's if not after today, else today."""
+    first_day: date | None
+    """The first valid purchase's date (any age; None without purchases)."""
+    latest_day: date | None
+    """The latest valid purchase's date (may be after R and today)."""
     revenue: dict[date, float]
-    """Revenue per day with at least one valid purchase."""
+    """Revenue per day with at least one valid purchase, in the reported window up to R."""
     purchases: dict[date, int]
     ignored: int
 
 
 def scan(
-    session: Session, client_id: str, *, requested: date | None, today: date
-) -> tuple[date, Daily, dict[str, Any]]:
-    """(R, revenue per day, counts over customers as of R) in one scan of the purchases.
-    R is `requested`, else the latest valid purchase date if not after `today`, else today."""
+    session: Session, client_id: str, *, requested: date | None, today: date, months: int
+) -> tuple[Daily, dict[str, Any]]:
+    """(revenue per day of the last `months` months up to R, counts over customers as of R) in
+    one scan of the purchases."""
     row = (
-        session.execute(_SCAN, {"c": client_id, "requested": requested, "today": today})
+        session.execute(
+            _SCAN, {"c": client_id, "requested": requested, "today": today, "months": months}
+        )
         .mappings()
         .one()
     )
@@ -153,16 +192,38 @@ def scan(
         if day is None:
             ignored += int(n)
         else:
-            revenue[date.fromisoformat(day)] = float(Decimal(str(total)))
+            revenue[date.fromisoformat(day)] = float(total)
             purchases[date.fromisoformat(day)] = int(n)
     counts = {
         k: (float(v) if isinstance(v, Decimal) else v)
         for k, v in row.items()
-        if k not in ("reference", "daily")
+        if k not in ("reference", "daily", "first_day", "latest_day")
     }
-    return row["reference"], Daily(revenue, purchases, ignored), counts
+    daily = Daily(
+        row["reference"], row["first_day"], row["latest_day"], revenue, purchases, ignored
+    )
+    return daily, counts
 
 
-def feedback_texts(session: Session, client_id: str, *, reference: date) -> list[str]:
-    """Feedback texts dated in the 90 days ending at `reference`, and every undated one."""
-    return list(session.scalars(_FEEDBACK, {"c": client_id, "r": reference}))
+@dataclass(frozen=True)
+class Feedback:
+    texts: list[str]
+    ignored: int
+    """Texts left out because their `date` is present but does not parse."""
+
+
+def feedback(
+    session: Session,
+    client_id: str,
+    *,
+    reference: date,
+    limit: int = MAX_FEEDBACK,
+    chars: int = FEEDBACK_TEXT_CHARS,
+    budget: int = FEEDBACK_CHAR_BUDGET,
+) -> Feedback:
+    """The newest feedback texts dated in the 90 days ending at `reference` or undated: at most
+    `limit`, each cut to `chars` characters, `budget` characters in all."""
+    args = {"c": client_id, "r": reference, "limit": limit, "chars": chars, "budget": budget}
+    texts = list(session.scalars(_FEEDBACK, args))
+    ignored = int(session.execute(_FEEDBACK_IGNORED, args).scalar_one())
+    return Feedback(texts, ignored)

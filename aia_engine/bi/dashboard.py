@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import calendar
 import hashlib
+import math
 import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+
+from sqlalchemy import text
 
 from aia_engine.agents.builtin.sentiment import NEGATIVE, _analyzer
 from aia_engine.bi import business, rules
@@ -22,6 +25,11 @@ from aia_engine.db.session import Sessions
 from aia_engine.errors import InvalidDashboardPeriod
 
 _MONTH_RE = re.compile(r"^([0-9]{4})-(0[1-9]|1[0-2])$")
+MAX_MONTHS = 36
+"""The monthly series, the forecast and the trend read at most the last 36 months up to the
+reference month; older purchases are outside the window (still a customer's first purchase)."""
+STATEMENT_TIMEOUT_S = 60
+"""Each statement of a computation is cancelled past this (below the cache's 120 s lock)."""
 
 
 def parse_month(month: str, *, today: date) -> date:
@@ -59,18 +67,17 @@ def _months(first: date, last: date) -> list[date]:
 def requested_reference(month: str, *, today: date) -> date:
     """The reference date of a requested month: its last day, or today in the current month."""
     first = parse_month(month, today=today)
-    return min(first.replace(day=calendar.monthrange(first.year, first.month)[1]), today)
+    return min(_last_day(first), today)
 
 
-def reference_of(days: list[date], *, month: str | None, today: date) -> tuple[date, str]:
-    """(reference date, basis): the requested month's last day (or today, in the current month);
-    else the latest purchase date (or today, if that is later)."""
-    if month is not None:
-        return requested_reference(month, today=today), "requested"
-    if days:
-        latest = max(days)
-        return (latest, "latest_data") if latest <= today else (today, "current")
-    return today, "current"
+def _last_day(day: date) -> date:
+    return day.replace(day=calendar.monthrange(day.year, day.month)[1])
+
+
+def _months_before(first: date, n: int) -> date:
+    """The first day of the month `n` months before `first`'s."""
+    index = first.year * 12 + first.month - 1 - n
+    return date(index // 12, index % 12 + 1, 1)
 
 
 def dashboard_id(client_id: str, month: str) -> str:
@@ -82,20 +89,39 @@ def _pct(part: float, whole: float) -> float | None:
     return round(100 * part / whole, 2) if whole else None
 
 
-def _revenue(daily: business.Daily, reference: date) -> dict[str, Any]:
-    upto = {d: v for d, v in daily.revenue.items() if d <= reference}
-    if not upto:
-        return {"series": [], "months": [], "purchases_this_month": 0}
-    months = _months(min(upto), reference)
-    sums = dict.fromkeys(months, 0.0)
-    for d, v in upto.items():
-        sums[d.replace(day=1)] += v
+def _revenue(daily: business.Daily) -> dict[str, Any]:
+    """The monthly series (at most MAX_MONTHS, up to R), the month to date, the previous month
+    in full and over the same days (like for like)."""
+    reference = daily.reference
     m1 = reference.replace(day=1)
+    partial = reference != _last_day(reference)
+    empty = {"series": [], "months": [], "purchases_this_month": 0, "partial": partial}
+    if daily.first_day is None or daily.first_day > reference:
+        return {**empty, "previous_to_date": None}
+    window_start = _months_before(m1, MAX_MONTHS - 1)
+    months = _months(max(daily.first_day.replace(day=1), window_start), reference)
+    parts: dict[date, list[float]] = {m: [] for m in months}
+    for d, v in daily.revenue.items():
+        if window_start <= d <= reference:
+            parts[d.replace(day=1)].append(v)
+    series = [round(math.fsum(parts[m]), 2) for m in months]
+    previous_to_date = None
+    if len(months) >= 2:
+        p1 = months[-2]
+        # like for like: the previous month's days 1..R's day (clamped to its length); the whole
+        # previous month when the reference month is complete
+        cutoff = p1.replace(day=min(reference.day, calendar.monthrange(p1.year, p1.month)[1]))
+        cutoff = cutoff if partial else _last_day(p1)
+        previous_to_date = round(
+            math.fsum(v for d, v in daily.revenue.items() if p1 <= d <= cutoff), 2
+        )
     purchases = sum(n for d, n in daily.purchases.items() if m1 <= d <= reference)
     return {
-        "series": [round(sums[m], 2) for m in months],
+        "series": series,
         "months": months,
         "purchases_this_month": purchases,
+        "partial": partial,
+        "previous_to_date": previous_to_date,
     }
 
 
@@ -117,28 +143,45 @@ def compute_dashboard(
     today = now.astimezone(UTC).date()
     requested = requested_reference(month, today=today) if month is not None else None
     with sessions() as session:
-        scanned, daily, counts = business.scan(session, client_id, requested=requested, today=today)
-        reference, basis = reference_of(list(daily.revenue), month=month, today=today)
-        assert scanned == reference, (scanned, reference)  # the SQL and this module agree
-        texts = business.feedback_texts(session, client_id, reference=reference)
+        # The scan cannot outlive the cache's recompute lock (cache.LOCK_S): a statement past
+        # this is cancelled, and the computation fails instead of running twice.
+        session.execute(text(f"SET LOCAL statement_timeout = {STATEMENT_TIMEOUT_S * 1000}"))
+        daily, counts = business.scan(
+            session, client_id, requested=requested, today=today, months=MAX_MONTHS
+        )
+        reference = daily.reference
+        feedback = business.feedback(session, client_id, reference=reference)
         ops = operations(session, client_id, now=now)
-    revenue = _revenue(daily, reference)
+    if month is not None:
+        basis = "requested"
+    elif daily.latest_day is not None and daily.latest_day <= today:
+        basis = "latest_data"
+    else:
+        basis = "current"
+    revenue = _revenue(daily)
     has_sales = bool(revenue["series"])
+    partial: bool = revenue["partial"]
 
     series: list[float] = revenue["series"]
     current = series[-1] if has_sales else None
     previous = series[-2] if len(series) >= 2 else None
+    previous_to_date: float | None = revenue["previous_to_date"]
     growth = (
-        round(100 * (current - previous) / previous, 2)
-        if current is not None and previous
+        round(100 * (current - previous_to_date) / abs(previous_to_date), 2)
+        if current is not None and previous_to_date
         else None
     )
-    fit = holt_fit(series)
-    test = backtest(series) if fit else None
-    forecast = round(fit.forecast, 2) if fit else None
+    # The forecast and the trend read complete months only: a month to date is not a month.
+    complete = series[:-1] if partial else series
+    latest_complete = complete[-1] if complete else None
+    horizon = 2 if partial else 1
+    fit = holt_fit(complete)
+    test = backtest(complete) if fit else None
+    ahead = fit.ahead(horizon) if fit else None
+    forecast = round(ahead, 2) if ahead is not None and math.isfinite(ahead) else None
 
     customers = _customers(counts, has_sales)
-    satisfaction, negative_share = _satisfaction(texts)
+    satisfaction, negative_share = _satisfaction(feedback.texts)
     churn_week = _pct(counts["churned_week"], counts["base_week"]) if has_sales else None
     churn_previous = (
         _pct(counts["churned_previous_week"], counts["base_previous_week"]) if has_sales else None
@@ -148,7 +191,8 @@ def compute_dashboard(
         churn_previous_week=churn_previous,
         growth_rate=growth,
         current_month=current,
-        previous_month=previous,
+        previous_month_to_date=previous_to_date,
+        latest_complete_month=latest_complete,
         forecast_next_month=forecast,
         task_completion_rate=ops["task_completion_rate"],
         system_uptime=ops["system_uptime"],
@@ -182,7 +226,7 @@ def compute_dashboard(
             },
         },
         "trends": {
-            "revenue_trend": rules.revenue_trend(series),
+            "revenue_trend": rules.revenue_trend(complete),
             "customer_growth": rules.customer_growth(
                 customers["new_this_month"], customers["churned"], customers["active_at_start"]
             ),
@@ -197,6 +241,8 @@ def compute_dashboard(
                 "reference_date": reference.isoformat(),
                 "basis": basis,
                 "activity_window_days": business.ACTIVITY_WINDOW_DAYS,
+                "partial": partial,
+                "max_months": MAX_MONTHS,
             },
             "revenue": {
                 "monthly": [
@@ -204,12 +250,16 @@ def compute_dashboard(
                     for m, v in zip(revenue["months"], series, strict=True)
                 ],
                 "purchases_this_month": revenue["purchases_this_month"],
+                "previous_month_to_date": previous_to_date,
+                "latest_complete_month": latest_complete,
                 "top_customer_share": (
                     _pct(counts["top_customer_month"] or 0.0, current) if current else None
                 ),
             },
             "forecast": {
                 "method": "holt_linear",
+                "fitted_months": len(complete),
+                "horizon_months": horizon,
                 "alpha": fit.alpha if fit else None,
                 "beta": fit.beta if fit else None,
                 "backtest": {
@@ -223,7 +273,7 @@ def compute_dashboard(
                 "churned": customers["churned"],
                 "at_risk": customers["at_risk"],
                 "revenue_at_risk": customers["revenue_at_risk"],
-                "feedback_count": len(texts),
+                "feedback_count": len(feedback.texts),
                 "negative_feedback_share": negative_share,
                 "churn_rate_week": churn_week,
                 "churn_rate_previous_week": churn_previous,
@@ -233,7 +283,7 @@ def compute_dashboard(
                 "completion_rate_week": ops["completion_rate_week"],
                 "completion_rate_previous_week": ops["completion_rate_previous_week"],
             },
-            "ignored": {"purchases": daily.ignored},
+            "ignored": {"purchases": daily.ignored, "feedback": feedback.ignored},
         },
     }
 

@@ -3,7 +3,9 @@
 - tasks: finished in the window as `completed` or `failed` (cancelled ones are the caller's
   choice, not the engine's success or failure, and are left out);
 - stages: stage runs of the client's tasks finished in the window as `completed` or `failed`
-  (skipped and cancelled ones never ran to an outcome);
+  (skipped and cancelled ones never ran to an outcome); only tasks still running or finished in
+  the window are read (a stage cannot end after its task), so the query reads the window's
+  tasks through ix_tasks_client_finished, not every task the client ever ran;
 - requests: `api_request_stats`, the API's per-client per-minute request counts and durations;
 - health: `health_samples`, the beat's one sample a minute of the engine's health (shared by
   every client: it is the system's uptime).
@@ -41,6 +43,7 @@ _STAGES = text(
       FROM stage_runs s JOIN tasks t ON t.id = s.task_id
      WHERE t.client_id = :c AND s.finished_at > :since AND s.finished_at <= :now
        AND s.status IN ('completed', 'failed')
+       AND (t.finished_at IS NULL OR t.finished_at > :since)
     """
 )
 _REQUESTS = text(

@@ -6,6 +6,7 @@ alert whose figures are missing (null) is null or not raised: no data is never g
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,9 +40,11 @@ def revenue_trend(monthly: Sequence[float]) -> str | None:
     if len(last) < 3:
         return None
     mean = sum(last) / len(last)
-    if mean == 0:
+    if mean == 0 or not math.isfinite(mean):
         return None
     relative = 100 * slope(last) / abs(mean)
+    if not math.isfinite(relative):
+        return None
     if relative > REVENUE_SLOPE_PCT:
         return "increasing"
     if relative < -REVENUE_SLOPE_PCT:
@@ -84,12 +87,20 @@ class Figures:
     churn_week: float | None = None
     churn_previous_week: float | None = None
     growth_rate: float | None = None
+    """Like for like: the month to date against the previous month over the same days."""
     current_month: float | None = None
-    previous_month: float | None = None
+    previous_month_to_date: float | None = None
+    """The previous month over the reference month's days so far (all of it when complete)."""
+    latest_complete_month: float | None = None
+    """The reference month's revenue when it is complete, else the previous month's."""
     forecast_next_month: float | None = None
     task_completion_rate: float | None = None
     system_uptime: float | None = None
     satisfaction_score: float | None = None
+
+
+def _money(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:,.2f}"
 
 
 def _alert(
@@ -129,12 +140,13 @@ def alerts(f: Figures) -> list[dict[str, Any]]:
                 "warning",
                 "high" if f.growth_rate <= -10 else "medium",
                 True,
-                f"Revenue fell {abs(f.growth_rate):g}% month over month "
-                f"({f.current_month:,.2f} vs {f.previous_month:,.2f})",
+                f"Revenue fell {abs(f.growth_rate):g}% month over month, like for like "
+                f"({_money(f.current_month)} vs {_money(f.previous_month_to_date)} over the "
+                "same days of the previous month)",
                 {
                     "growth_rate": f.growth_rate,
                     "current_month": f.current_month,
-                    "previous_month": f.previous_month,
+                    "previous_month_to_date": f.previous_month_to_date,
                 },
             )
         )
@@ -173,24 +185,25 @@ def alerts(f: Figures) -> list[dict[str, Any]]:
                 {"satisfaction_score": f.satisfaction_score, "threshold": MIN_SATISFACTION},
             )
         )
+    base = f.latest_complete_month  # a full month against the forecast of a full month
     if (
         f.forecast_next_month is not None
-        and f.current_month is not None
-        and f.current_month > 0
-        and f.forecast_next_month < f.current_month * (1 - FORECAST_DROP_PCT / 100)
+        and base is not None
+        and base > 0
+        and f.forecast_next_month < base * (1 - FORECAST_DROP_PCT / 100)
     ):
-        drop = round(100 * (f.current_month - f.forecast_next_month) / f.current_month, 2)
+        drop = round(100 * (base - f.forecast_next_month) / base, 2)
         out.append(
             _alert(
                 "forecast_below_current_month",
                 "info",
                 "low",
                 False,
-                f"Next month's revenue is forecast {drop:g}% below this month's "
-                f"({f.forecast_next_month:,.2f} vs {f.current_month:,.2f})",
+                f"Next month's revenue is forecast {drop:g}% below the latest complete month's "
+                f"({f.forecast_next_month:,.2f} vs {base:,.2f})",
                 {
                     "forecast_next_month": f.forecast_next_month,
-                    "current_month": f.current_month,
+                    "latest_complete_month": base,
                     "drop_pct": drop,
                 },
             )

@@ -91,6 +91,7 @@ class Task(Base):
     __table_args__ = (
         UniqueConstraint("client_id", "idempotency_key", name="uq_tasks_client_idempotency"),
         Index("ix_tasks_client_created", "client_id", "created_at"),
+        Index("ix_tasks_client_finished", "client_id", "finished_at"),
         Index(
             "ix_tasks_active",
             "status",
@@ -398,6 +399,7 @@ class KgRelationship(Base):
             name="fk_kg_relationships_target", ondelete="CASCADE",
         ),
         Index("ix_kg_relationships_client_version", "client_id", "version"),
+        Index("ix_kg_relationships_client_type", "client_id", "type"),
         Index("ix_kg_relationships_source", "client_id", "source_id"),
         Index("ix_kg_relationships_target", "client_id", "target_id"),
     )  # fmt: skip
@@ -500,3 +502,27 @@ class BiCycle(Base):
         # The daily quota counts a client's cycles of the last 24 hours; lists page by it too.
         Index("ix_bi_cycles_client_created", "client_id", "created_at"),
     )
+
+
+class HealthSample(Base):
+    """One health check of the engine, written by the beat process (aia_engine/ops/health_history.py)."""
+
+    __tablename__ = "health_samples"
+
+    sampled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    healthy: Mapped[bool]
+    services: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    """Each check's result: `healthy` or `unhealthy: ...`."""
+
+
+class ApiRequestStat(Base):
+    """A client's API requests in one minute and their summed duration (metrics/client_requests.py)."""
+
+    __tablename__ = "api_request_stats"
+
+    client_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    minute: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    requests: Mapped[int] = mapped_column(BigInteger)
+    total_ms: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (Index("ix_api_request_stats_minute", "minute"),)

@@ -33,14 +33,16 @@ _PRUNE = text("DELETE FROM api_request_stats WHERE minute < :before")
 
 
 class ClientRequestStats:
-    def __init__(self) -> None:
+    def __init__(self, *, max_pending: int = MAX_PENDING) -> None:
+        self.max_pending = max_pending
+        """Client-minutes held in memory at most (new ones are dropped past it)."""
         self._lock = threading.Lock()
         self._pending: dict[tuple[str, datetime], list[float]] = defaultdict(lambda: [0, 0.0])
 
     def record(self, client_id: str, duration_ms: float, *, at: datetime | None = None) -> None:
         minute = (at or datetime.now(UTC)).replace(second=0, microsecond=0)
         with self._lock:
-            if len(self._pending) >= MAX_PENDING and (client_id, minute) not in self._pending:
+            if len(self._pending) >= self.max_pending and (client_id, minute) not in self._pending:
                 return  # the database away for long: drop, never grow
             sums = self._pending[(client_id, minute)]
             sums[0] += 1
@@ -60,12 +62,19 @@ class ClientRequestStats:
             with sessions.begin() as session:
                 session.execute(_UPSERT, rows)
         except Exception:
-            with self._lock:
+            with self._lock:  # merged back under the same cap: a long outage never grows it
                 for key, (n, ms) in pending.items():
+                    if len(self._pending) >= self.max_pending and key not in self._pending:
+                        continue
                     sums = self._pending[key]
                     sums[0] += n
                     sums[1] += ms
             raise
+
+    def pending(self) -> int:
+        """Client-minutes waiting for the next flush."""
+        with self._lock:
+            return len(self._pending)
 
 
 def prune(sessions: Sessions, *, keep_days: int, now: datetime) -> int:

@@ -5,16 +5,22 @@ and records whether all passed, with each service's result. The dashboard's syst
 the share of healthy samples over its window. The beat process is the one process an
 installation runs exactly once, so there is one sample a minute however many API processes
 run; a beat that is down records nothing (its absence is not counted as downtime: there is no
-evidence either way). Samples and per-client request figures older than
-AIA_BI_HISTORY_KEEP_DAYS are pruned by the same loop.
+evidence either way). A sample that cannot be written (PostgreSQL down: the sample itself then
+says the database is unhealthy) is kept in memory, up to a day of them (BUFFER_S), and written
+with the next sample that can be: an outage of the database shows as unhealthy minutes instead
+of a gap. Samples and per-client request figures older than AIA_BI_HISTORY_KEEP_DAYS are pruned
+by the same loop.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
-from collections.abc import Callable, Mapping
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import redis
@@ -31,6 +37,15 @@ _INSERT = text(
     "VALUES (:at, :healthy, CAST(:services AS jsonb)) ON CONFLICT (sampled_at) DO NOTHING"
 )
 _PRUNE = text("DELETE FROM health_samples WHERE sampled_at < :before")
+BUFFER_S = 86_400
+"""Unwritten samples kept in memory at most (the oldest are dropped past a day of them)."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    at: datetime
+    healthy: bool
+    services: dict[str, str]
 
 
 def engine_checks(
@@ -63,14 +78,20 @@ def run_checks(checks: Mapping[str, Check]) -> dict[str, str]:
     return results
 
 
-def record_sample(sessions: Sessions, results: Mapping[str, str], *, at: datetime) -> bool:
-    healthy = all(r == HEALTHY for r in results.values())
+def make_sample(results: Mapping[str, str], *, at: datetime) -> Sample:
+    return Sample(at, all(r == HEALTHY for r in results.values()), dict(results))
+
+
+def record_samples(sessions: Sessions, samples: Sequence[Sample]) -> None:
+    rows = [{"at": s.at, "healthy": s.healthy, "services": json.dumps(s.services)} for s in samples]
     with sessions.begin() as session:
-        session.execute(
-            _INSERT,
-            {"at": at, "healthy": healthy, "services": json.dumps(dict(results))},
-        )
-    return healthy
+        session.execute(_INSERT, rows)
+
+
+def record_sample(sessions: Sessions, results: Mapping[str, str], *, at: datetime) -> bool:
+    sample = make_sample(results, at=at)
+    record_samples(sessions, [sample])
+    return sample.healthy
 
 
 def prune(sessions: Sessions, *, keep_days: int, now: datetime) -> None:
@@ -92,14 +113,29 @@ class HealthSampler:
         self.sessions, self.checks = sessions, dict(checks)
         self.interval_s, self.keep_days, self.clock = interval_s, keep_days, clock
         self._last_prune: datetime | None = None
+        self.unwritten: deque[Sample] = deque(maxlen=max(1, math.ceil(BUFFER_S / interval_s)))
+        """Samples not written yet (the database was unreachable), oldest first."""
 
     def sample(self) -> bool:
+        """Run the checks and write the sample, with any earlier ones not written yet; when the
+        write fails they all stay in memory for the next time. Returns the sample's health."""
         now = self.clock()
-        healthy = record_sample(self.sessions, run_checks(self.checks), at=now)
+        sample = make_sample(run_checks(self.checks), at=now)
+        self.unwritten.append(sample)
+        try:
+            record_samples(self.sessions, list(self.unwritten))
+        except Exception:
+            log.warning(
+                "could not write %d health sample(s); kept for the next write",
+                len(self.unwritten),
+                exc_info=True,
+            )
+            return sample.healthy
+        self.unwritten.clear()
         if self._last_prune is None or now - self._last_prune > timedelta(hours=1):
             prune(self.sessions, keep_days=self.keep_days, now=now)
             self._last_prune = now
-        return healthy
+        return sample.healthy
 
     def run(self, stop: threading.Event) -> None:
         while True:

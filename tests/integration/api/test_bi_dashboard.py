@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 from sqlalchemy import text
 
 from api.app import create_app
@@ -30,8 +32,9 @@ EXAMPLE = ROOT / "examples" / "knowledge-graph" / "business-graph.jsonl"
 PATH = "/business-intelligence/dashboard"
 
 
-def example_month_revenue() -> tuple[str, float, float]:
-    """(latest purchase month, its revenue, the month before's) by plain Python from the file."""
+def example_month_revenue() -> tuple[str, int, float, float, float]:
+    """(latest purchase month, its day, its revenue to that day, the month before's, the month
+    before's over the same days) by plain Python from the file."""
     rows = [json.loads(line) for line in EXAMPLE.read_text().splitlines() if line.strip()]
     purchases = [r["properties"] for r in rows if r.get("type") == "PURCHASED"]
     latest = max(date.fromisoformat(p["date"]) for p in purchases)
@@ -39,13 +42,23 @@ def example_month_revenue() -> tuple[str, float, float]:
     before = f"{date(latest.year - (latest.month == 1), (latest.month - 2) % 12 + 1, 1):%Y-%m}"
     current = sum(p["amount"] for p in purchases if p["date"].startswith(month))
     previous = sum(p["amount"] for p in purchases if p["date"].startswith(before))
-    return month, round(current, 2), round(previous, 2)
+    same_days = sum(
+        p["amount"]
+        for p in purchases
+        if p["date"].startswith(before) and int(p["date"][8:10]) <= latest.day
+    )
+    return month, latest.day, round(current, 2), round(previous, 2), round(same_days, 2)
 
 
 @pytest.fixture(scope="module")
 def api(services: Services) -> Iterator[LiveApi]:
     settings = services.settings.model_copy(
-        update={"bi_dashboard_ttl_s": 1.0, "bi_dashboard_stale_s": 60.0, "metrics_flush_s": 0.2}
+        update={
+            "bi_dashboard_ttl_s": 1.0,
+            "bi_dashboard_stale_s": 60.0,
+            "bi_dashboard_wait_s": 1.0,
+            "metrics_flush_s": 0.2,
+        }
     )
     app = create_app(settings)
     server, thread, url = serve(app)
@@ -84,7 +97,8 @@ def test_the_example_graph_gives_real_figures(
         cwd=ROOT, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert imported.returncode == 0, imported.stderr
-    month, current, previous = example_month_revenue()
+    month, day, current, previous, same_days = example_month_revenue()
+    assert (month, day) == ("2025-06", 22)  # June to the 22nd: a partial month
     r = http.get(PATH)
     assert r.status_code == 200, r.text
     board = r.json()
@@ -93,8 +107,12 @@ def test_the_example_graph_gives_real_figures(
     assert board["details"]["period"]["basis"] == "latest_data"
     assert revenue["current_month"] == current
     assert revenue["previous_month"] == previous
-    assert revenue["growth_rate"] == round(100 * (current - previous) / previous, 2)
+    # like for like: June 1-22 against May 1-22
+    assert revenue["growth_rate"] == round(100 * (current - same_days) / same_days, 2)
+    assert board["details"]["revenue"]["previous_month_to_date"] == same_days
+    assert board["details"]["period"]["partial"] is True
     assert revenue["forecast_next_month"] is not None
+    assert board["details"]["forecast"]["fitted_months"] == 17  # 2024-01 .. 2025-05
     assert board["metrics"]["customers"]["satisfaction_score"] is not None
     assert 0 <= board["metrics"]["customers"]["satisfaction_score"] <= 10
     assert board["details"]["customers"]["feedback_count"] == 150  # undated: all of them
@@ -188,10 +206,6 @@ def test_served_from_cache_then_stale_with_one_recompute(
 
 
 def _age(services: Services, client_id: str) -> float:
-    import time
-
-    import redis
-
     raw = redis.Redis.from_url(services.redis_url).get(f"aia:bi:dashboard:{client_id}:latest")
     return 0.0 if raw is None else time.time() - float(json.loads(raw)["computed_at"])
 
@@ -218,3 +232,41 @@ def test_the_api_records_each_client_s_request_durations(
     ops = board["metrics"]["operations"]
     assert ops["average_response_time"] is not None and ops["average_response_time"] > 0
     assert board["details"]["operations"]["requests_timed"] >= 5
+
+
+def test_each_client_gets_its_own_dashboard_through_the_cache(
+    services: Services, client_for: Callable[[], tuple[Credentials, httpx.Client]]
+) -> None:
+    (a, http_a), (b, http_b) = client_for(), client_for()
+    for creds, amount in ((a, 100), (b, 7)):
+        seed(
+            services.sessions,
+            creds.client_id,
+            nodes=[("c1", "customer", {}), ("p1", "product", {})],
+            purchases=[("c1", "p1", {"amount": amount, "date": "2025-04-10"})],
+        )
+    for _ in range(2):  # computed, then served from the cache: same month, own figures
+        board_a = http_a.get(PATH, params={"month": "2025-04"}).json()
+        board_b = http_b.get(PATH, params={"month": "2025-04"}).json()
+        assert board_a["metrics"]["revenue"]["current_month"] == 100.0
+        assert board_b["metrics"]["revenue"]["current_month"] == 7.0
+        assert board_a["dashboard_id"] != board_b["dashboard_id"]
+    assert board_a["details"]["cache"]["state"] == board_b["details"]["cache"]["state"] == "fresh"
+
+
+def test_a_request_that_cannot_get_a_computation_in_time_is_503(
+    services: Services, api: LiveApi, client_for: Callable[[], tuple[Credentials, httpx.Client]]
+) -> None:
+    creds, http = client_for()
+    cache = api.app.state.resources.bi_dashboards
+    lock = cache.key(creds.client_id, "2025-01") + ":lock"
+    conn = redis.Redis.from_url(services.redis_url)
+    conn.set(lock, "another-process", ex=30)  # another API process is computing it
+    try:
+        r = http.get(PATH, params={"month": "2025-01"})
+    finally:
+        conn.delete(lock)
+        conn.close()
+    assert r.status_code == 503
+    assert r.json()["error"]["code"] == "E503"
+    assert r.headers["Retry-After"] == "5"

@@ -17,14 +17,15 @@ def seed(
     sessions: Sessions,
     client_id: str,
     *,
-    nodes: Iterable[tuple[str, str, dict[str, Any]]],
-    purchases: Iterable[tuple[str, str, dict[str, Any]]] = (),
+    nodes: Iterable[tuple[str, str, dict[str, Any] | str]],
+    purchases: Iterable[tuple[str, str, dict[str, Any] | str]] = (),
     relationships: Iterable[tuple[str, str, str, dict[str, Any]]] = (),
 ) -> None:
     """nodes: (node_id, type, properties); purchases: (customer, product, properties), each its
-    own relationship; relationships: (type, source, target, properties)."""
+    own relationship; relationships: (type, source, target, properties). Properties given as a
+    string are raw JSON (numbers Python's json cannot write)."""
     batch = secrets.token_hex(4)  # relationship ids unique across calls
-    node_rows = [{"c": client_id, "n": n, "t": t, "p": json.dumps(p)} for n, t, p in nodes]
+    node_rows = [{"c": client_id, "n": n, "t": t, "p": _json(p)} for n, t, p in nodes]
     rel_rows = [
         {
             "c": client_id,
@@ -32,7 +33,7 @@ def seed(
             "t": "PURCHASED",
             "s": s,
             "g": g,
-            "p": json.dumps(p),
+            "p": _json(p),
         }
         for i, (s, g, p) in enumerate(purchases)
     ] + [
@@ -56,3 +57,7 @@ def seed(
                 ),
                 rel_rows,
             )
+
+
+def _json(properties: dict[str, Any] | str) -> str:
+    return properties if isinstance(properties, str) else json.dumps(properties)

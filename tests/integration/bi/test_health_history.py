@@ -10,6 +10,8 @@ import redis
 from sqlalchemy import text
 
 from aia_engine.bi.dashboard import compute_dashboard
+from aia_engine.db.session import make_engine, make_sessions
+from aia_engine.embedded import free_port
 from aia_engine.ops.health_history import HealthSampler, engine_checks
 from tests.conftest import wait_until
 from tests.integration.conftest import Services, start_beat, stop_process
@@ -92,3 +94,48 @@ def test_the_beat_process_records_samples(services: Services) -> None:
         wait_until(samples, "the beat to record two health samples", timeout=40)
     finally:
         stop_process(beat)
+
+
+def test_a_database_outage_shows_as_unhealthy_minutes(services: Services) -> None:
+    # The beat's samples while PostgreSQL is unreachable (nothing listens on the port) are kept
+    # in memory and written once it answers again.
+    down = services.settings.model_copy(
+        update={"database_url": f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"}
+    )
+    engine = make_engine(down, pool_size=1)
+    unreachable = make_sessions(engine)
+    client = redis.Redis.from_url(services.redis_url)
+    base = datetime(2032, 1, 1, tzinfo=UTC)
+    clock = iter(base + timedelta(minutes=i) for i in range(10))
+    sampler = HealthSampler(
+        unreachable,
+        engine_checks(unreachable, client, lambda: 1),
+        interval_s=60,
+        keep_days=90,
+        clock=lambda: next(clock),
+    )
+    assert [sampler.sample() for _ in range(3)] == [False, False, False]  # nothing raised
+    assert len(sampler.unwritten) == 3
+    assert sampler.unwritten.maxlen == 1440  # a day of one-minute samples
+    sampler.sessions = services.sessions  # PostgreSQL is back
+    sampler.checks = engine_checks(services.sessions, client, lambda: 1)
+    assert sampler.sample() is True
+    assert len(sampler.unwritten) == 0
+    client.close()
+    engine.dispose()
+    board = compute_dashboard(services.sessions, "nobody", now=base + timedelta(minutes=5))
+    assert board["details"]["operations"]["health_samples"] == 4
+    assert board["metrics"]["operations"]["system_uptime"] == 25.0  # 3 minutes down of 4
+    with services.sessions() as s:
+        causes = (
+            s.execute(
+                text(
+                    "SELECT services->>'database' FROM health_samples "
+                    "WHERE sampled_at >= :b AND NOT healthy"
+                ),
+                {"b": base},
+            )
+            .scalars()
+            .all()
+        )
+    assert causes == ["unhealthy: OperationalError"] * 3

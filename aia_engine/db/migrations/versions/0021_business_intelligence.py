@@ -1,7 +1,7 @@
 """Business intelligence: health history, per-client request durations, dashboard indexes
 
 - `health_samples`: one row a minute written by the beat process (the engine's health check:
-  PostgreSQL, Redis, workers), pruned past AIA_BI_HEALTH_KEEP_DAYS; the dashboard's uptime.
+  PostgreSQL, Redis, workers), pruned past AIA_BI_HISTORY_KEEP_DAYS; the dashboard's uptime.
 - `api_request_stats`: per client and minute, the requests the API answered and their summed
   duration in milliseconds (upserted by each API process's periodic flush); the dashboard's
   mean response time.

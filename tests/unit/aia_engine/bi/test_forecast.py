@@ -50,14 +50,33 @@ def test_backtest_is_rolling_one_step_ahead() -> None:
     linear = [100.0 + 10 * i for i in range(8)]
     exact = backtest(linear)
     assert (exact.mae, exact.mape, exact.points) == (pytest.approx(0.0), pytest.approx(0.0), 5)
-    series = [10.0, 12.0, 16.0, 15.0, 0.0]
-    test = backtest(series)
-    f3 = holt_fit(series[:3])
-    f4 = holt_fit(series[:4])
-    assert f3 is not None and f4 is not None
-    errors = [abs(15.0 - f3.forecast), abs(0.0 - f4.forecast)]
-    assert test.points == 2
-    assert test.mae == pytest.approx(sum(errors) / 2)
-    assert test.mape == pytest.approx(100 * errors[0] / 15.0)  # the 0 month has no percentage
+    # Each prefix below is an exact line, so each forecast is known by hand whatever alpha and
+    # beta: [10, 20, 30] -> 40 (actual 40, error 0); [10, 20, 30, 40] -> 50 (actual 0, error 50)
+    test = backtest([10.0, 20.0, 30.0, 40.0, 0.0])
+    assert (test.points, test.mae) == (2, pytest.approx(25.0))
+    assert test.mape == pytest.approx(0.0)  # the 0 month has no percentage; the 40 one is exact
+    # [10, 20, 30] -> 40 against an actual 50: error 10, 20 %
+    test = backtest([10.0, 20.0, 30.0, 50.0])
+    assert (test.points, test.mae, test.mape) == (1, pytest.approx(10.0), pytest.approx(20.0))
     assert backtest([1.0, 2.0, 3.0]).points == 0
-    assert len(range(max(3, 30 - 12), 30)) == backtest([float(i) for i in range(30)]).points
+    assert backtest([float(i) for i in range(30)]).points == 12  # the last 12 months only
+
+
+def test_two_steps_ahead_continue_the_trend() -> None:
+    fit = holt_fit([1000.0, 1100.0, 1200.0, 1300.0])
+    assert fit is not None
+    assert fit.ahead(2) == pytest.approx(1500.0, abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    "series",
+    [
+        [1e160, 3e160, 1e160, 4e160],  # squared errors past the float range
+        [1e308, -1e308, 1e308],  # the trend itself overflows
+        [float("inf"), 1.0, 2.0],
+        [float("nan"), 1.0, 2.0],
+    ],
+)
+def test_overflow_gives_no_forecast_rather_than_an_error(series: list[float]) -> None:
+    assert holt_fit(series) is None
+    assert backtest([*series, 1.0]).points == 0
