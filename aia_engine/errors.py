@@ -862,6 +862,29 @@ class CycleQuotaExceeded(EngineError):
         self.with_headers({"Retry-After": str(retry_after_s)})
 
 
+class InternalAgent(InvalidRequest):
+    """Raised when a submitted workflow names an agent only the engine itself may run."""
+
+    code = "E074"
+    title = "Internal agent"
+    description = (
+        "The optimization cycle's agents (bi_analysis_agent, bi_strategy_agent, "
+        "bi_selection_agent, bi_plan_agent) run only in the workflows POST "
+        "/business-intelligence/execute-cycle starts (which count against the daily cycle "
+        "quota); a workflow submitted through /tasks, /tasks/orchestrate, /tasks/batch or an "
+        "operator task type that names one is refused. details.field names where."
+    )
+
+    def __init__(self, name: str, *, field: str) -> None:
+        super().__init__(
+            f"agent {name!r} is internal to optimization cycles; start a cycle with POST "
+            "/business-intelligence/execute-cycle",
+            field=field,
+            issue="internal agent",
+            provided_value=name,
+        )
+
+
 class CycleNotFound(NotFound):
     """Raised when no optimization cycle with that id is visible to the caller."""
 

@@ -702,6 +702,14 @@ class NotGeneratedStrategy(BaseModel):
     reason: str = Field(description="the figures it lacks")
 
 
+class PlanFigures(BaseModel):
+    month: str = Field(description="the pinned reference month (YYYY-MM)")
+    dashboard_ids: list[str]
+    generated_at: list[str] = Field(
+        description="when the dashboard the stages read was computed (one entry: one computation)"
+    )
+
+
 class OptimizationPlan(BaseModel):
     revenue_strategies: list[PlanStrategy]
     customer_strategies: list[PlanStrategy]
@@ -715,6 +723,7 @@ class OptimizationPlan(BaseModel):
     risk_tolerance: Literal["low", "medium", "high"]
     horizon_days: int
     method: str
+    figures: PlanFigures
 
 
 class CycleLinks(BaseModel):
@@ -759,6 +768,10 @@ class CycleSummary(BaseModel):
     cycle_type: str
     focus_areas: list[str]
     constraints: CycleConstraints
+    month: str | None = Field(
+        description="The reference month (YYYY-MM) of the figures, pinned at submission: the "
+        "plan reads GET /business-intelligence/dashboard?month=<month>'s cache entry"
+    )
     created_at: str | None
     finished_at: str | None
     estimated_completion: str | None

@@ -34,12 +34,12 @@ DEFAULT_HORIZON: dict[str, str] = {
 UNIT_DAYS = {"day": 1, "week": 7, "month": 30}
 MAX_HORIZON_DAYS = 730  # 24 months of 30 days
 MAX_BUDGET = 1e12
-_HORIZON = re.compile(r"^([1-9][0-9]{0,3})_(day|week|month)s?$")
+_HORIZON = re.compile(r"([1-9][0-9]{0,3})_(day|week|month)s?")
 
 
 def horizon_days(horizon: str) -> int:
     """Days of a time horizon written N_days / N_weeks / N_months (ValueError otherwise)."""
-    match = _HORIZON.match(horizon)
+    match = _HORIZON.fullmatch(horizon)  # fullmatch: "$" would accept a final newline
     if not match:
         raise ValueError("must be N_days, N_weeks or N_months (e.g. 90_days)")
     days = int(match.group(1)) * UNIT_DAYS[match.group(2)]

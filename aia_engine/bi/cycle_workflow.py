@@ -27,6 +27,9 @@ def cycle_workflow(cycle: dict[str, Any]) -> dict[str, Any]:
             "task": f"Analyze the client's {area.replace('_', ' ')} figures",
             "dependencies": [],
             "params": {"focus_area": area},
+            # A stage that waited past AIA_BI_DASHBOARD_WAIT_S for another's computation of the
+            # same dashboard gets 503 (TransientError): it tries again, reading the cache.
+            "retries": 2,
         }
         for name, area in zip(analyses, cycle["focus_areas"], strict=True)
     }

@@ -10,23 +10,23 @@ cycle (a key is one per client across tasks and cycles).
 
 from __future__ import annotations
 
-import base64
-import json
 import math
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, text
+from sqlalchemy import and_, or_, select, text
 from sqlalchemy.exc import IntegrityError
 
 from aia_engine.bi.cycle_request import CycleRequest
 from aia_engine.bi.cycle_workflow import PLAN_STAGE, TASK_TYPE, cycle_workflow
+from aia_engine.bi.task_figures import pin_month
 from aia_engine.clock import utcnow
+from aia_engine.cursors import decode_cursor, encode_cursor
 from aia_engine.db.direct import in_session, sqlalchemy_errors
 from aia_engine.db.locks import stage_rows
 from aia_engine.db.models import BiCycle, StageRun, StageStatus, Task, TaskStatus
 from aia_engine.db.session import Sessions
-from aia_engine.errors import Conflict, CycleNotFound, CycleQuotaExceeded, InvalidRequest
+from aia_engine.errors import Conflict, CycleNotFound, CycleQuotaExceeded
 from aia_engine.publishing import Publisher, PublishGate, publish_now
 from aia_engine.settings import Settings
 from aia_engine.tasks.catalog import Catalog
@@ -34,7 +34,7 @@ from aia_engine.tasks.control import cancel_task
 from aia_engine.tasks.estimates import agent_durations, estimate_completion
 from aia_engine.tasks.models import TaskRequest
 from aia_engine.tasks.queries import iso
-from aia_engine.tasks.submit import NewTask, build_spec, insert_tasks, request_hash
+from aia_engine.tasks.submit import NewTask, build_spec, insert_tasks
 
 WINDOW = timedelta(hours=24)
 _LOCK_CLASS = 0x41494243  # "AIBC": the advisory lock space of cycle starts, keyed per client
@@ -62,13 +62,13 @@ def links(optimization_id: str, task_id: str) -> dict[str, str]:
     }
 
 
-def task_request(cycle: CycleRequest) -> TaskRequest:
-    normalized = cycle.normalized()
+def task_request(cycle: dict[str, Any]) -> TaskRequest:
+    """The task of a normalized cycle request with its pinned month (`requirements.cycle`)."""
     return TaskRequest(
         task_type=TASK_TYPE,
-        description=f"{cycle.cycle_type}: {', '.join(cycle.focus_areas)}",
-        requirements={"cycle": normalized},
-        workflow=cycle_workflow(normalized),
+        description=f"{cycle['cycle_type']}: {', '.join(cycle['focus_areas'])}",
+        requirements={"cycle": cycle},
+        workflow=cycle_workflow(cycle),
     )
 
 
@@ -83,13 +83,16 @@ def start_cycle(
     task_id: str,
     idempotency_key: str | None = None,
 ) -> tuple[dict[str, Any], bool]:
-    """Start `cycle` for `client_id` as task `task_id`: (the answer, whether it was created)."""
-    request = task_request(cycle)
+    """Start `cycle` for `client_id` as task `task_id`: (the answer, whether it was created).
+    The reference month of its figures is pinned here (task_figures.pin_month)."""
+    asked = cycle.normalized()
     if idempotency_key is not None:
-        earlier = _replay(sessions, client_id, idempotency_key, request)
+        earlier = _replay(sessions, client_id, idempotency_key, asked)
         if earlier is not None:
             return earlier, False
-    spec = build_spec(request, settings, Catalog(sessions, client_id=client_id))
+    normalized = {**asked, "month": pin_month(sessions, client_id)}
+    request = task_request(normalized)
+    spec = build_spec(request, settings, Catalog(sessions, client_id=client_id), internal=True)
     now = utcnow()
     eta = estimate_completion(spec, agent_durations(sessions, now=now), start=now)
     optimization_id = optimization_id_of(task_id)
@@ -99,6 +102,12 @@ def start_cycle(
                 text("SELECT pg_advisory_xact_lock(:k, hashtext(:c))"),
                 {"k": _LOCK_CLASS, "c": client_id},
             )
+            if idempotency_key is not None:
+                # Under the lock: a concurrent repeat of a key whose cycle was the last one the
+                # quota allowed gets that cycle (200), not 429.
+                earlier = _replay_in(session, client_id, idempotency_key, asked)
+                if earlier is not None:
+                    return earlier, False
             _check_quota(session, client_id, settings.bi_cycles_per_day, now)
             new = NewTask(task_id, request, spec, client_id, idempotency_key, eta)
             with sqlalchemy_errors():
@@ -108,14 +117,16 @@ def start_cycle(
                     optimization_id=optimization_id,
                     client_id=client_id,
                     task_id=task_id,
-                    request=cycle.normalized(),
+                    request=normalized,
                     created_at=now,
                 )
             )
     except IntegrityError:
+        # The same key used at the same moment by a task submission (keys are per client
+        # across tasks and cycles): answer as a repeat, or Conflict.
         if idempotency_key is None:
             raise
-        earlier = _replay(sessions, client_id, idempotency_key, request)
+        earlier = _replay(sessions, client_id, idempotency_key, asked)
         if earlier is None:
             raise
         return earlier, False
@@ -143,31 +154,47 @@ def _accepted(optimization_id: str, task_id: str, eta: datetime | None) -> dict[
 
 
 def _check_quota(session: Any, client_id: str, limit: int, now: datetime) -> None:
-    since = now - WINDOW
-    count, oldest = session.execute(
-        select(func.count(), func.min(BiCycle.created_at)).where(
-            BiCycle.client_id == client_id, BiCycle.created_at > since
-        )
-    ).one()
-    if count >= limit:
-        wait = max(1, math.ceil((oldest + WINDOW - now).total_seconds()))
+    """CycleQuotaExceeded when the client started `limit` cycles in the last 24 hours. Retry-After
+    is when enough of them have left the window for one more: with `count` in it, the
+    (count - limit + 1)-th oldest (the oldest when count == limit; more when the limit was
+    lowered)."""
+    times = session.scalars(
+        select(BiCycle.created_at)
+        .where(BiCycle.client_id == client_id, BiCycle.created_at > now - WINDOW)
+        .order_by(BiCycle.created_at)
+    ).all()
+    if len(times) >= limit:
+        frees = times[len(times) - limit]
+        wait = max(1, math.ceil((frees + WINDOW - now).total_seconds()))
         raise CycleQuotaExceeded(limit=limit, retry_after_s=wait)
 
 
 def _replay(
-    sessions: Sessions, client_id: str, key: str, request: TaskRequest
+    sessions: Sessions, client_id: str, key: str, asked: dict[str, Any]
 ) -> dict[str, Any] | None:
-    """The first answer to a repeated Idempotency-Key (None: the key is new)."""
     with sessions.begin() as session:
-        found = session.execute(
-            select(Task, BiCycle)
-            .outerjoin(BiCycle, BiCycle.task_id == Task.id)
-            .where(Task.client_id == client_id, Task.idempotency_key == key)
-        ).one_or_none()
+        return _replay_in(session, client_id, key, asked)
+
+
+def _asked(stored: dict[str, Any]) -> dict[str, Any]:
+    """A stored cycle request without what the engine added (the pinned month)."""
+    return {k: v for k, v in stored.items() if k != "month"}
+
+
+def _replay_in(
+    session: Any, client_id: str, key: str, asked: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The first answer to a repeated Idempotency-Key (None: the key is new). The same request
+    is the same normalized body; the month pinned for it is not part of what was asked."""
+    found = session.execute(
+        select(Task, BiCycle)
+        .outerjoin(BiCycle, BiCycle.task_id == Task.id)
+        .where(Task.client_id == client_id, Task.idempotency_key == key)
+    ).one_or_none()
     if found is None:
         return None
     task, cycle = found
-    if cycle is None or task.request_hash != request_hash(request):
+    if cycle is None or _asked(cycle.request) != asked:
         raise Conflict(
             f"idempotency key {key!r} was used for a different request",
             field="Idempotency-Key",
@@ -203,6 +230,7 @@ def _summary(cycle: BiCycle, task: Task, plan: dict[str, Any] | None) -> dict[st
         "cycle_type": cycle.request["cycle_type"],
         "focus_areas": cycle.request["focus_areas"],
         "constraints": cycle.request["constraints"],
+        "month": cycle.request.get("month"),
         "created_at": iso(cycle.created_at),
         "finished_at": iso(task.finished_at),
         "estimated_completion": iso(task.finished_at or task.estimated_completion),
@@ -236,25 +264,6 @@ def get_cycle(sessions: Sessions, optimization_id: str, *, client_id: str) -> di
     return body
 
 
-def _cursor(created_at: datetime, optimization_id: str) -> str:
-    raw = json.dumps([created_at.isoformat(), optimization_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _after(cursor: str) -> tuple[datetime, str]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        at, oid = json.loads(base64.urlsafe_b64decode(padded))
-        return datetime.fromisoformat(at), str(oid)
-    except (ValueError, TypeError) as exc:
-        raise InvalidRequest(
-            "cursor is not one this API returned; start again without it",
-            field="cursor",
-            issue="invalid cursor",
-            provided_value=cursor[:200],
-        ) from exc
-
-
 def list_cycles(
     sessions: Sessions, *, client_id: str, limit: int = 20, cursor: str | None = None
 ) -> dict[str, Any]:
@@ -268,7 +277,7 @@ def list_cycles(
         .limit(limit + 1)
     )
     if cursor is not None:
-        at, oid = _after(cursor)
+        at, oid = decode_cursor(cursor)
         query = query.where(
             or_(
                 BiCycle.created_at < at,
@@ -283,7 +292,7 @@ def list_cycles(
     return {
         "cycles": items,
         "count": len(items),
-        "next_cursor": _cursor(last.created_at, last.optimization_id) if last else None,
+        "next_cursor": encode_cursor(last.created_at, last.optimization_id) if last else None,
     }
 
 

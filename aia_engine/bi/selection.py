@@ -1,7 +1,7 @@
 """Budget-constrained selection of a cycle's strategies, and the plan that says why.
 
-Filters first (risk above `risk_tolerance`, implementation longer than the time horizon, no
-positive impact, investment alone above the budget), then the exact knapsack (knapsack.py) over
+Filters first (risk above `risk_tolerance`, implementation longer than the time horizon, a
+negative investment, no positive impact, investment alone above the budget), then the exact knapsack (knapsack.py) over
 what is left. Every strategy ends up chosen or left out with its reason.
 """
 
@@ -16,9 +16,12 @@ from aia_engine.bi.knapsack import Item, best_selection
 GROUP_ORDER = ("revenue_strategies", "customer_strategies", "operational_strategies")
 
 
-def _ratio(s: dict[str, Any]) -> float | None:
+def _ratio(s: dict[str, Any]) -> str:
+    """Its impact per unit of investment, in words."""
     cost = s["investment_required"]
-    return round(s["expected_impact"] / cost, 6) if cost > 0 else None
+    if cost == 0:
+        return "it needs no investment"
+    return f"impact per unit of investment {round(s['expected_impact'] / cost, 6)}"
 
 
 def select(
@@ -43,6 +46,11 @@ def select(
             reason = (
                 "too_slow",
                 f"takes {s['implementation_days']} days, longer than the {horizon_days}-day horizon",
+            )
+        elif s["investment_required"] < 0:
+            reason = (
+                "invalid_cost",
+                f"its investment {s['investment_required']:.2f} is negative, which no cost is",
             )
         elif s["expected_impact"] <= 0:
             reason = ("no_impact", "its expected impact from the current figures is 0")
@@ -70,8 +78,7 @@ def select(
                     "chosen": True,
                     "reason": "in_best_set",
                     "explanation": "part of the set with the highest total impact "
-                    f"({best.total_value:.2f}) within the budget; impact per unit of "
-                    f"investment {ratio}",
+                    f"({best.total_value:.2f}) within the budget; {ratio}",
                 }
             )
         else:
@@ -82,8 +89,7 @@ def select(
                     "reason": "lower_value_per_cost",
                     "explanation": f"fits the budget alone, but with the chosen set only "
                     f"{remaining:.2f} is left for its {s['investment_required']:.2f}, and no set "
-                    f"including it yields more than {best.total_value:.2f}; impact per unit "
-                    f"of investment {ratio}",
+                    f"including it yields more than {best.total_value:.2f}; {ratio}",
                 }
             )
     order = {s["strategy"]: i for i, s in enumerate(strategies)}

@@ -440,7 +440,7 @@ def _run_agent(
         # Named datasets are read here, when the stage runs: the broker carries only ids.
         datasets=partial(records_for_task, sessions, task_id=task_id),
         graph_write=partial(write_for_task, sessions, task_id=task_id),
-        business_figures=partial(dashboard_for_task, sessions, task_id=task_id),
+        business_figures=partial(dashboard_for_task, sessions, settings, task_id=task_id),
     )
     return get_agent(claim.spec.agent).run(ctx)
 

@@ -65,6 +65,7 @@ ANSWERED_BEFORE = {
     "E068": (422, "ValidationError"),
     "E072": (422, "ValidationError"),
     "E073": (429, "CycleQuotaExceeded"),
+    "E074": (422, "ValidationError"),
     "E400": (400, "BadRequest"),
     "E401": (401, "Unauthorized"),
     "E403": (403, "Forbidden"),

@@ -28,6 +28,9 @@ FIGURES: dict[str, float | None] = {
     "average_response_time": 0.5,
     "system_uptime": 99.0,
     "agent_efficiency": 80.0,
+    "stages_finished": 200.0,
+    "tasks_finished": 50.0,
+    "requests_timed": 1000.0,
 }
 
 
@@ -38,10 +41,10 @@ def priced(area: str, figures: dict[str, float | None]) -> dict[str, tuple[float
 
 def test_revenue_strategies_by_hand() -> None:
     got = priced("revenue", FIGURES)
-    assert got["pricing_optimization"] == (9.5, 2400.0)  # 2 + 0.3*25; 0.12*20000
+    assert got["pricing_optimization"] == (5.56, 2400.0)  # 10*25/45; 0.12*20000
     assert got["upsell_program"] == (7.2, 4000.0)  # 0.12*(100-40); 40*100
-    assert got["promotion_campaign"] == (6.0, 2000.0)  # 1 + 0.5*10; 0.1*20000
-    assert got["customer_acquisition"] == (6.0, 9000.0)  # 1 + 50*10/100; 4.5*200*10
+    assert got["promotion_campaign"] == (5.0, 2000.0)  # 0.5*10; 0.1*20000
+    assert got["customer_acquisition"] == (5.0, 9000.0)  # 0.5*100*10/100; 4.5*200*10
 
 
 def test_customer_and_operations_strategies_by_hand() -> None:
@@ -49,13 +52,106 @@ def test_customer_and_operations_strategies_by_hand() -> None:
     assert got["retention_program"] == (11.6, 1970.0)  # 40*5000/20000 + 0.2*8; 1250 + 720
     assert got["support_quality_program"] == (5.0, 3600.0)  # 100*0.5*0.2*3.5/7; 120*30
     assert got["customer_feedback_loop"] == (8.57, 1500.0)  # 100*0.2*3/7; 15*100
-    assert got["loyalty_rewards"] == (12.0, 3000.0)  # 1.5*8; 0.15*20000
+    assert got["loyalty_rewards"] == (4.0, 3000.0)  # 0.5*8; 0.15*20000
     assert priced("customer_retention", FIGURES)["win_back_campaign"] == (0.9, 480.0)
     ops = priced("operational_efficiency", FIGURES)
-    assert ops["workflow_automation"] == (12.5, 9500.0)  # 50*20/80; 1500+400*20
-    assert ops["failure_triage"] == (6.67, 3300.0)  # 60*10/90; 800+250*10
-    assert ops["reliability_engineering"] == (0.51, 10000.0)  # 50*1/99; 2000+8000*1
-    assert ops["response_time_tuning"] == (24.0, 2500.0)  # 30*0.4/0.5; 1000+3000*0.5
+    assert ops["workflow_automation"] == (12.5, 1600.0)  # 50*20/80; 40*200*0.2
+    assert ops["failure_triage"] == (6.67, 150.0)  # 60*10/90; 30*50*0.1
+    assert ops["reliability_engineering"] == (0.51, 50.0)  # 50*1/99; 5*1000*0.01
+    assert ops["response_time_tuning"] == (24.0, 200.0)  # 30*0.4/0.5; 0.5*1000*0.4
+
+
+def _impact(area: str, strategy: str, **changes: float) -> float:
+    return priced(area, {**FIGURES, **changes})[strategy][0]
+
+
+@pytest.mark.parametrize(
+    ("area", "strategy", "changes"),
+    [
+        ("revenue", "pricing_optimization", {"growth_rate": -10.0}),  # shrinking: was 0.5
+        ("revenue", "pricing_optimization", {"growth_rate": 0.0}),
+        ("revenue", "upsell_program", {"top_customer_share": 100.0}),  # one customer: was 0.5
+        ("revenue", "promotion_campaign", {"forecast_next_month": 25_000.0}),  # growing: was 1
+        ("revenue", "customer_acquisition", {"new_this_month": 0.0}),  # none new: was 1
+        ("customer_satisfaction", "retention_program", {"revenue_at_risk": 0.0}),
+        ("customer_satisfaction", "support_quality_program", {"negative_feedback_share": 0.0}),
+        ("customer_satisfaction", "customer_feedback_loop", {"satisfaction_score": 10.0}),
+        ("customer_retention", "loyalty_rewards", {"churn_rate": 0.0}),
+        ("customer_retention", "win_back_campaign", {"churned": 0.0}),
+        ("operational_efficiency", "workflow_automation", {"agent_efficiency": 100.0}),
+        ("operational_efficiency", "failure_triage", {"task_completion_rate": 100.0}),
+        ("operational_efficiency", "reliability_engineering", {"system_uptime": 100.0}),
+        ("operational_efficiency", "response_time_tuning", {"average_response_time": 0.08}),
+    ],
+)
+def test_no_positive_floor(area: str, strategy: str, changes: dict[str, float]) -> None:
+    """Where a strategy has nothing to improve its impact is 0 (and selection says no_impact),
+    not a constant floor."""
+    assert _impact(area, strategy, **changes) == 0.0
+
+
+def test_impacts_keep_moving_where_the_old_clamps_held_them() -> None:
+    # pricing was clamped at 12 from growth 33.3 %: now rises on, below 10
+    highs = [_impact("revenue", "pricing_optimization", growth_rate=g) for g in (40, 80, 400)]
+    assert highs == sorted(highs) and len(set(highs)) == 3 and highs[-1] < 10
+    # loyalty was clamped at 30 from churn 20 %
+    assert _impact("customer_retention", "loyalty_rewards", churn_rate=30.0) == 15.0
+    assert _impact("customer_retention", "loyalty_rewards", churn_rate=40.0) == 20.0
+    # acquisition was clamped at 25 from 48 % new customers; win-back at 20
+    assert _impact("revenue", "customer_acquisition", new_this_month=60.0) == 30.0
+    assert _impact("revenue", "customer_acquisition", new_this_month=80.0) == 40.0
+    assert _impact("customer_retention", "win_back_campaign", churned=200.0) == 30.0
+
+
+def test_impacts_never_pass_the_metrics_maximum() -> None:
+    """satisfaction 9.8 with 30 % negative feedback: the formula says 5.36 %, but 9.8 can rise
+    by 2.04 % at most (to 10)."""
+    got = _impact(
+        "customer_satisfaction",
+        "support_quality_program",
+        satisfaction_score=9.8,
+        negative_feedback_share=30.0,
+    )
+    assert got == round(100 * 0.2 / 9.8, 2) == 2.04
+    bounded = {
+        "support_quality_program": ("customer_satisfaction", "satisfaction_score", 10.0),
+        "customer_feedback_loop": ("customer_satisfaction", "satisfaction_score", 10.0),
+        "workflow_automation": ("operational_efficiency", "agent_efficiency", 100.0),
+        "failure_triage": ("operational_efficiency", "task_completion_rate", 100.0),
+        "reliability_engineering": ("operational_efficiency", "system_uptime", 100.0),
+    }
+    for strategy, (area, metric, top) in bounded.items():
+        for value in (0.5, 1.0, 5.0, 9.0, 9.5, 9.9, 50.0, 90.0, 99.0, 99.9):
+            if value >= top:
+                continue
+            for share in (0.0, 30.0, 100.0):
+                impact = _impact(
+                    area, strategy, **{metric: value, "negative_feedback_share": share}
+                )
+                assert 0 <= impact <= round(100 * (top - value) / value, 2) + 0.01, (
+                    strategy,
+                    value,
+                )
+
+
+VOLUMES = (
+    "current_month", "previous_month", "forecast_next_month", "revenue_at_risk", "total_active",
+    "new_this_month", "at_risk", "churned", "active_at_start", "feedback_count",
+    "stages_finished", "tasks_finished", "requests_timed",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("area", sorted(CATALOGUE))
+def test_investments_scale_with_the_clients_volumes(area: str) -> None:
+    """No fixed base cost: a client ten times as large (every volume x10, every rate and share
+    the same) pays exactly ten times as much, for the same impacts."""
+    base = priced(area, FIGURES)
+    big = priced(area, {k: (v * 10 if k in VOLUMES and v is not None else v)
+                        for k, v in FIGURES.items()})  # fmt: skip
+    assert base.keys() == big.keys() == {m.name for m in CATALOGUE[area]}
+    for name, (impact, cost) in base.items():
+        assert big[name][0] == impact, name
+        assert big[name][1] == pytest.approx(10 * cost), name
 
 
 @pytest.mark.parametrize("area", sorted(CATALOGUE))
@@ -84,6 +180,21 @@ def test_null_inputs_are_not_generated_with_the_reason() -> None:
     made, missing = generate("revenue", {**FIGURES, "total_active": 0.0})
     assert {m["strategy"] for m in missing} == {"upsell_program", "customer_acquisition"}
     assert "divides by" in missing[0]["reason"]
+
+
+def test_strategies_priced_from_revenue_need_positive_revenue() -> None:
+    """A month of refunds (negative revenue) would price them at a negative cost."""
+    for area, names in (
+        ("revenue", {"pricing_optimization", "upsell_program", "promotion_campaign",
+                     "customer_acquisition"}),
+        ("customer_satisfaction", {"retention_program", "loyalty_rewards"}),
+        ("customer_retention", {"retention_program", "loyalty_rewards", "win_back_campaign"}),
+    ):  # fmt: skip
+        made, missing = generate(area, {**FIGURES, "current_month": -500.0})
+        assert names <= {m["strategy"] for m in missing}, area
+        assert all(s["investment_required"] >= 0 for s in made)
+        assert all("current_month is -500.0 (not > 0)" in m["reason"] for m in missing
+                   if m["strategy"] in names)  # fmt: skip
 
 
 def test_figures_of_a_dashboard() -> None:

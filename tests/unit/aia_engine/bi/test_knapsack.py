@@ -27,6 +27,26 @@ def brute_force(items: list[Item], budget: float) -> tuple[Fraction, Fraction]:
     return best
 
 
+def brute_force_set(items: list[Item], budget: float) -> tuple[str, ...]:
+    """The set the documented tie rule picks, by exhaustive search: the most value; among
+    those, the cheapest; among those, the one holding the earliest item where two differ.
+    Items with no positive value are never chosen."""
+    best: tuple[Fraction, Fraction, tuple[bool, ...]] | None = None
+    for mask in itertools.product((False, True), repeat=len(items)):
+        taken = [i for i, t in zip(items, mask, strict=True) if t]
+        if any(i.value <= 0 for i in taken):
+            continue
+        cost = sum((Fraction(i.cost) for i in taken), Fraction(0))
+        value = sum((Fraction(i.value) for i in taken), Fraction(0))
+        if cost > Fraction(budget):
+            continue
+        key = (value, -cost, mask)
+        if best is None or key > (best[0], -best[1], best[2]):
+            best = (value, cost, mask)
+    assert best is not None
+    return tuple(i.key for i, t in zip(items, best[2], strict=True) if t)
+
+
 def random_items(rng: random.Random) -> tuple[list[Item], float]:
     n = rng.randint(0, 13)
     items = [
@@ -52,6 +72,20 @@ def test_knapsack_equals_brute_force(seed: int) -> None:
     assert value == best_value
     assert cost == least_cost  # ties of value go to the cheapest set
     assert got.total_value == float(value) and got.total_cost == float(cost)
+    assert got.chosen == brute_force_set(items, budget)  # and the very set the tie rule names
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_knapsack_set_equals_brute_force_under_many_ties(seed: int) -> None:
+    """Values and costs from small grids, so many subsets tie on value and cost: the chosen
+    set is exactly the one the documented tie rule picks."""
+    rng = random.Random(5000 + seed)
+    items = [
+        Item(f"s{i}", float(rng.choice((0, 1, 2, 3, 5))), float(rng.choice((0, 1, 2, 4, 8))))
+        for i in range(rng.randint(0, 12))
+    ]
+    budget = float(rng.choice((0, 1, 3, 5, 8, 12, 40)))
+    assert best_selection(items, budget).chosen == brute_force_set(items, budget)
 
 
 def test_ties_are_deterministic() -> None:
@@ -62,6 +96,21 @@ def test_ties_are_deterministic() -> None:
 
 def test_zero_value_items_are_never_chosen() -> None:
     assert best_selection([Item("free", 0.0, 0.0), Item("x", 1.0, 5.0)], 5.0).chosen == ("x",)
+
+
+def test_negative_and_zero_costs_are_reported_as_they_are() -> None:
+    got = select(
+        [strategy("refund", 5.0, -100.0, "low", 7), strategy("free", 2.0, 0.0, "low", 7)],
+        budget=10.0,
+        risk_tolerance="low",
+        horizon_days=30,
+    )
+    by_name = {d["strategy"]: d for d in got["decisions"]}
+    assert by_name["refund"]["chosen"] is False and by_name["refund"]["reason"] == "invalid_cost"
+    assert by_name["free"]["chosen"] is True
+    assert "None" not in by_name["free"]["explanation"]
+    assert "needs no investment" in by_name["free"]["explanation"]
+    assert got["total_investment"] == 0.0 and got["total_expected_impact"] == 2.0
 
 
 def strategy(name: str, impact: float, cost: float, risk: str, days: int) -> dict[str, object]:
