@@ -4,13 +4,20 @@ Idempotency-Key, and 422 for a bad body — all over HTTP."""
 
 from __future__ import annotations
 
+import base64
+import json
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from aia_engine.db.models import StageRun
+from aia_engine.bi.cycles import _check_quota
+from aia_engine.db.models import BiCycle, StageRun
+from aia_engine.errors import CycleQuotaExceeded
 from api.app import create_app
 from tests.integration.api.conftest import Credentials, LiveApi, serve, token_for, wait_task
 from tests.integration.conftest import Services, WorkerFactory
@@ -157,3 +164,125 @@ def test_bad_constraints_are_422_in_the_envelope(
 
 def test_unknown_cycle_is_404(client_for: Callable[[], httpx.Client]) -> None:
     assert client_for().get("/business-intelligence/cycles/opt_nothing").status_code == 404
+
+
+def _cursor(parts: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(parts).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        ["2026-01-01T00:00:00+00:00", "opt_a\u0000b"],  # NUL: psycopg DataError, was 500
+        ["2026-01-01T00:00:00+00:00", "opt_\ud800"],  # lone surrogate: UnicodeEncodeError, 500
+        ["2026-01-01T00:00:00+00:00", 5],  # not a string: was silently str()'d
+        ["2026-01-01T00:00:00+00:00", ["x"]],
+        [20260101, "opt_a"],
+    ],
+)
+@pytest.mark.parametrize("path", ["/business-intelligence/cycles", "/tasks"])
+def test_crafted_cursors_are_422(
+    client_for: Callable[[], httpx.Client], parts: object, path: str
+) -> None:
+    r = client_for().get(path, params={"cursor": _cursor(parts)})
+    assert r.status_code == 422, r.text
+    error = r.json()["error"]
+    assert error["code"] == "E001" and error["details"]["field"] == "cursor"
+
+
+INTERNAL = {"look": {"agent": "bi_analysis_agent", "params": {"focus_area": "revenue"}}}
+
+
+def test_the_cycles_agents_are_refused_outside_cycles(
+    api: LiveApi, make_client: Callable[..., Credentials]
+) -> None:
+    """Otherwise any client could run the cycle's analyses through /tasks, past the quota."""
+    creds = make_client(scopes="read write admin")
+    with api.client(headers={"Authorization": f"Bearer {token_for(api, creds)}"}) as http:
+        for path, body, field in [
+            ("/tasks/orchestrate", {"task_type": "x", "workflow": INTERNAL},
+             "workflow.look.agent"),
+            ("/tasks/submit", {"task_type": "x", "workflow": INTERNAL}, "workflow.look.agent"),
+            ("/tasks/submit", {"task_type": "noop", "agents_required": ["bi_plan_agent"]},
+             "agents_required"),
+            ("/task-types", {"name": "sneaky_cycle", "description": "d", "workflow": INTERNAL},
+             "workflow.look.agent"),
+        ]:  # fmt: skip
+            r = http.post(path, json=body)
+            assert r.status_code == 422, (path, r.text)
+            error = r.json()["error"]
+            assert error["code"] == "E074" and error["details"]["field"] == field, (path, error)
+        r = http.post(
+            "/tasks/batch-submit", json={"tasks": [{"task_type": "x", "workflow": INTERNAL}]}
+        )
+        item = r.json()["tasks"][0] if "tasks" in r.json() else r.json()
+        assert "E074" in json.dumps(item), r.text
+        assert http.get("/tasks").json()["tasks"] == []
+        # the cycle's own path still runs them
+        assert http.post(EXECUTE, json=BODY).status_code == 202
+
+
+def test_concurrent_starts_respect_the_quota_exactly(
+    client_for: Callable[[], httpx.Client],
+) -> None:
+    http = client_for()
+    barrier = threading.Barrier(PER_DAY + 4)
+
+    def post(_: int) -> int:
+        barrier.wait(10)
+        return http.post(EXECUTE, json=BODY).status_code
+
+    with ThreadPoolExecutor(PER_DAY + 4) as pool:
+        codes = sorted(pool.map(post, range(PER_DAY + 4)))
+    assert codes == [202] * PER_DAY + [429] * 4
+    assert len(http.get("/business-intelligence/cycles").json()["cycles"]) == PER_DAY
+
+
+def test_concurrent_repeats_of_the_last_allowed_cycle_replay_it(
+    client_for: Callable[[], httpx.Client],
+) -> None:
+    """The repeats wait on the quota lock behind the first, then find its cycle: 200, not 429."""
+    http = client_for()
+    for _ in range(PER_DAY - 1):
+        assert http.post(EXECUTE, json=BODY).status_code == 202
+    barrier = threading.Barrier(5)
+
+    def post(_: int) -> httpx.Response:
+        barrier.wait(10)
+        return http.post(EXECUTE, json=BODY, headers={"Idempotency-Key": "last-one"})
+
+    with ThreadPoolExecutor(5) as pool:
+        answers = list(pool.map(post, range(5)))
+    assert sorted(r.status_code for r in answers) == [200] * 4 + [202], [r.text for r in answers]
+    assert len({r.json()["optimization_id"] for r in answers}) == 1
+    assert http.post(EXECUTE, json=BODY).status_code == 429  # and the quota is used up
+
+
+def test_retry_after_is_when_enough_cycles_leave_the_window(
+    services: Services, client_for: Callable[[], httpx.Client]
+) -> None:
+    http = client_for()
+    ids = [http.post(EXECUTE, json=BODY).json()["optimization_id"] for _ in range(PER_DAY)]
+    now = datetime.now(UTC)
+    ages = {ids[0]: 20, ids[1]: 10, ids[2]: 5}  # hours
+    with services.sessions.begin() as session:
+        for oid, hours in ages.items():
+            session.execute(
+                update(BiCycle)
+                .where(BiCycle.optimization_id == oid)
+                .values(created_at=now - timedelta(hours=hours))
+            )
+        client_id = session.scalar(
+            select(BiCycle.client_id).where(BiCycle.optimization_id == ids[0])
+        )
+    r = http.post(EXECUTE, json=BODY)
+    assert r.status_code == 429
+    assert 4 * 3600 - 60 < int(r.headers["Retry-After"]) <= 4 * 3600  # the oldest leaves in 4 h
+    # with the limit lowered to 2 (3 cycles in the window), 2 must leave for one more to fit:
+    # the 2nd oldest, in 14 h (not the oldest's 4 h); with 1, the 3rd oldest, in 19 h
+    with services.sessions.begin() as session, pytest.raises(CycleQuotaExceeded) as raised:
+        _check_quota(session, client_id, 2, now)
+    assert 14 * 3600 - 60 < raised.value.details["retry_after_s"] <= 14 * 3600
+    with services.sessions.begin() as session, pytest.raises(CycleQuotaExceeded) as raised:
+        _check_quota(session, client_id, 1, now)
+    assert 19 * 3600 - 60 < raised.value.details["retry_after_s"] <= 19 * 3600
