@@ -4,6 +4,7 @@ example graph), visible as tasks; the plan never passes the budget and respects 
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -13,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from aia_engine.bi.catalogue import figures_of, generate
 from tests.conftest import wait_until
 from tests.integration.api.conftest import Credentials, LiveApi, token_for, wait_task
 from tests.integration.conftest import Services
@@ -33,6 +35,24 @@ TS_BODY = {  # the guide's TypeScript example, in the wire's snake_case
 RISKS = ("low", "medium", "high")
 
 
+def _client_with_graph(
+    services: Services,
+    live_api: LiveApi,
+    make_client: Callable[..., Credentials],
+    graph: Path,
+    data_dir: Path,
+) -> httpx.Client:
+    creds = make_client(scopes="read write")
+    imported = subprocess.run(
+        [sys.executable, "-m", "cli", "kg", "import", str(graph), "--client", creds.client_id],
+        env={**services.env, "AIA_DATA_DIR": str(data_dir)},
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert imported.returncode == 0, imported.stderr
+    token = token_for(live_api, creds)
+    return live_api.client(headers={"Authorization": f"Bearer {token}"})
+
+
 @pytest.fixture
 def seeded(
     services: Services,
@@ -41,16 +61,55 @@ def seeded(
     tmp_path: Path,
 ) -> Iterator[httpx.Client]:
     """A client whose knowledge graph holds the example business graph."""
-    creds = make_client(scopes="read write")
-    imported = subprocess.run(
-        [sys.executable, "-m", "cli", "kg", "import", str(EXAMPLE), "--client", creds.client_id],
-        env={**services.env, "AIA_DATA_DIR": str(tmp_path)},
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert imported.returncode == 0, imported.stderr
-    token = token_for(live_api, creds)
-    with live_api.client(headers={"Authorization": f"Bearer {token}"}) as http:
+    with _client_with_graph(services, live_api, make_client, EXAMPLE, tmp_path) as http:
         yield http
+
+
+def other_graph(path: Path) -> Path:
+    """The example graph with every purchase's amount tripled and every third purchase gone."""
+    lines, n = [], 0
+    for line in EXAMPLE.read_text().splitlines():
+        item = json.loads(line)
+        if item.get("type") == "PURCHASED":
+            n += 1
+            if n % 3 == 0:
+                continue
+            item["properties"]["amount"] = round(item["properties"]["amount"] * 3, 2)
+        lines.append(json.dumps(item))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def check_against_the_dashboard(http: httpx.Client, view: dict[str, Any]) -> dict[str, Any]:
+    """Every strategy in the plan is the catalogue applied to the figures of GET
+    /business-intelligence/dashboard?month=<the pinned month>, which serves the very cache entry
+    the stages read (one computation: the same generated_at, a cache hit)."""
+    plan, month = view["optimization_plan"], view["month"]
+    assert month is not None and plan["figures"]["month"] == month
+    r = http.get("/business-intelligence/dashboard", params={"month": month})
+    assert r.status_code == 200, r.text
+    dashboard = r.json()
+    assert dashboard["details"]["period"]["month"] == month
+    assert plan["figures"]["generated_at"] == [dashboard["generated_at"]]
+    assert dashboard["details"]["cache"]["hit"] is True
+    figures = figures_of(dashboard)
+    expected: dict[str, tuple[float, float]] = {}
+    not_generated: set[str] = set()
+    for area in view["focus_areas"]:
+        made, missing = generate(area, figures)
+        expected |= {s["strategy"]: (s["expected_impact"], s["investment_required"]) for s in made}
+        not_generated |= {m["strategy"] for m in missing}
+    in_plan = [
+        s
+        for key in ("revenue_strategies", "customer_strategies", "operational_strategies",
+                    "left_out")
+        for s in plan[key]
+    ]  # fmt: skip
+    assert {s["strategy"] for s in in_plan} == set(expected)
+    for s in in_plan:
+        assert (s["expected_impact"], s["investment_required"]) == expected[s["strategy"]], s
+    assert {m["strategy"] for m in plan["not_generated"]} == not_generated
+    return dashboard
 
 
 def wait_plan(http: httpx.Client, optimization_id: str) -> dict[str, Any]:
@@ -83,7 +142,8 @@ def check_plan(plan: dict[str, Any], body: dict[str, Any]) -> None:
         assert s["reason"]
     for s in plan["left_out"]:
         assert s["reason"] in (
-            "too_risky", "too_slow", "no_impact", "over_budget", "lower_value_per_cost"
+            "too_risky", "too_slow", "invalid_cost", "no_impact", "over_budget",
+            "lower_value_per_cost",
         )  # fmt: skip
         if s["reason"] == "too_risky":
             assert s["risk"] not in allowed
@@ -106,6 +166,7 @@ def test_the_guides_body_completes_with_a_plan(
     assert view["status"] == "completed", view
     plan = view["optimization_plan"]
     check_plan(plan, GUIDE_BODY)
+    check_against_the_dashboard(seeded, view)
     # real figures: revenue and customer strategies exist, priced from the example graph
     assert plan["revenue_strategies"] or any(s["focus_area"] == "revenue" for s in plan["left_out"])
     generated = {s["strategy"] for g in ("revenue_strategies", "customer_strategies")
@@ -142,8 +203,48 @@ def test_the_typescript_examples_body(
     assert view["status"] == "completed", view
     plan = view["optimization_plan"]
     check_plan(plan, TS_BODY)
+    check_against_the_dashboard(seeded, view)
     assert plan["operational_strategies"] == []  # not a focus area
     reasons = {s["strategy"]: s["reason"] for s in plan["left_out"]}
     assert reasons["customer_acquisition"] == "too_risky"  # high risk, medium tolerance
     assert reasons["loyalty_rewards"] == "too_slow"  # 60 days in a 30-day horizon
     assert reasons["customer_feedback_loop"] == "too_slow"  # 45 days
+
+
+def test_two_clients_with_different_graphs_get_their_own_plans(
+    services: Services,
+    live_api: LiveApi,
+    make_client: Callable[..., Credentials],
+    worker: subprocess.Popen[bytes],
+    tmp_path: Path,
+) -> None:
+    graph_b = other_graph(tmp_path / "b.jsonl")
+    with (
+        _client_with_graph(services, live_api, make_client, EXAMPLE, tmp_path / "a") as a,
+        _client_with_graph(services, live_api, make_client, graph_b, tmp_path / "b") as b,
+    ):
+        started = {
+            name: http.post("/business-intelligence/execute-cycle", json=TS_BODY).json()
+            for name, http in (("a", a), ("b", b))
+        }
+        views = {
+            "a": wait_plan(a, started["a"]["optimization_id"]),
+            "b": wait_plan(b, started["b"]["optimization_id"]),
+        }
+        assert all(v["status"] == "completed" for v in views.values()), views
+        dash_a = check_against_the_dashboard(a, views["a"])
+        dash_b = check_against_the_dashboard(b, views["b"])
+    revenue_a = dash_a["metrics"]["revenue"]["current_month"]
+    revenue_b = dash_b["metrics"]["revenue"]["current_month"]
+    assert revenue_a and revenue_b and revenue_a != revenue_b
+    assert dash_a["dashboard_id"] != dash_b["dashboard_id"]
+
+    def priced(view: dict[str, Any]) -> dict[str, float]:
+        plan = view["optimization_plan"]
+        return {
+            s["strategy"]: s["investment_required"]
+            for key in ("revenue_strategies", "customer_strategies", "left_out")
+            for s in plan[key]
+        }
+
+    assert priced(views["a"])["pricing_optimization"] != priced(views["b"])["pricing_optimization"]
