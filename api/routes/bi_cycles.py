@@ -131,7 +131,9 @@ async def list_all(request: Request) -> Response:
     responses={200: schemas.CycleCancelled},
     errors=("E009",),
     description="Cancels the cycle's workflow like POST /tasks/{task_id}/cancel: stages not yet "
-    "run never run, running ones are revoked. 409 once the cycle has ended.",
+    "run never run, running ones are revoked (`cancelled_stages` lists them). Cancelling an "
+    "already-cancelled cycle answers 200 again with `cancelled_stages: []`; a completed or "
+    "failed cycle answers 409 E009.",
 )
 async def cancel(request: Request) -> Response:
     principal = await require(request, "write")

@@ -76,13 +76,16 @@ def test_cancelling_a_cycle_cancels_its_workflow(
         ],
     }  # fmt: skip
     assert http.get(f"/tasks/{task_id}").json()["status"] == "cancelled"
-    assert http.post(f"/business-intelligence/cycles/{oid}/cancel").status_code == 200
+    again = http.post(f"/business-intelligence/cycles/{oid}/cancel")  # already cancelled: 200
+    assert again.status_code == 200 and again.json()["cancelled_stages"] == []
     # A worker now takes the cancelled workflow's messages, then a later cycle's: the
     # cancelled stages never ran.
     proc = start_worker()
     try:
         later = http.post(EXECUTE, json=BODY).json()
         assert wait_task(http, later["task_id"], timeout=60)["status"] == "completed"
+        ended = http.post(f"/business-intelligence/cycles/{later['optimization_id']}/cancel")
+        assert ended.status_code == 409 and ended.json()["error"]["code"] == "E009"
     finally:
         proc.terminate()
         proc.wait(20)
