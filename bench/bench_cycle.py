@@ -140,7 +140,7 @@ def main() -> None:
                 cache.delete(*keys)
 
         env = {"AIA_RATE_LIMITS_ENABLED": "false", "AIA_LOG_LEVEL": "WARNING",
-               "AIA_BI_CYCLES_PER_DAY": str(args.runs + 10)}  # fmt: skip
+               "AIA_BI_CYCLES_PER_DAY": str(2 * args.runs + 10)}  # fmt: skip
         worker = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q",
              "aia.high,aia.default,aia.low", "-c", "2", "-n", "bench-cycle@%h",
