@@ -888,3 +888,78 @@ class InvalidDashboardPeriod(InvalidRequest):
         "month; leave it out for the month of the latest purchase. details.field names the "
         "parameter and details.issue says what is wrong. See docs/business-intelligence.md."
     )
+
+
+# -- Business optimization cycles (POST /business-intelligence/execute-cycle). --
+
+
+class InvalidCycleRequest(InvalidRequest):
+    """Raised when an optimization cycle's body is malformed (type, focus areas, constraints)."""
+
+    code = "E072"
+    title = "Invalid optimization cycle request"
+    description = (
+        "cycle_type must be weekly_, monthly_, quarterly_ or annual_optimization; focus_areas a "
+        "non-empty list of revenue, customer_satisfaction, customer_retention and "
+        "operational_efficiency; constraints.budget_limit a number >= 0, time_horizon N_days, "
+        "N_weeks or N_months (1 day to 24 months) and risk_tolerance low, medium or high. "
+        "details.field names the field and details.issue says what is wrong. See "
+        "docs/bi-optimization.md."
+    )
+
+
+class CycleQuotaExceeded(EngineError):
+    """Raised when a client has started as many optimization cycles in 24 hours as it may."""
+
+    status = 429
+    type = "CycleQuotaExceeded"
+    code = "E073"
+    title = "Too many optimization cycles"
+    description = (
+        "This client started as many optimization cycles in the last 24 hours as it may "
+        "(AIA_BI_CYCLES_PER_DAY, the guide's 10 per day). Wait for the number of seconds in the "
+        "Retry-After header, when the oldest of them leaves the window."
+    )
+    where = "response"
+
+    def __init__(self, *, limit: int, retry_after_s: int) -> None:
+        super().__init__(
+            f"this client started {limit} optimization cycles in the last 24 hours, its limit; "
+            f"the next may start in {retry_after_s} s",
+            limit=limit,
+            window_hours=24,
+            retry_after_s=retry_after_s,
+        )
+        self.with_headers({"Retry-After": str(retry_after_s)})
+
+
+class InternalAgent(InvalidRequest):
+    """Raised when a submitted workflow names an agent only the engine itself may run."""
+
+    code = "E074"
+    title = "Internal agent"
+    description = (
+        "The optimization cycle's agents (bi_analysis_agent, bi_strategy_agent, "
+        "bi_selection_agent, bi_plan_agent) run only in the workflows POST "
+        "/business-intelligence/execute-cycle starts (which count against the daily cycle "
+        "quota); a workflow submitted through /tasks, /tasks/orchestrate, /tasks/batch or an "
+        "operator task type that names one is refused. details.field names where."
+    )
+
+    def __init__(self, name: str, *, field: str) -> None:
+        super().__init__(
+            f"agent {name!r} is internal to optimization cycles; start a cycle with POST "
+            "/business-intelligence/execute-cycle",
+            field=field,
+            issue="internal agent",
+            provided_value=name,
+        )
+
+
+class CycleNotFound(NotFound):
+    """Raised when no optimization cycle with that id is visible to the caller."""
+
+    def __init__(self, optimization_id: str) -> None:
+        super().__init__(
+            f"optimization cycle {optimization_id!r} not found", optimization_id=optimization_id
+        )

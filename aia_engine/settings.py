@@ -343,6 +343,9 @@ class Settings(BaseSettings):
     """How often the beat process records the engine's health (the dashboard's uptime)."""
     bi_history_keep_days: int = Field(default=90, ge=31, le=3650)
     """Health samples and per-client request figures older than this are pruned."""
+    bi_cycles_per_day: int = Field(default=10, ge=1, le=100_000)
+    """Optimization cycles (POST /business-intelligence/execute-cycle) a client may start in any
+    24 hours (the guide's 10 per day); one more answers 429 with Retry-After."""
 
     @field_validator("queue_weights")
     @classmethod

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from aia_engine.agents.params import check_stage_params
-from aia_engine.agents.registry import known_agents
+from aia_engine.agents.registry import known_agents, refuse_internal
 from aia_engine.clock import utcnow
 from aia_engine.datasets.names import check_data_names, named_datasets
 from aia_engine.db.models import TaskTypeRow
@@ -57,6 +57,7 @@ def limits_of(settings: Settings) -> Limits:
 def validate_workflow(raw: Any, settings: Settings) -> WorkflowSpec:
     """`raw` parsed and validated as any submitted workflow is (raises `InvalidWorkflow`)."""
     spec = parse_workflow(raw, known_agents=known_agents(), limits=limits_of(settings))
+    refuse_internal(spec)  # the cycle's agents run only in cycles (and their daily quota)
     check_stage_params(spec)
     return spec
 

@@ -693,3 +693,132 @@ class Dashboard(BaseModel):
         description="period, revenue series, forecast and backtest, customer and operations "
         "counts, ignored rows and how the answer was served (cache)"
     )
+
+
+# -- business optimization cycles (aia_engine/bi/cycles.py; docs/bi-optimization.md) ---------
+
+
+class PlanStrategy(BaseModel):
+    strategy: str
+    expected_impact: float = Field(description="expected percent change of target_metric")
+    investment_required: float
+    implementation_time: str = Field(description="N_days")
+    target_metric: str
+    risk: Literal["low", "medium", "high"]
+    focus_area: str
+    reason: str = Field(description="why it was chosen")
+
+
+class LeftOutStrategy(BaseModel):
+    strategy: str
+    expected_impact: float
+    investment_required: float
+    implementation_time: str
+    target_metric: str
+    risk: Literal["low", "medium", "high"]
+    focus_area: str
+    reason: Literal["too_risky", "too_slow", "no_impact", "over_budget", "lower_value_per_cost"]
+    explanation: str
+
+
+class NotGeneratedStrategy(BaseModel):
+    strategy: str
+    focus_area: str
+    reason: str = Field(description="the figures it lacks")
+
+
+class PlanFigures(BaseModel):
+    month: str = Field(description="the pinned reference month (YYYY-MM)")
+    dashboard_ids: list[str]
+    generated_at: list[str] = Field(
+        description="when the dashboard the stages read was computed (one entry: one computation)"
+    )
+
+
+class OptimizationPlan(BaseModel):
+    revenue_strategies: list[PlanStrategy]
+    customer_strategies: list[PlanStrategy]
+    operational_strategies: list[PlanStrategy]
+    left_out: list[LeftOutStrategy]
+    not_generated: list[NotGeneratedStrategy]
+    total_investment: float = Field(description="never above budget_limit")
+    total_expected_impact: float
+    budget_limit: float
+    budget_remaining: float
+    risk_tolerance: Literal["low", "medium", "high"]
+    horizon_days: int
+    method: str
+    figures: PlanFigures
+
+
+class CycleLinks(BaseModel):
+    self: str
+    cancel: str
+    task: str
+    stream: str
+
+
+class CycleAccepted(BaseModel):
+    optimization_id: str
+    status: Literal["initiated"]
+    estimated_completion: str | None
+    optimization_plan: OptimizationPlan | None = Field(description="null until the plan exists")
+    task_id: str
+    links: CycleLinks
+
+
+class CycleConstraints(BaseModel):
+    budget_limit: float
+    time_horizon: str
+    risk_tolerance: Literal["low", "medium", "high"]
+
+
+class CycleStage(BaseModel):
+    name: str
+    agent: str
+    status: str
+    dependencies: list[str]
+    started_at: str | None
+    finished_at: str | None
+    error: dict[str, Any] | None
+
+
+CycleStatusName = Literal["initiated", "in_progress", "completed", "failed", "cancelled"]
+
+
+class CycleSummary(BaseModel):
+    optimization_id: str
+    status: CycleStatusName
+    task_status: str
+    cycle_type: str
+    focus_areas: list[str]
+    constraints: CycleConstraints
+    month: str | None = Field(
+        description="The reference month (YYYY-MM) of the figures, pinned at submission: the "
+        "plan reads GET /business-intelligence/dashboard?month=<month>'s cache entry"
+    )
+    created_at: str | None
+    finished_at: str | None
+    estimated_completion: str | None
+    progress: float
+    optimization_plan: OptimizationPlan | None
+    task_id: str
+    links: CycleLinks
+
+
+class CycleView(CycleSummary):
+    stages: list[CycleStage]
+    error: dict[str, Any] | SkipJsonSchema[None] = Field(default=None, description="when failed")
+
+
+class CycleList(BaseModel):
+    cycles: list[CycleSummary]
+    count: int
+    next_cursor: str | None
+
+
+class CycleCancelled(BaseModel):
+    optimization_id: str
+    status: Literal["cancelled"]
+    task_id: str
+    cancelled_stages: list[str]

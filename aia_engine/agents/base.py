@@ -49,6 +49,9 @@ DatasetFn = Callable[[str], DatasetRows | None]
 GraphWriteFn = Callable[[list[tuple["NodeIn", bool]], list["RelationshipIn"]], "Written"]
 """Writes (node, merge) pairs and relationships to the task's client's knowledge graph in one
 transaction (`aia_engine.graph.writing.write_items`, source "agent", this task's id)."""
+BusinessFiguresFn = Callable[[str | None], dict[str, Any]]
+"""The business dashboard (`aia_engine.bi.dashboard`) of the task's client for a month
+(YYYY-MM, None: the latest data's)."""
 
 
 @dataclass
@@ -68,6 +71,8 @@ class AgentContext:
     """Reads named datasets from PostgreSQL when the stage runs (set by the stage runner)."""
     graph_write: GraphWriteFn | None = None
     """Writes to the task's client's knowledge graph (set by the stage runner)."""
+    business_figures: BusinessFiguresFn | None = None
+    """The task's client's business dashboard, computed when called (set by the stage runner)."""
 
     def progress(self, percent: float, partial_results: Mapping[str, Any] | None = None) -> None:
         """Report progress (0-100) and optional partial results; persisted throttled."""

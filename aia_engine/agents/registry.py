@@ -18,17 +18,20 @@ from __future__ import annotations
 import importlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 from aia_engine.agents.base import Agent, AgentContext, FunctionAgent
-from aia_engine.errors import UnknownAgent
+from aia_engine.errors import InternalAgent, UnknownAgent
+from workflows.spec import WorkflowSpec
 
 log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "aia_engine.agents"
 
 _registry: dict[str, Agent] = {}
+_internal: set[str] = set()
+"""Agents only the engine's own submission paths may name (e.g. the optimization cycle's)."""
 _discovered = False
 _discover_lock = threading.Lock()
 
@@ -47,14 +50,39 @@ def register(agent: Agent, *, replace: bool = False) -> Agent:
 
 
 def agent(
-    name: str, description: str
+    name: str, description: str, *, internal: bool = False
 ) -> Callable[[Callable[[AgentContext], dict[str, Any]]], Agent]:
-    """Decorator: register a function `fn(ctx) -> dict` as an agent."""
+    """Decorator: register a function `fn(ctx) -> dict` as an agent. An `internal` one runs only
+    in workflows the engine builds itself (`refuse_internal` guards the submission paths)."""
 
     def wrap(fn: Callable[[AgentContext], dict[str, Any]]) -> Agent:
-        return register(FunctionAgent(name=name, description=description, fn=fn))
+        registered = register(FunctionAgent(name=name, description=description, fn=fn))
+        if internal:
+            _internal.add(name)
+        return registered
 
     return wrap
+
+
+def internal_agents() -> frozenset[str]:
+    _discover()
+    return frozenset(_internal)
+
+
+def refuse_internal(
+    spec: WorkflowSpec, *, field: str | None = "workflow", agents_required: Iterable[str] = ()
+) -> None:
+    """InternalAgent (422) if `spec` or `agents_required` names an internal agent. `field` is
+    where the workflow came from: `workflow` (its stages are named in the field), or e.g.
+    `task_type` for an operator-defined type."""
+    internal = internal_agents()
+    for name in agents_required:
+        if name in internal:
+            raise InternalAgent(name, field="agents_required")
+    for stage in spec.stages.values():
+        if stage.agent in internal:
+            where = f"workflow.{stage.name}.agent" if field == "workflow" else str(field)
+            raise InternalAgent(stage.agent, field=where)
 
 
 def get_agent(name: str) -> Agent:
@@ -83,6 +111,7 @@ def _discover() -> None:
         if _discovered:
             return
         from aia_engine.agents import builtin  # noqa: F401  (registers the built-ins)
+        from aia_engine.bi import agents as _bi_agents  # noqa: F401  (the cycle's built-ins)
 
         for ep in entry_points(group=ENTRY_POINT_GROUP):
             _register_entry_point(ep)

@@ -502,6 +502,24 @@ class KgEmbeddingState(Base):
     """A task is embedding this client's entities until then (beat's sweep leaves it alone)."""
 
 
+class BiCycle(Base):
+    """A business optimization cycle (POST /business-intelligence/execute-cycle): its request
+    and the task whose workflow runs it. Status, stages and the plan are the task's."""
+
+    __tablename__ = "bi_cycles"
+
+    optimization_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(128))
+    task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), unique=True)
+    request: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+    __table_args__ = (
+        # The daily quota counts a client's cycles of the last 24 hours; lists page by it too.
+        Index("ix_bi_cycles_client_created", "client_id", "created_at"),
+    )
+
+
 class HealthSample(Base):
     """One health check of the engine, written by the beat process (aia_engine/ops/health_history.py)."""
 

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from aia_engine.agents.base import AgentContext
 from aia_engine.agents.registry import get_agent
+from aia_engine.bi.task_figures import dashboard_for_task
 from aia_engine.clock import utcnow
 from aia_engine.datasets.store import open_for_task
 from aia_engine.db.locks import lock_task_with_stages
@@ -441,6 +442,7 @@ def _run_agent(
             open_for_task, sessions, task_id=task_id, max_rows=settings.dataset_agent_max_rows
         ),
         graph_write=partial(write_for_task, sessions, task_id=task_id),
+        business_figures=partial(dashboard_for_task, sessions, settings, task_id=task_id),
     )
     return get_agent(claim.spec.agent).run(ctx)
 

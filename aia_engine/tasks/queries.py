@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from datetime import datetime
 from typing import Any
 
@@ -11,6 +9,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from aia_engine.clock import utcnow
+from aia_engine.cursors import decode_cursor, encode_cursor
 from aia_engine.db.locks import stage_rows
 from aia_engine.db.models import TERMINAL_TASK, StageRun, StageStatus, Task, TaskStatus
 from aia_engine.db.session import Sessions
@@ -120,7 +119,7 @@ def list_tasks(
     if updated_after:  # what changed since a poll (`aia-engine batch submit --wait`)
         stmt = stmt.where(Task.updated_at >= updated_after)
     if cursor:
-        at, last_id = _decode_cursor(cursor)
+        at, last_id = decode_cursor(cursor)
         stmt = stmt.where(or_(Task.created_at < at, and_(Task.created_at == at, Task.id < last_id)))
     stmt = stmt.order_by(Task.created_at.desc(), Task.id.desc()).limit(limit + 1)
     with sessions.begin() as session:
@@ -145,18 +144,4 @@ def list_tasks(
 
 
 def _encode_cursor(task: Task) -> str:
-    raw = json.dumps([task.created_at.isoformat(), task.id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        at, last_id = json.loads(raw)
-        if not isinstance(last_id, str) or "\x00" in last_id:  # no task id holds NUL
-            raise TypeError("the cursor's task id is not one")
-        return datetime.fromisoformat(at), last_id
-    except (ValueError, TypeError) as exc:
-        raise InvalidRequest(
-            "cursor is not one this API returned", field="cursor", provided_value=cursor
-        ) from exc
+    return encode_cursor(task.created_at, task.id)

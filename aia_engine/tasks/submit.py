@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from aia_engine.agents.params import check_stage_params
-from aia_engine.agents.registry import known_agents
+from aia_engine.agents.registry import known_agents, refuse_internal
 from aia_engine.clock import utcnow
 from aia_engine.db.direct import Psycopg, direct
 from aia_engine.db.models import Task, TaskStatus
@@ -67,14 +67,19 @@ def new_task_id() -> str:
     return f"task_{secrets.token_hex(8)}"
 
 
-def build_spec(request: TaskRequest, settings: Settings, catalog: Catalog) -> WorkflowSpec:
+def build_spec(
+    request: TaskRequest, settings: Settings, catalog: Catalog, *, internal: bool = False
+) -> WorkflowSpec:
     """The validated workflow of a request: its explicit stages, its task type's built-in
-    template, or the operator-defined type of that name; every dataset it names must exist."""
+    template, or the operator-defined type of that name; every dataset it names must exist.
+    Internal agents (the optimization cycle's) are refused unless `internal` (the engine's own
+    submission of a workflow it built)."""
     agents = known_agents()
     for name in request.agents_required or []:
         if name not in agents:
             raise UnknownAgent(name, agents)
     limits = limits_of(settings)
+    where = "workflow"
     if request.workflow is not None:
         spec = parse_workflow(request.workflow, known_agents=agents, limits=limits)
     elif request.task_type in all_templates():
@@ -82,6 +87,9 @@ def build_spec(request: TaskRequest, settings: Settings, catalog: Catalog) -> Wo
     else:
         raw = catalog.operator_workflow(request.task_type)
         spec = parse_workflow(raw, known_agents=agents, limits=limits)
+        where = "task_type"
+    if not internal:
+        refuse_internal(spec, field=where, agents_required=request.agents_required or ())
     check_stage_params(spec)
     catalog.check_data_names(request.requirements, spec)
     return spec

@@ -6,6 +6,7 @@ from starlette.routing import BaseRoute
 
 from api.routes import (
     auth,
+    bi_cycles,
     business_intelligence,
     datasets,
     docs,
@@ -39,5 +40,6 @@ ROUTES: list[BaseRoute] = [
     *graph_query.routes,
     *semantic_search.routes,
     *business_intelligence.routes,
+    *bi_cycles.routes,
     *docs.routes,
 ]
