@@ -942,8 +942,9 @@ class InternalAgent(InvalidRequest):
         "The optimization cycle's agents (bi_analysis_agent, bi_strategy_agent, "
         "bi_selection_agent, bi_plan_agent) run only in the workflows POST "
         "/business-intelligence/execute-cycle starts (which count against the daily cycle "
-        "quota); a workflow submitted through /tasks, /tasks/orchestrate, /tasks/batch or an "
-        "operator task type that names one is refused. details.field names where."
+        "quota); a workflow submitted through POST /tasks/submit, /tasks/orchestrate, "
+        "/tasks/batch-submit or an operator task type (POST /task-types) that names one is "
+        "refused. details.field names where."
     )
 
     def __init__(self, name: str, *, field: str) -> None:

@@ -132,12 +132,14 @@ class RequestContext:
         if self.requests is not None and status["code"]:
             self.requests.record(status["code"], elapsed_ms)
         client_id = scope["state"].get("client_id")
-        # The dashboard's response time; a stream lasts as long as its client listens.
+        # The dashboard's response time; a stream lasts as long as its client listens, and an
+        # upload (a route with its own, longer timeout) as long as its body takes to arrive.
         if (
             self.client_stats is not None
             and client_id
             and status["code"]
             and not status.get("stream")
+            and (scope.get("method"), scope.get("path")) not in self.slow_timeouts
         ):
             self.client_stats.record(client_id, elapsed_ms)
         self._log_activity(scope, status, elapsed_ms)

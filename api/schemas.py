@@ -717,7 +717,9 @@ class LeftOutStrategy(BaseModel):
     target_metric: str
     risk: Literal["low", "medium", "high"]
     focus_area: str
-    reason: Literal["too_risky", "too_slow", "no_impact", "over_budget", "lower_value_per_cost"]
+    reason: Literal[
+        "too_risky", "too_slow", "no_impact", "over_budget", "lower_value_per_cost", "invalid_cost"
+    ]
     explanation: str
 
 

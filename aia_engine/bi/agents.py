@@ -8,8 +8,8 @@
 - `bi_selection_agent`: the exact knapsack under the cycle's constraints (selection.py).
 - `bi_plan_agent`: the guide's optimization_plan, with every decision's reason.
 
-They are internal (`@agent(..., internal=True)`): a workflow submitted through /tasks,
-/tasks/orchestrate, /tasks/batch or an operator task type that names one is refused (E074), so
+They are internal (`@agent(..., internal=True)`): a workflow submitted through /tasks/submit,
+/tasks/orchestrate, /tasks/batch-submit or an operator task type that names one is refused (E074), so
 they run only in cycles, under the daily cycle quota. The cycle's constraints and pinned month
 are read from `requirements.cycle` (written by the execute-cycle endpoint, validated again
 here).

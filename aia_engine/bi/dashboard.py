@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from aia_engine.agents.builtin.sentiment import NEGATIVE, _analyzer
+from aia_engine.agents.builtin.sentiment import NEGATIVE, analyzer
 from aia_engine.bi import business, rules
 from aia_engine.bi.forecast import backtest, holt_fit
 from aia_engine.bi.operations import operations
@@ -128,8 +128,8 @@ def _revenue(daily: business.Daily) -> dict[str, Any]:
 def _satisfaction(texts: list[str]) -> tuple[float | None, float | None]:
     if not texts:
         return None, None
-    analyzer = _analyzer()
-    scores = [float(analyzer.polarity_scores(t)["compound"]) for t in texts]
+    vader = analyzer()
+    scores = [float(vader.polarity_scores(t)["compound"]) for t in texts]
     mean = sum(5 * (c + 1) for c in scores) / len(scores)
     negative = sum(1 for c in scores if c <= NEGATIVE)
     return round(mean, 1), _pct(negative, len(scores))

@@ -36,9 +36,10 @@ class TaskRequest(BaseModel):
     priority: Priority = "medium"
     requirements: dict[str, Any] = Field(
         default_factory=dict,
-        description="Input of the workflow. `data_source` or `dataset_id` names a dataset (one "
-        "added with `aia-engine datasets add`, or a shipped sample `sample:NAME`); a name that "
-        "matches none is refused (422). `records` gives the data itself.",
+        description="Input of the workflow. `data_source` (a name) or `dataset_id` (a `ds_` id or "
+        "a name) names a dataset: one uploaded with POST /datasets, one an operator added, or a "
+        "shipped sample `sample:NAME`; one that matches none is refused (422). `records` gives "
+        "the data itself.",
     )
     context: dict[str, Any] = Field(default_factory=dict)
     agents_required: list[str] | None = Field(default=None, max_length=100)

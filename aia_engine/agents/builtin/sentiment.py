@@ -21,7 +21,7 @@ BATCH = 50
 
 
 @cache
-def _analyzer() -> SentimentIntensityAnalyzer:
+def analyzer() -> SentimentIntensityAnalyzer:
     return SentimentIntensityAnalyzer()
 
 
@@ -47,12 +47,12 @@ def _shares(counts: dict[str, int], total: int) -> dict[str, float]:
 )
 def run(ctx: AgentContext) -> dict[str, Any]:
     texts, records, source = find_texts(ctx)
-    analyzer = _analyzer()
+    vader = analyzer()
     scores: list[float] = []
     counts: dict[str, int] = defaultdict(int)
     for start in range(0, len(texts), BATCH):
         for text in texts[start : start + BATCH]:
-            compound = float(analyzer.polarity_scores(text)["compound"])
+            compound = float(vader.polarity_scores(text)["compound"])
             scores.append(compound)
             counts[label(compound)] += 1
         done = len(scores)
