@@ -90,6 +90,20 @@ def start_cycle(
         earlier = _replay(sessions, client_id, idempotency_key, asked)
         if earlier is not None:
             return earlier, False
+    # A cheap early answer for a client over its quota, before pinning the month (a scan of
+    # its purchases); the check that counts is the one under the lock below.
+    try:
+        with sessions.begin() as session:
+            _check_quota(session, client_id, settings.bi_cycles_per_day, utcnow())
+    except CycleQuotaExceeded:
+        earlier = (
+            None
+            if idempotency_key is None
+            else _replay(sessions, client_id, idempotency_key, asked)
+        )
+        if earlier is None:
+            raise
+        return earlier, False
     normalized = {**asked, "month": pin_month(sessions, client_id)}
     request = task_request(normalized)
     spec = build_spec(request, settings, Catalog(sessions, client_id=client_id), internal=True)
