@@ -61,11 +61,13 @@ def describe(values: Sequence[float]) -> dict[str, float | int]:
     mean = math.fsum(values) / n
     half = n // 2
     median = float(data[half]) if n % 2 else (float(data[half - 1]) + float(data[half])) / 2
+    with np.errstate(over="ignore"):  # values near the float limit: stdev inf, as in Python
+        squares = (data - mean) ** 2
     out: dict[str, float | int] = {
         "count": n,
         "mean": round(mean, 4),
         "median": round(median, 4),
-        "stdev": round(math.sqrt(math.fsum((data - mean) ** 2) / (n - 1)), 4) if n > 1 else 0.0,
+        "stdev": round(math.sqrt(math.fsum(squares) / (n - 1)), 4) if n > 1 else 0.0,
         "min": float(data[0]),
         "max": float(data[-1]),
     }
