@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from datetime import UTC, datetime
 
 import pytest
@@ -16,6 +15,7 @@ from aia_engine.bi.dashboard import STATEMENT_TIMEOUT_S
 from aia_engine.db.session import make_engine, make_sessions
 from aia_engine.metrics.client_requests import ClientRequestStats
 from aia_engine.settings import Settings
+from tests.conftest import wait_until
 
 
 def test_stale_period_must_outlast_the_fresh_one() -> None:
@@ -51,7 +51,8 @@ def test_a_failed_flush_merges_back_under_the_cap() -> None:
 
         flushing = threading.Thread(target=flush)
         flushing.start()
-        time.sleep(0.3)  # a and b are out for the flush; three new client-minutes come in
+        # a and b are out for the flush; three new client-minutes come in
+        wait_until(lambda: stats.pending() == 0, "the flush to take a and b", timeout=5)
         for c in ("c", "d", "e"):
             stats.record(c, 10.0, at=at)
         flushing.join(10)
