@@ -1,0 +1,46 @@
+"""The AIA Engine Python SDK.
+
+    from aia_client import AIAClient           # async
+    from aia_client import AIASyncClient       # the same surface, blocking
+    from aia_client import AIAStreamingClient  # server-sent event streams
+
+docs/python-sdk.md in the engine's repository is the guide.
+"""
+
+from aia_client import models
+from aia_client._async.client import AIAClient
+from aia_client._sync.client import AIASyncClient
+from aia_client.errors import (
+    AIAAPIError,
+    AIAAuthenticationError,
+    AIAConfigurationError,
+    AIAConflictError,
+    AIAConnectionError,
+    AIAError,
+    AIANotFoundError,
+    AIAPermissionError,
+    AIARateLimitError,
+    AIAServerError,
+    AIATimeoutError,
+    AIAValidationError,
+)
+from aia_client.version import __version__
+
+__all__ = [
+    "AIAAPIError",
+    "AIAAuthenticationError",
+    "AIAClient",
+    "AIAConfigurationError",
+    "AIAConflictError",
+    "AIAConnectionError",
+    "AIAError",
+    "AIANotFoundError",
+    "AIAPermissionError",
+    "AIARateLimitError",
+    "AIAServerError",
+    "AIASyncClient",
+    "AIATimeoutError",
+    "AIAValidationError",
+    "__version__",
+    "models",
+]

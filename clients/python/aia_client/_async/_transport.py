@@ -1,0 +1,229 @@
+"""One connection pool, one token, and every request's retries.
+
+- **Tokens**: fetched with the client credentials on first use and renewed shortly before
+  they expire: with the refresh token first, then with the credentials again when the refresh
+  token is refused. A request answered 401 drops its token and is sent once more with a new one.
+- **Retries**: network errors and 502/503/504 are retried with exponential backoff and full
+  jitter, at most `max_retries` times, and only when retrying cannot do the work twice: the
+  request never left (connection refused), it reads (GET, HEAD), or it carries an
+  `Idempotency-Key`. A 429 is retried after its `Retry-After`, at most
+  `max_rate_limit_retries` times.
+- **Idempotency**: a request sent with `create=True` gets an `Idempotency-Key` (one per call,
+  the same on every retry), so a submission retried after a dropped connection returns the
+  task the first attempt created instead of a second one.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterable, Callable
+from typing import Any
+
+import httpx
+
+from aia_client._backoff import RETRYABLE_STATUSES, backoff_delay, retry_after
+from aia_client._config import Config
+from aia_client._io import AsyncLock, async_sleep
+from aia_client.errors import AIAConnectionError, AIARateLimitError, error_for
+from aia_client.version import USER_AGENT
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class AsyncTransport:
+    def __init__(self, config: Config, *, http: httpx.AsyncClient | None = None) -> None:
+        self.config = config
+        self.http = http or httpx.AsyncClient(
+            base_url=config.base_url,
+            timeout=httpx.Timeout(config.timeout, connect=config.connect_timeout),
+            limits=httpx.Limits(
+                max_connections=config.max_connections,
+                max_keepalive_connections=config.max_connections,
+            ),
+            headers={"User-Agent": USER_AGENT},
+        )
+        self._lock = AsyncLock()
+        self._token = ""
+        self._renew_at = 0.0
+        self._refresh_token = ""
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    # -- tokens ------------------------------------------------------------------------------
+
+    async def authorization(self) -> dict[str, str]:
+        token = await self.token()
+        return {"Authorization": f"Bearer {token}"}
+
+    async def token(self) -> str:
+        async with self._lock:
+            if not self._token or time.monotonic() >= self._renew_at:
+                await self._renew()
+            return self._token
+
+    async def token_rejected(self, token: str) -> None:
+        """The server answered 401 to `token`: the next `token()` gets a new one."""
+        async with self._lock:
+            if self._token == token:
+                self._token = ""
+
+    async def _renew(self) -> None:
+        answer = None
+        if self._refresh_token:
+            answer = await self._token_request(
+                {"grant_type": "refresh_token", "refresh_token": self._refresh_token},
+                refused_ok=True,
+            )
+        if answer is None:
+            form = {"grant_type": "client_credentials"}
+            if self.config.scope:
+                form["scope"] = self.config.scope
+            answer = await self._token_request(form, refused_ok=False)
+        assert answer is not None
+        expires_in = float(answer.get("expires_in") or 300)
+        self._token = str(answer["access_token"])
+        self._refresh_token = str(answer.get("refresh_token") or "")
+        # Renew before expiry by a tenth of the lifetime (at most a minute): a request never
+        # leaves with a token about to expire, and a renewal is rare.
+        self._renew_at = time.monotonic() + expires_in - min(60.0, expires_in / 10)
+
+    async def _token_request(self, form: dict[str, str], *, refused_ok: bool) -> Any:
+        form = {
+            **form,
+            "client_id": self.config.client_id,
+            "client_secret": self.config.client_secret,
+        }
+        response = await self._send("POST", "/auth/token", data=form, idempotent=True)
+        if response.status_code == 200:
+            return response.json()
+        if refused_ok and response.status_code in (400, 401):
+            return None  # the refresh token expired or was revoked: use the credentials
+        raise error_for(response)
+
+    # -- requests ----------------------------------------------------------------------------
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        create: bool = False,
+        idempotent: bool | None = None,
+        authenticated: bool = True,
+        content: Callable[[], AsyncIterable[bytes]] | None = None,
+    ) -> httpx.Response:
+        """Send an authenticated request; the answer when 2xx, else the error it maps to.
+
+        `create`: the request creates work; it gets an `Idempotency-Key` (unless `headers`
+        has one), which makes it safe to retry. `idempotent`: override whether a network
+        error or 5xx may be retried (default: safe methods and `create` requests).
+        `content`: makes the body (a new stream for each attempt)."""
+        headers = dict(headers or {})
+        if create and not any(name.lower() == "idempotency-key" for name in headers):
+            headers["Idempotency-Key"] = f"aia-sdk-{uuid.uuid4().hex}"
+        if idempotent is None:
+            idempotent = method.upper() in SAFE_METHODS or create or _has_key(headers)
+        renewed = False
+        while True:
+            token = await self.token() if authenticated else ""
+            sent = {**headers, "Authorization": f"Bearer {token}"} if token else headers
+            response = await self._send(
+                method,
+                path,
+                json=json,
+                params=params,
+                headers=sent,
+                idempotent=idempotent,
+                content=content,
+            )
+            if response.status_code == 401 and authenticated and not renewed:
+                renewed = True
+                await self.token_rejected(token)
+                continue
+            if response.status_code >= 400:
+                raise error_for(response, retry_after=retry_after(response))
+            return response
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        idempotent: bool,
+        content: Callable[[], AsyncIterable[bytes]] | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """One request with the retries the config allows; the last answer (any status)."""
+        failures = limited = 0
+        while True:
+            if content is not None:
+                kwargs["content"] = content()
+            try:
+                response = await self.http.request(method, path, **kwargs)
+            except httpx.TransportError as exc:
+                failures += 1
+                never_sent = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
+                if (idempotent or never_sent) and failures <= self.config.max_retries:
+                    await self.backoff(failures)
+                    continue
+                raise AIAConnectionError(
+                    f"{type(exc).__name__}: {exc or 'connection failed'} "
+                    f"({method} {self.config.base_url}{path})"
+                ) from exc
+            if response.status_code == 429:
+                wait = retry_after(response)
+                limited += 1
+                if (
+                    limited > self.config.max_rate_limit_retries
+                    or (wait or 0) > self.config.max_retry_after
+                    or _never_fits(response)
+                ):
+                    error = error_for(response, retry_after=wait)
+                    assert isinstance(error, AIARateLimitError)
+                    raise error
+                await self.backoff(limited, wait)
+                continue
+            if (
+                response.status_code in RETRYABLE_STATUSES
+                and idempotent
+                and failures < self.config.max_retries
+            ):
+                failures += 1
+                await self.backoff(failures, retry_after(response))
+                continue
+            return response
+
+    async def backoff(self, attempt: int, retry_after: float | None = None) -> None:
+        """Sleep before retry `attempt`: the server's `Retry-After` when it gave one (plus up to
+        10 % jitter, so clients told the same time do not return together), else backoff."""
+        if retry_after is not None:
+            delay = retry_after + backoff_delay(1, retry_after / 10, self.config.backoff_max)
+        else:
+            delay = backoff_delay(attempt, self.config.backoff_base, self.config.backoff_max)
+        await async_sleep(delay)
+
+
+def _has_key(headers: dict[str, str]) -> bool:
+    return any(name.lower() == "idempotency-key" for name in headers)
+
+
+def _never_fits(response: httpx.Response) -> bool:
+    """A batch larger than the whole active-task quota: waiting would never help."""
+    try:
+        error = response.json().get("error") or {}
+        details = error.get("details") or {}
+    except (ValueError, AttributeError):
+        return False
+    limit = details.get("limit")
+    requested = details.get("requested")
+    return (
+        error.get("code") == "E013"
+        and isinstance(limit, int)
+        and isinstance(requested, int)
+        and requested > limit
+    )

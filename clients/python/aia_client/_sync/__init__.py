@@ -1,0 +1,1 @@
+"""The SDK's source: every class here is async; `aia_client/_sync/` is generated from it."""

@@ -1,0 +1,86 @@
+"""`AIAClient`: the whole API behind one object, one connection pool and one token.
+
+async with AIAClient(client_id=..., client_secret=..., environment="production") as client:
+    task = await client.tasks.submit(task_type="data_analysis", description="...")
+    final = await client.tasks.wait(task.task_id, timeout=300)
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+import httpx
+
+from aia_client._sync._transport import SyncTransport
+from aia_client._sync.resources.business_intelligence import SyncBusinessIntelligence
+from aia_client._sync.resources.datasets import SyncDatasets
+from aia_client._sync.resources.knowledge_graph import SyncKnowledgeGraph
+from aia_client._sync.resources.system import SyncHealth, SyncMetrics, SyncMonitoring
+from aia_client._sync.resources.tasks import SyncTasks
+from aia_client._sync.resources.webhooks import SyncWebhooks
+from aia_client._config import Config, resolve_base_url, resolve_credentials
+
+
+class AIASyncClient:
+    """The async client. Credentials default to `AIA_CLIENT_ID`/`AIA_CLIENT_SECRET`; the URL
+    to `base_url=`, then `AIA_<ENVIRONMENT>_BASE_URL`, then `AIA_BASE_URL` (docs/python-sdk.md).
+
+    `timeout`: seconds for each connect/read/write; `max_retries`: retries after a network
+    error or 502/503/504 when retrying is safe; `max_rate_limit_retries`: 429s waited out.
+    `http_client`: your own `httpx.AsyncClient` (its base URL must be the API's)."""
+
+    def __init__(
+        self,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        environment: str = "production",
+        *,
+        base_url: str | None = None,
+        timeout: float = 30.0,
+        max_retries: int = 3,
+        max_rate_limit_retries: int = 5,
+        max_retry_after: float = 120.0,
+        max_connections: int = 100,
+        scope: str | None = None,
+        http_client: httpx.Client | None = None,
+    ) -> None:
+        client_id, client_secret = resolve_credentials(client_id, client_secret)
+        self.config = Config(
+            base_url=resolve_base_url(base_url, environment),
+            client_id=client_id,
+            client_secret=client_secret,
+            timeout=timeout,
+            max_retries=max_retries,
+            max_rate_limit_retries=max_rate_limit_retries,
+            max_retry_after=max_retry_after,
+            max_connections=max_connections,
+            scope=scope,
+        )
+        self._transport = SyncTransport(self.config, http=http_client)
+        self.health = SyncHealth(self._transport)
+        self.tasks = SyncTasks(self._transport)
+        self.knowledge_graph = SyncKnowledgeGraph(self._transport)
+        self.business_intelligence = SyncBusinessIntelligence(self._transport)
+        self.webhooks = SyncWebhooks(self._transport)
+        self.metrics = SyncMetrics(self._transport)
+        self.monitoring = SyncMonitoring(self._transport)
+        self.datasets = SyncDatasets(self._transport)
+
+    @property
+    def base_url(self) -> str:
+        return self.config.base_url
+
+    def close(self) -> None:
+        """Close the connection pool (the client cannot be used after)."""
+        self._transport.close()
+
+    def __enter__(self) -> AIASyncClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
