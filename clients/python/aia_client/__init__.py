@@ -9,7 +9,9 @@ docs/python-sdk.md in the engine's repository is the guide.
 
 from aia_client import models
 from aia_client._async.client import AIAClient
+from aia_client._async.streaming import AIAStreamingClient
 from aia_client._sync.client import AIASyncClient
+from aia_client._sync.streaming import AIASyncStreamingClient
 from aia_client.errors import (
     AIAAPIError,
     AIAAuthenticationError,
@@ -24,6 +26,7 @@ from aia_client.errors import (
     AIATimeoutError,
     AIAValidationError,
 )
+from aia_client.updates import GraphUpdate, TaskUpdate
 from aia_client.version import __version__
 
 __all__ = [
@@ -38,9 +41,13 @@ __all__ = [
     "AIAPermissionError",
     "AIARateLimitError",
     "AIAServerError",
+    "AIAStreamingClient",
     "AIASyncClient",
+    "AIASyncStreamingClient",
     "AIATimeoutError",
     "AIAValidationError",
+    "GraphUpdate",
+    "TaskUpdate",
     "__version__",
     "models",
 ]

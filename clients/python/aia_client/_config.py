@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from aia_client.errors import AIAConfigurationError
 
@@ -74,3 +75,21 @@ class Config:
     """Connections kept open per client (HTTP/1.1 keep-alive)."""
     scope: str | None = None
     """OAuth2 scopes to ask for (space-separated); None asks for the client's own."""
+
+    @classmethod
+    def build(
+        cls,
+        client_id: str | None,
+        client_secret: str | None,
+        environment: str,
+        base_url: str | None,
+        **options: Any,
+    ) -> Config:
+        """The config of a client given these arguments (module docstring: the look-ups)."""
+        client_id, client_secret = resolve_credentials(client_id, client_secret)
+        return cls(
+            base_url=resolve_base_url(base_url, environment),
+            client_id=client_id,
+            client_secret=client_secret,
+            **options,
+        )

@@ -18,7 +18,7 @@ from aia_client._async.resources.knowledge_graph import AsyncKnowledgeGraph
 from aia_client._async.resources.system import AsyncHealth, AsyncMetrics, AsyncMonitoring
 from aia_client._async.resources.tasks import AsyncTasks
 from aia_client._async.resources.webhooks import AsyncWebhooks
-from aia_client._config import Config, resolve_base_url, resolve_credentials
+from aia_client._config import Config
 
 
 class AIAClient:
@@ -44,11 +44,11 @@ class AIAClient:
         scope: str | None = None,
         http_client: httpx.AsyncClient | None = None,
     ) -> None:
-        client_id, client_secret = resolve_credentials(client_id, client_secret)
-        self.config = Config(
-            base_url=resolve_base_url(base_url, environment),
-            client_id=client_id,
-            client_secret=client_secret,
+        self.config = Config.build(
+            client_id,
+            client_secret,
+            environment,
+            base_url,
             timeout=timeout,
             max_retries=max_retries,
             max_rate_limit_retries=max_rate_limit_retries,

@@ -18,7 +18,7 @@ from aia_client._sync.resources.knowledge_graph import SyncKnowledgeGraph
 from aia_client._sync.resources.system import SyncHealth, SyncMetrics, SyncMonitoring
 from aia_client._sync.resources.tasks import SyncTasks
 from aia_client._sync.resources.webhooks import SyncWebhooks
-from aia_client._config import Config, resolve_base_url, resolve_credentials
+from aia_client._config import Config
 
 
 class AIASyncClient:
@@ -44,11 +44,11 @@ class AIASyncClient:
         scope: str | None = None,
         http_client: httpx.Client | None = None,
     ) -> None:
-        client_id, client_secret = resolve_credentials(client_id, client_secret)
-        self.config = Config(
-            base_url=resolve_base_url(base_url, environment),
-            client_id=client_id,
-            client_secret=client_secret,
+        self.config = Config.build(
+            client_id,
+            client_secret,
+            environment,
+            base_url,
             timeout=timeout,
             max_retries=max_retries,
             max_rate_limit_retries=max_rate_limit_retries,

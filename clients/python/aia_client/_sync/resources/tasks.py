@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import builtins
-
 import time
 import uuid
 from collections.abc import Iterator, Iterable, Mapping
@@ -11,9 +10,12 @@ from datetime import datetime
 from typing import Any, overload
 
 from aia_client import models
+from aia_client._sync._sse import events
 from aia_client._sync.resources._base import SyncResource, drop_none
 from aia_client._io import sync_map, sync_sleep
+from aia_client._stream import IDLE_TIMEOUT, RECONNECT_ATTEMPTS
 from aia_client.errors import AIAAPIError, AIAConnectionError, AIAServerError, AIATimeoutError
+from aia_client.updates import TERMINAL_EVENTS, TaskUpdate
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 MAX_BATCH = 100
@@ -235,6 +237,36 @@ class SyncTasks(SyncResource):
             sync_sleep(pause)
             pause = min(poll_interval, pause * 2)
         return done[task_ids] if isinstance(task_ids, str) else done
+
+    def monitor(
+        self,
+        task_id: str,
+        *,
+        last_event_id: str | None = None,
+        start: str = "start",
+        reconnect_attempts: int = RECONNECT_ATTEMPTS,
+        idle_timeout: float = IDLE_TIMEOUT,
+    ) -> Iterator[TaskUpdate]:
+        """The task's events as they happen, from its first (`start="now"`: from now on, or
+        after `last_event_id`), ending after its final one (completed, failed or cancelled):
+
+            async for update in client.tasks.monitor(task.task_id):
+                print(update.event_type, update.status, update.progress)
+
+        A dropped connection is reopened where it left off (every event once, in order);
+        `reconnect_attempts` failures in a row raise `AIAConnectionError`. `idle_timeout`:
+        seconds without a byte (the server sends a heartbeat every 15 s) that count as a drop.
+        An unknown task raises `AIANotFoundError`."""
+        return events(
+            self._transport,
+            f"/tasks/{_segment(task_id)}/events",
+            TaskUpdate.from_event,
+            last_event_id=last_event_id,
+            start=start,
+            ends=lambda event: event.body.get("event_type") in TERMINAL_EVENTS,
+            reconnect_attempts=reconnect_attempts,
+            idle_timeout=idle_timeout,
+        )
 
     def _view(self, task_id: str) -> models.TaskView | None:
         """The task's view; None when the server could not answer this round (try again)."""
