@@ -216,7 +216,9 @@ async def event_stream(
     """The body of one stream; `replay(after)` awaits PostgreSQL's events after a position."""
     cursor = _Cursor(selection, after, replay)
     try:
-        yield b"retry: 2000\n\n"
+        # The stream's position before its first event: a client cut off before any event
+        # resumes from here (Last-Event-ID) instead of "now" again, missing nothing.
+        yield f"retry: 2000\nid: {after}\n\n".encode()
         for chunk in await cursor.catch_up():
             yield chunk
         next_beat = time.monotonic() + heartbeat_s

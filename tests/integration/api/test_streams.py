@@ -133,6 +133,28 @@ def test_reconnecting_with_last_event_id_gives_every_event_once_in_order(
     assert all(e.data["event_id"] == f"evt_{e.id}" for e in got)
 
 
+def test_a_stream_opens_with_its_position_so_a_cut_before_any_event_loses_nothing(
+    stream_api: LiveApi, make_client: Callable[..., Credentials]
+) -> None:
+    """The first block is `retry:` and `id:` (no data): the position a `now` stream starts
+    after. Resuming from it (Last-Event-ID) gives every event that happened after the open,
+    although the first connection was closed before it saw any of them."""
+    with authed_client(stream_api, make_client()) as http:
+        with http.stream("GET", "/tasks/stream") as r:
+            head: dict[str, str] = {}
+            for line in r.iter_lines():
+                if line == "":
+                    break
+                key, _, value = line.partition(":")
+                head[key] = value.strip()
+        assert set(head) == {"retry", "id"}, head
+        task_id = submit(http, chain(1, 0))
+        with http.stream("GET", "/tasks/stream", headers={"Last-Event-ID": head["id"]}) as r:
+            events, _ = read_events(r, until=lambda ev: ev[-1].type == "task.completed")
+    assert events[0].type == "task.accepted" and events[0].id > int(head["id"])
+    assert {e.data["data"]["task_id"] for e in events} == {task_id}
+
+
 def test_client_stream_carries_only_the_callers_tasks(
     stream_api: LiveApi, make_client: Callable[..., Credentials]
 ) -> None:

@@ -29,6 +29,7 @@ from tests.integration.api.conftest import serve
 
 Answer = tuple[str, Any]
 """("status", (code, headers)) | ("events", [positions]) then the connection closes |
+("head", position): the opening `id:` with the stream's position, then the connection closes |
 ("silent", [positions]) then nothing more, the connection left open."""
 
 
@@ -71,6 +72,9 @@ def scripted_app(script: Script) -> Starlette:
             return JSONResponse(envelope, status_code=status, headers=headers)
 
         async def events() -> AsyncIterator[bytes]:
+            if kind == "head":
+                yield f"retry: 2000\nid: {arg}\n\n".encode()
+                return
             yield b"retry: 2000\n\n"
             for pos in arg:
                 data = json.dumps(body(pos, "task.completed" if pos == 99 else "task.progress"))
@@ -133,6 +137,18 @@ def test_a_closed_connection_and_503s_are_reconnected_after_the_last_event(
     assert positions(read(url, 4)) == [1, 2, 3, 4]
     assert [s["last"] for s in script.seen] == ["", "2", "2", "3", "3"]
     assert script.seen[0]["from"] == "now" and script.tokens == 1
+
+
+def test_a_stream_cut_before_its_first_event_resumes_from_the_position_it_opened_at(
+    scripted: tuple[Script, str],
+) -> None:
+    """The API opens every stream with its position (`id:` and no data): a stream that began
+    `now` and dropped before any event must not begin `now` again (missing what happened in
+    between) but resume after that position."""
+    script, url = scripted
+    script.answers = [("head", 7), ("events", [8, 9])]
+    assert positions(read(url, 2)) == [8, 9]
+    assert [s["last"] for s in script.seen] == ["", "7"]
 
 
 def test_a_silent_connection_is_dropped_after_the_idle_timeout(

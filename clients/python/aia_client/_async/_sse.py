@@ -15,8 +15,9 @@ ends when `ends(event)` is true for an event it yielded (a task's final event), 
 otherwise: a stream the server closes without that event is reconnected.
 
 Without `last_event_id` a stream starts where `start` says (`now` or `start`, the server's
-`?from=`). A stream that started `now` and drops before its first event resumes `now` too:
-what happened in between is missed, as no position is known yet.
+`?from=`). The server opens every stream with its position (an `id:` line without data), so a
+stream that started `now` and drops before its first event resumes from that position too,
+missing nothing.
 """
 
 from __future__ import annotations
@@ -94,6 +95,10 @@ async def events(
                     renewed = False
                     opened = time.monotonic()
                     async for sse in source.aiter_sse():
+                        if sse.id and not sse.data:  # the position the stream starts at
+                            start_at = parse_position(sse.id)
+                            last = start_at if last is None else max(last, start_at)
+                            continue
                         event = parse_event(sse.id, sse.event, sse.data)
                         if event is None or (last is not None and event.position <= last):
                             continue

@@ -15,20 +15,20 @@ ends when `ends(event)` is true for an event it yielded (a task's final event), 
 otherwise: a stream the server closes without that event is reconnected.
 
 Without `last_event_id` a stream starts where `start` says (`now` or `start`, the server's
-`?from=`). A stream that started `now` and drops before its first event resumes `now` too:
-what happened in between is missed, as no position is known yet.
+`?from=`). The server opens every stream with its position (an `id:` line without data), so a
+stream that started `now` and drops before its first event resumes from that position too,
+missing nothing.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import httpx
 from httpx_sse import connect_sse
 
-from aia_client._sync._transport import SyncTransport
 from aia_client._backoff import retry_after
 from aia_client._stream import (
     IDLE_TIMEOUT,
@@ -38,6 +38,7 @@ from aia_client._stream import (
     parse_event,
     parse_position,
 )
+from aia_client._sync._transport import SyncTransport
 from aia_client.errors import AIAAPIError, AIAConnectionError, error_for
 
 T = TypeVar("T")
@@ -94,6 +95,10 @@ def events(
                     renewed = False
                     opened = time.monotonic()
                     for sse in source.iter_sse():
+                        if sse.id and not sse.data:  # the position the stream starts at
+                            start_at = parse_position(sse.id)
+                            last = start_at if last is None else max(last, start_at)
+                            continue
                         event = parse_event(sse.id, sse.event, sse.data)
                         if event is None or (last is not None and event.position <= last):
                             continue

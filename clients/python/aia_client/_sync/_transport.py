@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable, Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import httpx

@@ -11,6 +11,7 @@ from types import TracebackType
 
 import httpx
 
+from aia_client._config import Config
 from aia_client._sync._transport import SyncTransport
 from aia_client._sync.resources.business_intelligence import SyncBusinessIntelligence
 from aia_client._sync.resources.datasets import SyncDatasets
@@ -18,7 +19,6 @@ from aia_client._sync.resources.knowledge_graph import SyncKnowledgeGraph
 from aia_client._sync.resources.system import SyncHealth, SyncMetrics, SyncMonitoring
 from aia_client._sync.resources.tasks import SyncTasks
 from aia_client._sync.resources.webhooks import SyncWebhooks
-from aia_client._config import Config
 
 
 class AIASyncClient:

@@ -21,11 +21,11 @@ from types import TracebackType
 
 import httpx
 
+from aia_client._config import Config
+from aia_client._stream import IDLE_TIMEOUT, RECONNECT_ATTEMPTS
 from aia_client._sync._sse import events
 from aia_client._sync._transport import SyncTransport
 from aia_client._sync.resources.tasks import SyncTasks
-from aia_client._config import Config
-from aia_client._stream import IDLE_TIMEOUT, RECONNECT_ATTEMPTS
 from aia_client.updates import GraphUpdate, TaskUpdate
 
 GRAPH_FILTERS = ("entity_types", "change_types")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import builtins
-
 from collections.abc import AsyncIterator, Sequence
 
 from aia_client import models

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import builtins
-
-from collections.abc import Iterator, Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from aia_client import models

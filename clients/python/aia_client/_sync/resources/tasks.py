@@ -5,15 +5,15 @@ from __future__ import annotations
 import builtins
 import time
 import uuid
-from collections.abc import Iterator, Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any, overload
 
 from aia_client import models
-from aia_client._sync._sse import events
-from aia_client._sync.resources._base import SyncResource, drop_none
 from aia_client._io import sync_map, sync_sleep
 from aia_client._stream import IDLE_TIMEOUT, RECONNECT_ATTEMPTS
+from aia_client._sync._sse import events
+from aia_client._sync.resources._base import SyncResource, drop_none
 from aia_client.errors import AIAAPIError, AIAConnectionError, AIAServerError, AIATimeoutError
 from aia_client.updates import TERMINAL_EVENTS, TaskUpdate
 
