@@ -65,7 +65,7 @@ class AsyncKnowledgeGraph(AsyncResource):
     async def upsert_entities(
         self, entities: Sequence[Mapping[str, Any]]
     ) -> models.GraphWriteResult:
-        """Create or update entities (`{"id", "type", "properties"}` each): writing the same
+        """Create or update entities (`{"node_id", "type", "properties"}` each): writing the same
         entity again changes nothing, so this is retried safely."""
         return await self._call(
             models.GraphWriteResult,

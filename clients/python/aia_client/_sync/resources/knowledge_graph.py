@@ -63,7 +63,7 @@ class SyncKnowledgeGraph(SyncResource):
         )
 
     def upsert_entities(self, entities: Sequence[Mapping[str, Any]]) -> models.GraphWriteResult:
-        """Create or update entities (`{"id", "type", "properties"}` each): writing the same
+        """Create or update entities (`{"node_id", "type", "properties"}` each): writing the same
         entity again changes nothing, so this is retried safely."""
         return self._call(
             models.GraphWriteResult,
