@@ -24,7 +24,7 @@ class AsyncResource:
         **kwargs: Any,
     ) -> M:
         response = await self._transport.request(method, path, **kwargs)
-        return model.model_validate(response.json())
+        return model.model_validate_json(response.content)
 
     async def _pages(
         self,

@@ -59,7 +59,7 @@ class AsyncDatasets(AsyncResource):
             content=chunks,
             idempotent=False,
         )
-        return models.DatasetView.model_validate(response.json())
+        return models.DatasetView.model_validate_json(response.content)
 
     async def list(self) -> models.DatasetList:
         return await self._call(models.DatasetList, "GET", "/datasets")

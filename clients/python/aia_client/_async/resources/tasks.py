@@ -89,8 +89,8 @@ class AsyncTasks(AsyncResource):
             headers=_key_header(idempotency_key),
         )
         if dry_run:
-            return models.DryRunPlan.model_validate(response.json())
-        return models.TaskAccepted.model_validate(response.json())
+            return models.DryRunPlan.model_validate_json(response.content)
+        return models.TaskAccepted.model_validate_json(response.content)
 
     async def get(self, task_id: str) -> models.TaskView:
         return await self._call(models.TaskView, "GET", f"/tasks/{_segment(task_id)}")
@@ -186,7 +186,9 @@ class AsyncTasks(AsyncResource):
                     (start + half, items[half:])
                 )
             raise
-        return [item.model_copy(update={"index": start + item.index}) for item in result.results]
+        for item in result.results:  # the server numbers a chunk's items from 0
+            item.index += start
+        return result.results
 
     @overload
     async def wait(  # type: ignore[overload-overlap]  # a str is one id, not an iterable of ids

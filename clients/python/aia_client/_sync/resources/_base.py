@@ -24,7 +24,7 @@ class SyncResource:
         **kwargs: Any,
     ) -> M:
         response = self._transport.request(method, path, **kwargs)
-        return model.model_validate(response.json())
+        return model.model_validate_json(response.content)
 
     def _pages(
         self,

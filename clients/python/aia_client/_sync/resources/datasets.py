@@ -59,7 +59,7 @@ class SyncDatasets(SyncResource):
             content=chunks,
             idempotent=False,
         )
-        return models.DatasetView.model_validate(response.json())
+        return models.DatasetView.model_validate_json(response.content)
 
     def list(self) -> models.DatasetList:
         return self._call(models.DatasetList, "GET", "/datasets")

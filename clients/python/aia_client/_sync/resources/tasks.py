@@ -89,8 +89,8 @@ class SyncTasks(SyncResource):
             headers=_key_header(idempotency_key),
         )
         if dry_run:
-            return models.DryRunPlan.model_validate(response.json())
-        return models.TaskAccepted.model_validate(response.json())
+            return models.DryRunPlan.model_validate_json(response.content)
+        return models.TaskAccepted.model_validate_json(response.content)
 
     def get(self, task_id: str) -> models.TaskView:
         return self._call(models.TaskView, "GET", f"/tasks/{_segment(task_id)}")
@@ -184,7 +184,9 @@ class SyncTasks(SyncResource):
                     (start + half, items[half:])
                 )
             raise
-        return [item.model_copy(update={"index": start + item.index}) for item in result.results]
+        for item in result.results:  # the server numbers a chunk's items from 0
+            item.index += start
+        return result.results
 
     @overload
     def wait(  # type: ignore[overload-overlap]  # a str is one id, not an iterable of ids
