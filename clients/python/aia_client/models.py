@@ -5,105 +5,55 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 
 class ActiveTaskQuota(BaseModel):
     model_config = ConfigDict(
         extra="allow",
     )
-    active: Annotated[
-        int | None,
-        Field(description="None while the counter (Redis) is unreachable", title="Active"),
-    ]
+    active: Annotated[int | None, Field(title="Active")]
+    """
+    None while the counter (Redis) is unreachable
+    """
     limit: Annotated[int, Field(title="Limit")]
     remaining: Annotated[int | None, Field(title="Remaining")]
-
-
-class BytesTransferred(RootModel[int]):
-    root: Annotated[
-        int,
-        Field(
-            description="Bytes, from 0 to 9,007,199,254,740,991 (2^53 - 1).",
-            ge=0,
-            le=9007199254740991,
-            title="Bytes Transferred",
-        ),
-    ] = None
-
-
-class Endpoint(RootModel[str]):
-    root: Annotated[str, Field(max_length=512, title="Endpoint")] = None
-
-
-class ResponseTime(RootModel[float]):
-    root: Annotated[
-        float,
-        Field(
-            description="Milliseconds, from 0 to 86,400,000 (one day).",
-            ge=0.0,
-            le=86400000.0,
-            title="Response Time",
-        ),
-    ] = None
-
-
-class StatusCode(RootModel[int]):
-    root: Annotated[
-        int,
-        Field(
-            description="An HTTP status code, 100 to 599.",
-            ge=100,
-            le=599,
-            title="Status Code",
-        ),
-    ] = None
-
-
-class UserAgent(RootModel[str]):
-    root: Annotated[str, Field(max_length=512, title="User Agent")] = None
 
 
 class ActivityDetails(BaseModel):
     model_config = ConfigDict(
         extra="allow",
     )
-    bytes_transferred: Annotated[
-        BytesTransferred | None,
-        Field(
-            description="Bytes, from 0 to 9,007,199,254,740,991 (2^53 - 1).",
-            title="Bytes Transferred",
-        ),
-    ] = None
-    endpoint: Annotated[Endpoint | None, Field(title="Endpoint")] = None
-    response_time: Annotated[
-        ResponseTime | None,
-        Field(
-            description="Milliseconds, from 0 to 86,400,000 (one day).",
-            title="Response Time",
-        ),
-    ] = None
-    status_code: Annotated[
-        StatusCode | None,
-        Field(description="An HTTP status code, 100 to 599.", title="Status Code"),
-    ] = None
-    user_agent: Annotated[UserAgent | None, Field(title="User Agent")] = None
-
-
-class SessionId(RootModel[str]):
-    root: Annotated[str, Field(max_length=128, title="Session Id")] = None
+    bytes_transferred: Annotated[int | None, Field(title="Bytes Transferred")] = None
+    """
+    Bytes, from 0 to 9,007,199,254,740,991 (2^53 - 1).
+    """
+    endpoint: Annotated[str | None, Field(title="Endpoint")] = None
+    response_time: Annotated[float | None, Field(title="Response Time")] = None
+    """
+    Milliseconds, from 0 to 86,400,000 (one day).
+    """
+    status_code: Annotated[int | None, Field(title="Status Code")] = None
+    """
+    An HTTP status code, 100 to 599.
+    """
+    user_agent: Annotated[str | None, Field(title="User Agent")] = None
 
 
 class ActivityIn(BaseModel):
+    """
+    The guide's body.
+    """
+
     model_config = ConfigDict(
         extra="allow",
     )
-    activity_type: Annotated[str, Field(max_length=64, min_length=1, title="Activity Type")]
+    activity_type: Annotated[str, Field(title="Activity Type")]
     context: Annotated[dict[str, Any] | None, Field(title="Context")] = None
     details: ActivityDetails | None = None
-    session_id: Annotated[SessionId | None, Field(title="Session Id")] = None
+    session_id: Annotated[str | None, Field(title="Session Id")] = None
     timestamp: Annotated[AwareDatetime | None, Field(title="Timestamp")] = None
-    user_id: Annotated[str, Field(max_length=128, min_length=1, title="User Id")]
+    user_id: Annotated[str, Field(title="User Id")]
 
 
 class ActivityRecorded(BaseModel):
@@ -127,13 +77,10 @@ class AnalyticsPerformance(BaseModel):
     model_config = ConfigDict(
         extra="allow",
     )
-    error_rate: Annotated[
-        float | None,
-        Field(
-            description="Failed (status 400 or more) over requests with a status code, 0-1; null when none had one",
-            title="Error Rate",
-        ),
-    ]
+    error_rate: Annotated[float | None, Field(title="Error Rate")]
+    """
+    Failed (status 400 or more) over requests with a status code, 0-1; null when none had one
+    """
     p50_response_time: Annotated[float | None, Field(title="P50 Response Time")]
     p95_response_time: Annotated[float | None, Field(title="P95 Response Time")]
     p99_response_time: Annotated[float | None, Field(title="P99 Response Time")]
@@ -156,28 +103,19 @@ class ApiMetrics(BaseModel):
     model_config = ConfigDict(
         extra="allow",
     )
-    average_response_time: Annotated[
-        float | None,
-        Field(
-            description="Milliseconds, over the window; null when no request was answered",
-            title="Average Response Time",
-        ),
-    ]
-    error_rate: Annotated[
-        float | None,
-        Field(
-            description="4xx and 5xx answers over all answers, 0-1; null when no request was answered",
-            title="Error Rate",
-        ),
-    ]
+    average_response_time: Annotated[float | None, Field(title="Average Response Time")]
+    """
+    Milliseconds, over the window; null when no request was answered
+    """
+    error_rate: Annotated[float | None, Field(title="Error Rate")]
+    """
+    4xx and 5xx answers over all answers, 0-1; null when no request was answered
+    """
     requests_per_second: Annotated[float, Field(title="Requests Per Second")]
-    success_rate: Annotated[
-        float | None,
-        Field(
-            description="Percent of answers below 400; null when no request was answered",
-            title="Success Rate",
-        ),
-    ]
+    success_rate: Annotated[float | None, Field(title="Success Rate")]
+    """
+    Percent of answers below 400; null when no request was answered
+    """
     window_seconds: Annotated[int, Field(title="Window Seconds")]
 
 
@@ -204,35 +142,23 @@ class BatchResult(BaseModel):
     results: Annotated[list[BatchItem], Field(title="Results")]
 
 
-class AgentsRequired(RootModel[list[str]]):
-    root: Annotated[list[str], Field(max_length=100, title="Agents Required")] = None
-
-
 class BatchTask(BaseModel):
     model_config = ConfigDict(
         extra="allow",
     )
-    agents_required: Annotated[AgentsRequired | None, Field(title="Agents Required")] = None
+    agents_required: Annotated[list[str] | None, Field(title="Agents Required")] = None
     context: Annotated[dict[str, Any] | None, Field(title="Context")] = None
-    description: Annotated[str | None, Field(max_length=10000, title="Description")] = ""
-    idempotency_key: Annotated[
-        str | None,
-        Field(
-            description="Used instead of `Idempotency-Key:index`.",
-            max_length=200,
-            min_length=1,
-            title="Idempotency Key",
-        ),
-    ] = None
+    description: Annotated[str | None, Field(title="Description")] = ""
+    idempotency_key: Annotated[str | None, Field(title="Idempotency Key")] = None
+    """
+    Used instead of `Idempotency-Key:index`.
+    """
     priority: Annotated[Literal["high", "medium", "low"] | None, Field(title="Priority")] = "medium"
-    requirements: Annotated[
-        dict[str, Any] | None,
-        Field(
-            description="Input of the workflow. `data_source` (a name) or `dataset_id` (a `ds_` id or a name) names a dataset: one uploaded with POST /datasets, one an operator added, or a shipped sample `sample:NAME`; one that matches none is refused (422). `records` gives the data itself.",
-            title="Requirements",
-        ),
-    ] = None
-    task_type: Annotated[str, Field(max_length=100, min_length=1, title="Task Type")]
+    requirements: Annotated[dict[str, Any] | None, Field(title="Requirements")] = None
+    """
+    Input of the workflow. `data_source` (a name) or `dataset_id` (a `ds_` id or a name) names a dataset: one uploaded with POST /datasets, one an operator added, or a shipped sample `sample:NAME`; one that matches none is refused (422). `records` gives the data itself.
+    """
+    task_type: Annotated[str, Field(title="Task Type")]
     workflow: Annotated[dict[str, Any] | list[Any] | None, Field(title="Workflow")] = None
 
 
@@ -245,40 +171,21 @@ class CancelResult(BaseModel):
     task_id: Annotated[str, Field(title="Task Id")]
 
 
-class TimeHorizon(RootModel[str]):
-    root: Annotated[
-        str,
-        Field(
-            description="N_days, N_weeks or N_months (1 day to 24 months); default from cycle_type",
-            max_length=20,
-            title="Time Horizon",
-        ),
-    ] = None
-
-
 class Constraints(BaseModel):
     model_config = ConfigDict(
         extra="allow",
     )
-    budget_limit: Annotated[
-        float,
-        Field(
-            description="Most the chosen strategies may cost together (>= 0)",
-            ge=0.0,
-            le=1000000000000.0,
-            title="Budget Limit",
-        ),
-    ]
+    budget_limit: Annotated[float, Field(title="Budget Limit")]
+    """
+    Most the chosen strategies may cost together (>= 0)
+    """
     risk_tolerance: Annotated[
         Literal["low", "medium", "high"] | None, Field(title="Risk Tolerance")
     ] = "medium"
-    time_horizon: Annotated[
-        TimeHorizon | None,
-        Field(
-            description="N_days, N_weeks or N_months (1 day to 24 months); default from cycle_type",
-            title="Time Horizon",
-        ),
-    ] = None
+    time_horizon: Annotated[str | None, Field(title="Time Horizon")] = None
+    """
+    N_days, N_weeks or N_months (1 day to 24 months); default from cycle_type
+    """
 
 
 class CycleCancelled(BaseModel):
@@ -311,6 +218,10 @@ class CycleLinks(BaseModel):
 
 
 class CycleRequest(BaseModel):
+    """
+    The guide's execute-cycle body.
+    """
+
     model_config = ConfigDict(
         extra="allow",
     )
@@ -327,13 +238,10 @@ class CycleRequest(BaseModel):
     focus_areas: Annotated[
         list[
             Literal[
-                "revenue",
-                "customer_satisfaction",
-                "customer_retention",
-                "operational_efficiency",
+                "revenue", "customer_satisfaction", "customer_retention", "operational_efficiency"
             ]
         ],
-        Field(max_length=4, min_length=1, title="Focus Areas"),
+        Field(title="Focus Areas"),
     ]
 
 
@@ -355,12 +263,15 @@ class DashboardAlert(BaseModel):
         extra="allow",
     )
     action_required: Annotated[bool, Field(title="Action Required")]
-    figures: Annotated[
-        dict[str, float | None],
-        Field(description="the figures that raised it", title="Figures"),
-    ]
+    figures: Annotated[dict[str, float | None], Field(title="Figures")]
+    """
+    the figures that raised it
+    """
     message: Annotated[str, Field(title="Message")]
-    rule: Annotated[str, Field(description="the documented rule that raised it", title="Rule")]
+    rule: Annotated[str, Field(title="Rule")]
+    """
+    the documented rule that raised it
+    """
     severity: Annotated[Literal["low", "medium", "high"], Field(title="Severity")]
     type: Annotated[Literal["info", "warning", "critical"], Field(title="Type")]
 
@@ -371,10 +282,10 @@ class DashboardCustomers(BaseModel):
     )
     churn_rate: Annotated[float | None, Field(title="Churn Rate")]
     new_this_month: Annotated[int | None, Field(title="New This Month")]
-    satisfaction_score: Annotated[
-        float | None,
-        Field(description="0-10, from VADER's compound score", title="Satisfaction Score"),
-    ]
+    satisfaction_score: Annotated[float | None, Field(title="Satisfaction Score")]
+    """
+    0-10, from VADER's compound score
+    """
     total_active: Annotated[int | None, Field(title="Total Active")]
 
 
@@ -383,9 +294,10 @@ class DashboardOperations(BaseModel):
         extra="allow",
     )
     agent_efficiency: Annotated[float | None, Field(title="Agent Efficiency")]
-    average_response_time: Annotated[
-        float | None, Field(description="seconds", title="Average Response Time")
-    ]
+    average_response_time: Annotated[float | None, Field(title="Average Response Time")]
+    """
+    seconds
+    """
     system_uptime: Annotated[float | None, Field(title="System Uptime")]
     task_completion_rate: Annotated[float | None, Field(title="Task Completion Rate")]
 
@@ -422,10 +334,10 @@ class DatasetColumn(BaseModel):
         extra="allow",
     )
     name: Annotated[str, Field(title="Name")]
-    nulls: Annotated[
-        int,
-        Field(description="records where the column is null or absent", title="Nulls"),
-    ]
+    nulls: Annotated[int, Field(title="Nulls")]
+    """
+    records where the column is null or absent
+    """
     type: Annotated[
         Literal["integer", "number", "string", "boolean", "object", "array", "null", "mixed"],
         Field(title="Type"),
@@ -436,51 +348,41 @@ class DatasetView(BaseModel):
     model_config = ConfigDict(
         extra="allow",
     )
-    client_id: Annotated[
-        str | None,
-        Field(
-            description="the owner; null for shared datasets and samples",
-            title="Client Id",
-        ),
-    ]
-    columns: Annotated[
-        list[DatasetColumn],
-        Field(description="in order of first appearance", title="Columns"),
-    ]
+    client_id: Annotated[str | None, Field(title="Client Id")]
+    """
+    the owner; null for shared datasets and samples
+    """
+    columns: Annotated[list[DatasetColumn], Field(title="Columns")]
+    """
+    in order of first appearance
+    """
     created_at: Annotated[str | None, Field(title="Created At")]
-    description: Annotated[str | None, Field(description="samples only", title="Description")] = (
-        None
-    )
-    format: Annotated[
-        str,
-        Field(description="csv, jsonl or json (records: added as a list)", title="Format"),
-    ]
-    id: Annotated[
-        str,
-        Field(
-            description="`ds_` + 24 hex digits (`sample:NAME` for a shipped sample)",
-            title="Id",
-        ),
-    ]
+    description: Annotated[str | None, Field(title="Description")] = None
+    """
+    samples only
+    """
+    format: Annotated[str, Field(title="Format")]
+    """
+    csv, jsonl or json (records: added as a list)
+    """
+    id: Annotated[str, Field(title="Id")]
+    """
+    `ds_` + 24 hex digits (`sample:NAME` for a shipped sample)
+    """
     name: Annotated[str, Field(title="Name")]
-    read_only: Annotated[
-        bool,
-        Field(
-            description="the caller may read it but not replace or delete it",
-            title="Read Only",
-        ),
-    ]
+    read_only: Annotated[bool, Field(title="Read Only")]
+    """
+    the caller may read it but not replace or delete it
+    """
     rows: Annotated[int, Field(title="Rows")]
-    shared: Annotated[
-        bool,
-        Field(
-            description="an operator's dataset or a sample: every client sees it",
-            title="Shared",
-        ),
-    ]
-    size_bytes: Annotated[
-        int, Field(description="bytes of the file as uploaded", title="Size Bytes")
-    ]
+    shared: Annotated[bool, Field(title="Shared")]
+    """
+    an operator's dataset or a sample: every client sees it
+    """
+    size_bytes: Annotated[int, Field(title="Size Bytes")]
+    """
+    bytes of the file as uploaded
+    """
     updated_at: Annotated[str | None, Field(title="Updated At")]
 
 
@@ -493,10 +395,10 @@ class DeliveryAttempt(BaseModel):
     error: Annotated[str | None, Field(title="Error")]
     latency_ms: Annotated[float | None, Field(title="Latency Ms")]
     next_attempt_at: Annotated[str | None, Field(title="Next Attempt At")]
-    response_body: Annotated[
-        str | None,
-        Field(description="The receiver's answer, truncated", title="Response Body"),
-    ]
+    response_body: Annotated[str | None, Field(title="Response Body")]
+    """
+    The receiver's answer, truncated
+    """
     status_code: Annotated[int | None, Field(title="Status Code")]
 
 
@@ -529,20 +431,14 @@ class EmbeddingStatus(BaseModel):
     model_config = ConfigDict(
         extra="allow",
     )
-    model: Annotated[
-        str | None,
-        Field(
-            description="The encoder that made its vector (null before one)",
-            title="Model",
-        ),
-    ]
-    status: Annotated[
-        Literal["pending", "embedded", "failed"],
-        Field(
-            description="`pending`: its current text waits for an embedding worker (the previous vector, if any, still answers searches); `embedded`: its vector is its current text's; `failed`: the encoder refused its text (retried when the entity is written again)",
-            title="Status",
-        ),
-    ]
+    model: Annotated[str | None, Field(title="Model")]
+    """
+    The encoder that made its vector (null before one)
+    """
+    status: Annotated[Literal["pending", "embedded", "failed"], Field(title="Status")]
+    """
+    `pending`: its current text waits for an embedding worker (the previous vector, if any, still answers searches); `embedded`: its vector is its current text's; `failed`: the encoder refused its text (retried when the entity is written again)
+    """
     updated_at: Annotated[str, Field(title="Updated At")]
 
 
@@ -550,7 +446,7 @@ class ErrorBody(BaseModel):
     model_config = ConfigDict(
         extra="allow",
     )
-    code: Annotated[str, Field(pattern="^E\\d{3}$", title="Code")]
+    code: Annotated[str, Field(title="Code")]
     details: Annotated[dict[str, Any], Field(title="Details")]
     documentation_url: Annotated[str, Field(title="Documentation Url")]
     message: Annotated[str, Field(title="Message")]
@@ -563,10 +459,10 @@ class ErrorEnvelope(BaseModel):
     model_config = ConfigDict(
         extra="allow",
     )
-    detail: Annotated[
-        str,
-        Field(description="error.message again, for FastAPI-style clients", title="Detail"),
-    ]
+    detail: Annotated[str, Field(title="Detail")]
+    """
+    error.message again, for FastAPI-style clients
+    """
     error: ErrorBody
 
 
@@ -574,43 +470,28 @@ class GraphEntityIn(BaseModel):
     model_config = ConfigDict(
         extra="allow",
     )
-    node_id: Annotated[
-        str,
-        Field(
-            description="1-200 characters, no control ones",
-            max_length=200,
-            min_length=1,
-            title="Node Id",
-        ),
-    ]
-    properties: Annotated[
-        dict[str, Any] | None,
-        Field(
-            description="A JSON object (at most 64 KB); node_id, type and names starting with __ are reserved.",
-            title="Properties",
-        ),
-    ] = None
-    type: Annotated[
-        str,
-        Field(
-            description="An identifier",
-            pattern="^[A-Za-z_][A-Za-z0-9_]{0,63}$",
-            title="Type",
-        ),
-    ]
+    node_id: Annotated[str, Field(title="Node Id")]
+    """
+    1-200 characters, no control ones
+    """
+    properties: Annotated[dict[str, Any] | None, Field(title="Properties")] = None
+    """
+    A JSON object (at most 64 KB); node_id, type and names starting with __ are reserved.
+    """
+    type: Annotated[str, Field(title="Type")]
+    """
+    An identifier
+    """
 
 
 class GraphItemResult(BaseModel):
     model_config = ConfigDict(
         extra="allow",
     )
-    error: Annotated[
-        dict[str, Any] | None,
-        Field(
-            description="type, code, message, details (the guide's error shape)",
-            title="Error",
-        ),
-    ] = None
+    error: Annotated[dict[str, Any] | None, Field(title="Error")] = None
+    """
+    type, code, message, details (the guide's error shape)
+    """
     index: Annotated[int, Field(title="Index")]
     node_id: Annotated[str | None, Field(title="Node Id")] = None
     relationship_id: Annotated[str | None, Field(title="Relationship Id")] = None
@@ -634,27 +515,22 @@ class GraphNodeDeletes(BaseModel):
     model_config = ConfigDict(
         extra="allow",
     )
-    node_ids: Annotated[list[str], Field(min_length=1, title="Node Ids")]
+    node_ids: Annotated[list[str], Field(title="Node Ids")]
 
 
 class GraphNodeView(BaseModel):
     model_config = ConfigDict(
         extra="allow",
     )
-    connections: Annotated[
-        int,
-        Field(
-            description="The node's degree (relationships from and to it).",
-            title="Connections",
-        ),
-    ]
+    connections: Annotated[int, Field(title="Connections")]
+    """
+    The node's degree (relationships from and to it).
+    """
     created_at: Annotated[str, Field(title="Created At")]
-    embedding_status: Annotated[
-        EmbeddingStatus | None,
-        Field(
-            description="Where the entity's vector for semantic search stands; null for a node written before indexing existed that has no row yet"
-        ),
-    ]
+    embedding_status: EmbeddingStatus | None
+    """
+    Where the entity's vector for semantic search stands; null for a node written before indexing existed that has no row yet
+    """
     last_updated: Annotated[str, Field(title="Last Updated")]
     node_id: Annotated[str, Field(title="Node Id")]
     properties: Annotated[dict[str, Any], Field(title="Properties")]
@@ -665,67 +541,60 @@ class GraphQueryMetadata(BaseModel):
     model_config = ConfigDict(
         extra="allow",
     )
-    cache_hit: Annotated[
-        bool,
-        Field(
-            description="False when this process loaded or caught up the graph first",
-            title="Cache Hit",
-        ),
-    ]
-    columns: Annotated[
-        list[str],
-        Field(description="The RETURN columns, as written in the query", title="Columns"),
-    ]
-    execution_time_ms: Annotated[
-        float,
-        Field(
-            description="Measured, from the request's parse to its answer",
-            title="Execution Time Ms",
-        ),
-    ]
-    graph_version: Annotated[
-        int,
-        Field(description="The graph version the query read", title="Graph Version"),
-    ]
+    cache_hit: Annotated[bool, Field(title="Cache Hit")]
+    """
+    False when this process loaded or caught up the graph first
+    """
+    columns: Annotated[list[str], Field(title="Columns")]
+    """
+    The RETURN columns, as written in the query
+    """
+    execution_time_ms: Annotated[float, Field(title="Execution Time Ms")]
+    """
+    Measured, from the request's parse to its answer
+    """
+    graph_version: Annotated[int, Field(title="Graph Version")]
+    """
+    The graph version the query read
+    """
     row_count: Annotated[int, Field(title="Row Count")]
-    total_nodes_scanned: Annotated[
-        int,
-        Field(
-            description="Distinct graph nodes the matcher examined",
-            title="Total Nodes Scanned",
-        ),
-    ]
-    truncated: Annotated[
-        bool,
-        Field(
-            description="True when more than AIA_KG_QUERY_MAX_ROWS rows matched",
-            title="Truncated",
-        ),
-    ]
+    total_nodes_scanned: Annotated[int, Field(title="Total Nodes Scanned")]
+    """
+    Distinct graph nodes the matcher examined
+    """
+    truncated: Annotated[bool, Field(title="Truncated")]
+    """
+    True when more than AIA_KG_QUERY_MAX_ROWS rows matched
+    """
 
 
 class GraphQueryRequest(BaseModel):
+    """
+    POST /knowledge-graph/query: the guide's body, plus `parameters` bound to `$names`.
+    """
+
     model_config = ConfigDict(
         extra="allow",
     )
-    format: Annotated[Literal["json"], Field(description="Only json", title="Format")] = "json"
+    format: Annotated[Literal["json"], Field(title="Format")] = "json"
+    """
+    Only json
+    """
     include_metadata: Annotated[bool | None, Field(title="Include Metadata")] = True
-    parameters: Annotated[
-        dict[str, Any] | None,
-        Field(
-            description="Values of the query's $names: strings, numbers, booleans, null, or lists of those after IN. Bound as values: they never change the query.",
-            title="Parameters",
-        ),
-    ] = None
+    parameters: Annotated[dict[str, Any] | None, Field(title="Parameters")] = None
+    """
+    Values of the query's $names: strings, numbers, booleans, null, or lists of those after IN. Bound as values: they never change the query.
+    """
     query: Annotated[
         str,
         Field(
-            description="One read-only Cypher query (see /errors/E031 for what is supported)",
             examples=["MATCH (n:Entity) WHERE n.type = 'customer' RETURN n LIMIT 10"],
-            min_length=1,
             title="Query",
         ),
     ]
+    """
+    One read-only Cypher query (see /errors/E031 for what is supported)
+    """
 
 
 class GraphQueryResult(BaseModel):
@@ -733,86 +602,58 @@ class GraphQueryResult(BaseModel):
         extra="allow",
     )
     metadata: Annotated[GraphQueryMetadata | None, Field(title="Metadata")] = None
-    query_id: Annotated[str, Field(pattern="^kg_query_[0-9a-f]{24}$", title="Query Id")]
-    results: Annotated[
-        list[Any],
-        Field(
-            description="One column: its values; several: one object per row by column name. A node is {node_id, type, properties, connections, last_updated}, a relationship {relationship_id, type, source, target, properties}.",
-            title="Results",
-        ),
-    ]
+    query_id: Annotated[str, Field(title="Query Id")]
+    results: Annotated[list[Any], Field(title="Results")]
+    """
+    One column: its values; several: one object per row by column name. A node is {node_id, type, properties, connections, last_updated}, a relationship {relationship_id, type, source, target, properties}.
+    """
 
 
 class GraphRelationshipDeletes(BaseModel):
     model_config = ConfigDict(
         extra="allow",
     )
-    relationship_ids: Annotated[list[str], Field(min_length=1, title="Relationship Ids")]
+    relationship_ids: Annotated[list[str], Field(title="Relationship Ids")]
 
 
 class GraphRelationshipIn(BaseModel):
     model_config = ConfigDict(
         extra="allow",
     )
-    properties: Annotated[
-        dict[str, Any] | None,
-        Field(
-            description="A JSON object (at most 64 KB); relationship_id, type, source, target and names starting with __ are reserved.",
-            title="Properties",
-        ),
-    ] = None
-    relationship_id: Annotated[
-        str | None,
-        Field(
-            description="Derived from source, type and target when left out.",
-            max_length=200,
-            min_length=1,
-            title="Relationship Id",
-        ),
-    ] = None
-    source: Annotated[
-        str,
-        Field(
-            description="1-200 characters, no control ones",
-            max_length=200,
-            min_length=1,
-            title="Source",
-        ),
-    ]
-    target: Annotated[
-        str,
-        Field(
-            description="1-200 characters, no control ones",
-            max_length=200,
-            min_length=1,
-            title="Target",
-        ),
-    ]
-    type: Annotated[
-        str,
-        Field(
-            description="An identifier",
-            pattern="^[A-Za-z_][A-Za-z0-9_]{0,63}$",
-            title="Type",
-        ),
-    ]
+    properties: Annotated[dict[str, Any] | None, Field(title="Properties")] = None
+    """
+    A JSON object (at most 64 KB); relationship_id, type, source, target and names starting with __ are reserved.
+    """
+    relationship_id: Annotated[str | None, Field(title="Relationship Id")] = None
+    """
+    Derived from source, type and target when left out.
+    """
+    source: Annotated[str, Field(title="Source")]
+    """
+    1-200 characters, no control ones
+    """
+    target: Annotated[str, Field(title="Target")]
+    """
+    1-200 characters, no control ones
+    """
+    type: Annotated[str, Field(title="Type")]
+    """
+    An identifier
+    """
 
 
 class GraphRelationshipsWrite(BaseModel):
     model_config = ConfigDict(
         extra="allow",
     )
-    merge: Annotated[
-        bool | None, Field(description="Merge properties key by key.", title="Merge")
-    ] = False
-    relationships: Annotated[
-        list[GraphRelationshipIn],
-        Field(
-            description="At most AIA_KG_WRITE_MAX_ITEMS (1000 by default).",
-            min_length=1,
-            title="Relationships",
-        ),
-    ]
+    merge: Annotated[bool | None, Field(title="Merge")] = False
+    """
+    Merge properties key by key.
+    """
+    relationships: Annotated[list[GraphRelationshipIn], Field(title="Relationships")]
+    """
+    At most AIA_KG_WRITE_MAX_ITEMS (1000 by default).
+    """
 
 
 class GraphSummaryView(BaseModel):
@@ -832,10 +673,10 @@ class GraphWriteResult(BaseModel):
         extra="allow",
     )
     accepted: Annotated[int, Field(title="Accepted")]
-    graph_version: Annotated[
-        int,
-        Field(description="The graph's version after this write.", title="Graph Version"),
-    ]
+    graph_version: Annotated[int, Field(title="Graph Version")]
+    """
+    The graph's version after this write.
+    """
     rejected: Annotated[int, Field(title="Rejected")]
     results: Annotated[list[GraphItemResult], Field(title="Results")]
 
@@ -884,7 +725,10 @@ class NotGeneratedStrategy(BaseModel):
         extra="allow",
     )
     focus_area: Annotated[str, Field(title="Focus Area")]
-    reason: Annotated[str, Field(description="the figures it lacks", title="Reason")]
+    reason: Annotated[str, Field(title="Reason")]
+    """
+    the figures it lacks
+    """
     strategy: Annotated[str, Field(title="Strategy")]
 
 
@@ -901,31 +745,34 @@ class PlanFigures(BaseModel):
         extra="allow",
     )
     dashboard_ids: Annotated[list[str], Field(title="Dashboard Ids")]
-    generated_at: Annotated[
-        list[str],
-        Field(
-            description="when the dashboard the stages read was computed (one entry: one computation)",
-            title="Generated At",
-        ),
-    ]
-    month: Annotated[str, Field(description="the pinned reference month (YYYY-MM)", title="Month")]
+    generated_at: Annotated[list[str], Field(title="Generated At")]
+    """
+    when the dashboard the stages read was computed (one entry: one computation)
+    """
+    month: Annotated[str, Field(title="Month")]
+    """
+    the pinned reference month (YYYY-MM)
+    """
 
 
 class PlanStrategy(BaseModel):
     model_config = ConfigDict(
         extra="allow",
     )
-    expected_impact: Annotated[
-        float,
-        Field(
-            description="expected percent change of target_metric",
-            title="Expected Impact",
-        ),
-    ]
+    expected_impact: Annotated[float, Field(title="Expected Impact")]
+    """
+    expected percent change of target_metric
+    """
     focus_area: Annotated[str, Field(title="Focus Area")]
-    implementation_time: Annotated[str, Field(description="N_days", title="Implementation Time")]
+    implementation_time: Annotated[str, Field(title="Implementation Time")]
+    """
+    N_days
+    """
     investment_required: Annotated[float, Field(title="Investment Required")]
-    reason: Annotated[str, Field(description="why it was chosen", title="Reason")]
+    reason: Annotated[str, Field(title="Reason")]
+    """
+    why it was chosen
+    """
     risk: Annotated[Literal["low", "medium", "high"], Field(title="Risk")]
     strategy: Annotated[str, Field(title="Strategy")]
     target_metric: Annotated[str, Field(title="Target Metric")]
@@ -940,10 +787,10 @@ class RequestQuota(BaseModel):
     limit_per_hour: Annotated[int, Field(title="Limit Per Hour")]
     limit_per_minute: Annotated[int, Field(title="Limit Per Minute")]
     remaining_this_hour: Annotated[int | None, Field(title="Remaining This Hour")]
-    window_reset: Annotated[
-        int | None,
-        Field(description="Unix time the hourly window resets", title="Window Reset"),
-    ]
+    window_reset: Annotated[int | None, Field(title="Window Reset")]
+    """
+    Unix time the hourly window resets
+    """
 
 
 class RetryResult(BaseModel):
@@ -958,6 +805,10 @@ class RetryResult(BaseModel):
 
 
 class Revoked(BaseModel):
+    """
+    POST /auth/revoke answers `{}`, whether the token was known or not (RFC 7009).
+    """
+
     model_config = ConfigDict(
         extra="allow",
     )
@@ -967,99 +818,77 @@ class SemanticSearchHit(BaseModel):
     model_config = ConfigDict(
         extra="allow",
     )
-    entity_data: Annotated[
-        dict[str, Any],
-        Field(description="The entity's properties", title="Entity Data"),
-    ]
+    entity_data: Annotated[dict[str, Any], Field(title="Entity Data")]
+    """
+    The entity's properties
+    """
     entity_id: Annotated[str, Field(title="Entity Id")]
     entity_type: Annotated[str, Field(title="Entity Type")]
-    match_explanation: Annotated[
-        str | None,
-        Field(
-            description="The entity's fields closest to the query (per-field cosine) and the query terms found in its text; null without include_explanations",
-            title="Match Explanation",
-        ),
-    ]
-    similarity_score: Annotated[
-        float,
-        Field(
-            description="The cosine similarity of the entity's embedding and the query's, rounded to 4 places",
-            title="Similarity Score",
-        ),
-    ]
+    match_explanation: Annotated[str | None, Field(title="Match Explanation")]
+    """
+    The entity's fields closest to the query (per-field cosine) and the query terms found in its text; null without include_explanations
+    """
+    similarity_score: Annotated[float, Field(title="Similarity Score")]
+    """
+    The cosine similarity of the entity's embedding and the query's, rounded to 4 places
+    """
 
 
 class SemanticSearchRequest(BaseModel):
+    """
+    POST /knowledge-graph/semantic-search: the guide's body, plus optional filters. Read by
+    aia_engine.search.query.parse_search (422 E062 naming the field), declared here.
+    """
+
     model_config = ConfigDict(
         extra="allow",
     )
-    entity_types: Annotated[
-        list[str] | None,
-        Field(
-            description="Only entities of these types (none or empty: every type)",
-            max_length=50,
-            title="Entity Types",
-        ),
-    ] = None
-    filters: Annotated[
-        dict[str, str | float | bool] | None,
-        Field(
-            description='Only entities whose properties equal these values, e.g. {"region": "EMEA"}',
-            title="Filters",
-        ),
-    ] = None
-    include_explanations: Annotated[
-        bool | None,
-        Field(
-            description="Whether each result carries its match_explanation",
-            title="Include Explanations",
-        ),
-    ] = True
-    limit: Annotated[
-        int | None,
-        Field(description="Results answered at most", ge=1, le=100, title="Limit"),
-    ] = 20
+    entity_types: Annotated[list[str] | None, Field(title="Entity Types")] = None
+    """
+    Only entities of these types (none or empty: every type)
+    """
+    filters: Annotated[dict[str, str | float | bool] | None, Field(title="Filters")] = None
+    """
+    Only entities whose properties equal these values, e.g. {"region": "EMEA"}
+    """
+    include_explanations: Annotated[bool | None, Field(title="Include Explanations")] = True
+    """
+    Whether each result carries its match_explanation
+    """
+    limit: Annotated[int | None, Field(title="Limit")] = 20
+    """
+    Results answered at most
+    """
     query: Annotated[
         str,
-        Field(
-            description="Text to search for (not blank; at most AIA_SEARCH_QUERY_MAX_CHARS characters, 1000 by default)",
-            examples=["high-value customers in technology sector"],
-            max_length=1000,
-            min_length=1,
-            title="Query",
-        ),
+        Field(examples=["high-value customers in technology sector"], title="Query"),
     ]
-    threshold: Annotated[
-        float | None,
-        Field(
-            description="Least cosine similarity of a result",
-            ge=0.0,
-            le=1.0,
-            title="Threshold",
-        ),
-    ] = 0.0
+    """
+    Text to search for (not blank; at most AIA_SEARCH_QUERY_MAX_CHARS characters, 1000 by default)
+    """
+    threshold: Annotated[float | None, Field(title="Threshold")] = 0.0
+    """
+    Least cosine similarity of a result
+    """
 
 
 class SemanticSearchResult(BaseModel):
     model_config = ConfigDict(
         extra="allow",
     )
-    query_vector_dimensions: Annotated[
-        int,
-        Field(description="384 (all-MiniLM-L6-v2)", title="Query Vector Dimensions"),
-    ]
-    results: Annotated[
-        list[SemanticSearchHit],
-        Field(description="Most similar first", title="Results"),
-    ]
-    search_id: Annotated[str, Field(pattern="^kgs_[0-9a-f]{24}$", title="Search Id")]
-    search_time_ms: Annotated[
-        float,
-        Field(
-            description="Measured: embedding, search and explanations",
-            title="Search Time Ms",
-        ),
-    ]
+    query_vector_dimensions: Annotated[int, Field(title="Query Vector Dimensions")]
+    """
+    384 (all-MiniLM-L6-v2)
+    """
+    results: Annotated[list[SemanticSearchHit], Field(title="Results")]
+    """
+    Most similar first
+    """
+    search_id: Annotated[str, Field(title="Search Id")]
+    search_time_ms: Annotated[float, Field(title="Search Time Ms")]
+    """
+    Measured: embedding, search and explanations
+    """
 
 
 class StageView(BaseModel):
@@ -1088,13 +917,10 @@ class SystemMetrics(BaseModel):
         extra="allow",
     )
     active_connections: Annotated[int, Field(title="Active Connections")]
-    cpu_usage: Annotated[
-        float | None,
-        Field(
-            description="Percent of all cores, since this API process's previous reading; null until one interval has been measured",
-            title="Cpu Usage",
-        ),
-    ]
+    cpu_usage: Annotated[float | None, Field(title="Cpu Usage")]
+    """
+    Percent of all cores, since this API process's previous reading; null until one interval has been measured
+    """
     disk_usage: Annotated[float, Field(title="Disk Usage")]
     memory_usage: Annotated[float, Field(title="Memory Usage")]
 
@@ -1111,21 +937,22 @@ class TaskAccepted(BaseModel):
 
 
 class TaskRequest(BaseModel):
+    """
+    What `/tasks/submit`, `/tasks/orchestrate` and `aia-engine run` accept.
+    """
+
     model_config = ConfigDict(
         extra="allow",
     )
-    agents_required: Annotated[AgentsRequired | None, Field(title="Agents Required")] = None
+    agents_required: Annotated[list[str] | None, Field(title="Agents Required")] = None
     context: Annotated[dict[str, Any] | None, Field(title="Context")] = None
-    description: Annotated[str | None, Field(max_length=10000, title="Description")] = ""
+    description: Annotated[str | None, Field(title="Description")] = ""
     priority: Annotated[Literal["high", "medium", "low"] | None, Field(title="Priority")] = "medium"
-    requirements: Annotated[
-        dict[str, Any] | None,
-        Field(
-            description="Input of the workflow. `data_source` (a name) or `dataset_id` (a `ds_` id or a name) names a dataset: one uploaded with POST /datasets, one an operator added, or a shipped sample `sample:NAME`; one that matches none is refused (422). `records` gives the data itself.",
-            title="Requirements",
-        ),
-    ] = None
-    task_type: Annotated[str, Field(max_length=100, min_length=1, title="Task Type")]
+    requirements: Annotated[dict[str, Any] | None, Field(title="Requirements")] = None
+    """
+    Input of the workflow. `data_source` (a name) or `dataset_id` (a `ds_` id or a name) names a dataset: one uploaded with POST /datasets, one an operator added, or a shipped sample `sample:NAME`; one that matches none is refused (422). `records` gives the data itself.
+    """
+    task_type: Annotated[str, Field(title="Task Type")]
     workflow: Annotated[dict[str, Any] | list[Any] | None, Field(title="Workflow")] = None
 
 
@@ -1148,19 +975,15 @@ class TaskSummary(BaseModel):
 
 
 class TaskTypeCreate(BaseModel):
+    """
+    The body of POST /task-types (and what `aia-engine task-types create` sends).
+    """
+
     model_config = ConfigDict(
         extra="allow",
     )
-    description: Annotated[str | None, Field(max_length=2000, title="Description")] = ""
-    name: Annotated[
-        str,
-        Field(
-            max_length=100,
-            min_length=1,
-            pattern="^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$",
-            title="Name",
-        ),
-    ]
+    description: Annotated[str | None, Field(title="Description")] = ""
+    name: Annotated[str, Field(title="Name")]
     workflow: Annotated[dict[str, Any] | list[Any], Field(title="Workflow")]
 
 
@@ -1169,16 +992,14 @@ class TaskTypeView(BaseModel):
         extra="allow",
     )
     assigned_agents: Annotated[list[str], Field(title="Assigned Agents")]
-    builtin: Annotated[
-        bool,
-        Field(
-            description="a template shipped with the engine (cannot be changed)",
-            title="Builtin",
-        ),
-    ]
-    created_at: Annotated[
-        str | None, Field(description="null for built-in templates", title="Created At")
-    ]
+    builtin: Annotated[bool, Field(title="Builtin")]
+    """
+    a template shipped with the engine (cannot be changed)
+    """
+    created_at: Annotated[str | None, Field(title="Created At")]
+    """
+    null for built-in templates
+    """
     description: Annotated[str, Field(title="Description")]
     name: Annotated[str, Field(title="Name")]
     workflow: Annotated[dict[str, Any] | list[Any], Field(title="Workflow")]
@@ -1191,18 +1012,19 @@ class TaskView(BaseModel):
     assigned_agents: Annotated[list[str], Field(title="Assigned Agents")]
     created_at: Annotated[str | None, Field(title="Created At")]
     description: Annotated[str, Field(title="Description")]
-    error: Annotated[
-        dict[str, Any] | None, Field(description="Present once failed.", title="Error")
-    ] = None
+    error: Annotated[dict[str, Any] | None, Field(title="Error")] = None
+    """
+    Present once failed.
+    """
     estimated_completion: Annotated[str | None, Field(title="Estimated Completion")]
     finished_at: Annotated[str | None, Field(title="Finished At")]
     partial_results: Annotated[dict[str, Any], Field(title="Partial Results")]
     priority: Annotated[Literal["high", "medium", "low"], Field(title="Priority")]
     progress: Annotated[float, Field(title="Progress")]
-    results: Annotated[
-        dict[str, Any] | None,
-        Field(description="Present once completed.", title="Results"),
-    ] = None
+    results: Annotated[dict[str, Any] | None, Field(title="Results")] = None
+    """
+    Present once completed.
+    """
     stages: Annotated[list[StageView], Field(title="Stages")]
     started_at: Annotated[str | None, Field(title="Started At")]
     status: Annotated[
@@ -1244,18 +1066,18 @@ class UserAnalytics(BaseModel):
     user_id: Annotated[str, Field(title="User Id")]
 
 
-class Secret(RootModel[str]):
-    root: Annotated[str, Field(max_length=256, min_length=16, title="Secret")] = None
-
-
 class WebhookCreate(BaseModel):
+    """
+    The guide's registration body.
+    """
+
     model_config = ConfigDict(
         extra="allow",
     )
     active: Annotated[bool | None, Field(title="Active")] = True
-    events: Annotated[list[str], Field(max_length=15, min_length=1, title="Events")]
-    secret: Annotated[Secret | None, Field(title="Secret")] = None
-    webhook_url: Annotated[str, Field(max_length=2048, min_length=1, title="Webhook Url")]
+    events: Annotated[list[str], Field(title="Events")]
+    secret: Annotated[str | None, Field(title="Secret")] = None
+    webhook_url: Annotated[str, Field(title="Webhook Url")]
 
 
 class WebhookDeliveryView(BaseModel):
@@ -1286,21 +1108,13 @@ class WebhookPublic(BaseModel):
     disabled_reason: Annotated[str | None, Field(title="Disabled Reason")]
     events: Annotated[list[str], Field(title="Events")]
     previous_secret_valid_until: Annotated[str | None, Field(title="Previous Secret Valid Until")]
-    secret: Annotated[
-        str | None,
-        Field(description="Only when the API generated the secret, once.", title="Secret"),
-    ] = None
+    secret: Annotated[str | None, Field(title="Secret")] = None
+    """
+    Only when the API generated the secret, once.
+    """
     updated_at: Annotated[str | None, Field(title="Updated At")]
     webhook_id: Annotated[str, Field(title="Webhook Id")]
     webhook_url: Annotated[str, Field(title="Webhook Url")]
-
-
-class Events(RootModel[list[str]]):
-    root: Annotated[list[str], Field(max_length=15, min_length=1, title="Events")] = None
-
-
-class WebhookUrl(RootModel[str]):
-    root: Annotated[str, Field(max_length=2048, min_length=1, title="Webhook Url")] = None
 
 
 class WebhookUpdate(BaseModel):
@@ -1308,22 +1122,18 @@ class WebhookUpdate(BaseModel):
         extra="allow",
     )
     active: Annotated[bool | None, Field(title="Active")] = None
-    events: Annotated[Events | None, Field(title="Events")] = None
-    webhook_url: Annotated[WebhookUrl | None, Field(title="Webhook Url")] = None
+    events: Annotated[list[str] | None, Field(title="Events")] = None
+    webhook_url: Annotated[str | None, Field(title="Webhook Url")] = None
 
 
 class BatchRequest(BaseModel):
     model_config = ConfigDict(
         extra="allow",
     )
-    tasks: Annotated[
-        list[BatchTask],
-        Field(
-            description="Each item may carry its own `idempotency_key` (1-200 visible ASCII characters), used instead of `Idempotency-Key:index`.",
-            min_length=1,
-            title="Tasks",
-        ),
-    ]
+    tasks: Annotated[list[BatchTask], Field(title="Tasks")]
+    """
+    Each item may carry its own `idempotency_key` (1-200 visible ASCII characters), used instead of `Idempotency-Key:index`.
+    """
 
 
 class BusinessMetrics(BaseModel):
@@ -1331,25 +1141,19 @@ class BusinessMetrics(BaseModel):
         extra="allow",
     )
     active_tasks: Annotated[int, Field(title="Active Tasks")]
-    agent_performance_score: Annotated[
-        float | None,
-        Field(
-            description="Percent of stage runs ended in the last 24 hours that completed; null when none ended",
-            title="Agent Performance Score",
-        ),
-    ]
+    agent_performance_score: Annotated[float | None, Field(title="Agent Performance Score")]
+    """
+    Percent of stage runs ended in the last 24 hours that completed; null when none ended
+    """
     completed_tasks: Annotated[int, Field(title="Completed Tasks")]
-    embeddings: Annotated[
-        EmbeddingCounts,
-        Field(description="The caller's entities by embedding status (semantic search)"),
-    ]
-    knowledge_atoms: Annotated[
-        int,
-        Field(
-            description="Nodes plus relationships in the caller's knowledge graph (0 when it has none)",
-            title="Knowledge Atoms",
-        ),
-    ]
+    embeddings: EmbeddingCounts
+    """
+    The caller's entities by embedding status (semantic search)
+    """
+    knowledge_atoms: Annotated[int, Field(title="Knowledge Atoms")]
+    """
+    Nodes plus relationships in the caller's knowledge graph (0 when it has none)
+    """
 
 
 class DashboardMetrics(BaseModel):
@@ -1382,21 +1186,14 @@ class GraphEntitiesWrite(BaseModel):
     model_config = ConfigDict(
         extra="allow",
     )
-    entities: Annotated[
-        list[GraphEntityIn],
-        Field(
-            description="At most AIA_KG_WRITE_MAX_ITEMS (1000 by default).",
-            min_length=1,
-            title="Entities",
-        ),
-    ]
-    merge: Annotated[
-        bool | None,
-        Field(
-            description="false: a node's type and properties become the item's; true: the item's properties are merged into the stored ones key by key.",
-            title="Merge",
-        ),
-    ] = False
+    entities: Annotated[list[GraphEntityIn], Field(title="Entities")]
+    """
+    At most AIA_KG_WRITE_MAX_ITEMS (1000 by default).
+    """
+    merge: Annotated[bool | None, Field(title="Merge")] = False
+    """
+    false: a node's type and properties become the item's; true: the item's properties are merged into the stored ones key by key.
+    """
 
 
 class Metrics(BaseModel):
@@ -1424,9 +1221,10 @@ class OptimizationPlan(BaseModel):
     revenue_strategies: Annotated[list[PlanStrategy], Field(title="Revenue Strategies")]
     risk_tolerance: Annotated[Literal["low", "medium", "high"], Field(title="Risk Tolerance")]
     total_expected_impact: Annotated[float, Field(title="Total Expected Impact")]
-    total_investment: Annotated[
-        float, Field(description="never above budget_limit", title="Total Investment")
-    ]
+    total_investment: Annotated[float, Field(title="Total Investment")]
+    """
+    never above budget_limit
+    """
 
 
 class Quotas(BaseModel):
@@ -1471,9 +1269,10 @@ class CycleAccepted(BaseModel):
     estimated_completion: Annotated[str | None, Field(title="Estimated Completion")]
     links: CycleLinks
     optimization_id: Annotated[str, Field(title="Optimization Id")]
-    optimization_plan: Annotated[
-        OptimizationPlan | None, Field(description="null until the plan exists")
-    ]
+    optimization_plan: OptimizationPlan | None
+    """
+    null until the plan exists
+    """
     status: Annotated[Literal["initiated"], Field(title="Status")]
     task_id: Annotated[str, Field(title="Task Id")]
 
@@ -1489,13 +1288,10 @@ class CycleSummary(BaseModel):
     finished_at: Annotated[str | None, Field(title="Finished At")]
     focus_areas: Annotated[list[str], Field(title="Focus Areas")]
     links: CycleLinks
-    month: Annotated[
-        str | None,
-        Field(
-            description="The reference month (YYYY-MM) of the figures, pinned at submission: the plan reads GET /business-intelligence/dashboard?month=<month>'s cache entry",
-            title="Month",
-        ),
-    ]
+    month: Annotated[str | None, Field(title="Month")]
+    """
+    The reference month (YYYY-MM) of the figures, pinned at submission: the plan reads GET /business-intelligence/dashboard?month=<month>'s cache entry
+    """
     optimization_id: Annotated[str, Field(title="Optimization Id")]
     optimization_plan: OptimizationPlan | None
     progress: Annotated[float, Field(title="Progress")]
@@ -1514,18 +1310,18 @@ class CycleView(BaseModel):
     constraints: CycleConstraints
     created_at: Annotated[str | None, Field(title="Created At")]
     cycle_type: Annotated[str, Field(title="Cycle Type")]
-    error: Annotated[dict[str, Any] | None, Field(description="when failed", title="Error")] = None
+    error: Annotated[dict[str, Any] | None, Field(title="Error")] = None
+    """
+    when failed
+    """
     estimated_completion: Annotated[str | None, Field(title="Estimated Completion")]
     finished_at: Annotated[str | None, Field(title="Finished At")]
     focus_areas: Annotated[list[str], Field(title="Focus Areas")]
     links: CycleLinks
-    month: Annotated[
-        str | None,
-        Field(
-            description="The reference month (YYYY-MM) of the figures, pinned at submission: the plan reads GET /business-intelligence/dashboard?month=<month>'s cache entry",
-            title="Month",
-        ),
-    ]
+    month: Annotated[str | None, Field(title="Month")]
+    """
+    The reference month (YYYY-MM) of the figures, pinned at submission: the plan reads GET /business-intelligence/dashboard?month=<month>'s cache entry
+    """
     optimization_id: Annotated[str, Field(title="Optimization Id")]
     optimization_plan: OptimizationPlan | None
     progress: Annotated[float, Field(title="Progress")]
@@ -1544,17 +1340,14 @@ class Dashboard(BaseModel):
     )
     alerts: Annotated[list[DashboardAlert], Field(title="Alerts")]
     dashboard_id: Annotated[str, Field(title="Dashboard Id")]
-    details: Annotated[
-        dict[str, Any],
-        Field(
-            description="period, revenue series, forecast and backtest, customer and operations counts, ignored rows and how the answer was served (cache)",
-            title="Details",
-        ),
-    ]
-    generated_at: Annotated[
-        str,
-        Field(description="when the figures were computed (UTC)", title="Generated At"),
-    ]
+    details: Annotated[dict[str, Any], Field(title="Details")]
+    """
+    period, revenue series, forecast and backtest, customer and operations counts, ignored rows and how the answer was served (cache)
+    """
+    generated_at: Annotated[str, Field(title="Generated At")]
+    """
+    when the figures were computed (UTC)
+    """
     metrics: DashboardMetrics
     trends: DashboardTrends
 
