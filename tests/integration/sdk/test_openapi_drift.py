@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from aia_engine.search.indexing import embed_client
 from tests.integration.api.conftest import Credentials, LiveApi
 from tests.integration.conftest import Services
+from tests.unit.sdk.test_generated import changed_parts
 
 M = TypeVar("M", bound=BaseModel)
 SNAPSHOT = Path(__file__).resolve().parents[3] / "clients" / "python" / "openapi.json"
@@ -25,10 +26,13 @@ def test_the_live_servers_document_is_the_committed_snapshot(live_api: LiveApi) 
     with live_api.client() as http:
         served = http.get("/openapi.json")
     assert served.status_code == 200
-    assert served.json() == json.loads(SNAPSHOT.read_text()), (
-        "the server's /openapi.json differs from clients/python/openapi.json: "
-        "run `python clients/python/tools/generate.py` and commit the result"
-    )
+    snapshot = json.loads(SNAPSHOT.read_text())
+    if served.json() != snapshot:
+        changed = changed_parts(snapshot, served.json())
+        pytest.fail(
+            f"the server's /openapi.json differs from clients/python/openapi.json in {changed}: "
+            "run `python clients/python/tools/generate.py` and commit the result"
+        )
 
 
 @pytest.fixture(scope="module")

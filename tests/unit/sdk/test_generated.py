@@ -41,10 +41,15 @@ def parts(document: dict[str, Any]) -> dict[str, Any]:
     return found | {"components": components}
 
 
+def changed_parts(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """The parts (see `parts`) in which two OpenAPI documents differ."""
+    a, b = parts(old), parts(new)
+    return sorted(part for part in a.keys() | b.keys() if a.get(part) != b.get(part))
+
+
 def test_the_committed_openapi_snapshot_is_the_servers_document() -> None:
     committed = (SDK / tool.OPENAPI).read_text()
-    old, new = parts(json.loads(committed)), parts(openapi_document())
-    changed = sorted(part for part in old.keys() | new.keys() if old.get(part) != new.get(part))
+    changed = changed_parts(json.loads(committed), openapi_document())
     assert not changed, f"clients/python/openapi.json is out of date in {changed}: {FIX}"
     assert committed == tool.openapi_text(), f"clients/python/openapi.json is not as written: {FIX}"
 
