@@ -16,7 +16,9 @@ COPY api ./api
 COPY workers ./workers
 COPY workflows ./workflows
 COPY cli ./cli
-RUN pip install . \
+# The Python SDK (the CLI's HTTP client) is a distribution of its own in this repository.
+COPY clients/python ./clients/python
+RUN pip install ./clients/python . \
     && useradd --create-home --uid 10001 aia \
     && mkdir -p /data \
     && chown aia /data

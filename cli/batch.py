@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from aia_engine.settings import get_settings
+from cli.common import add_api_options, api_client, api_refusal
 
 
 def add_parser(sub: Any) -> None:
@@ -37,7 +37,7 @@ def add_parser(sub: Any) -> None:
         help="names this batch in the idempotency keys (default: the file's absolute path); "
         "give the same one to resume a file that moved",
     )
-    submit.add_argument("--api-url", help="default AIA_API_URL (http://127.0.0.1:8000)")
+    add_api_options(submit)
     submit.add_argument(
         "--chunk-size", type=int, default=100, help="lines per request (default 100)"
     )
@@ -65,42 +65,37 @@ def add_parser(sub: Any) -> None:
 
 
 @contextlib.contextmanager
-def _refused() -> Iterator[None]:
+def _refused(url: str) -> Iterator[None]:
     """The API refusing the credentials or the scope stops the run with a clear error."""
-    from aia_engine.client import ApiError
+    from aia_client import AIAAPIError
 
     try:
         yield
-    except ApiError as exc:
-        hint = {
-            401: "check AIA_CLIENT_ID and AIA_CLIENT_SECRET",
-            403: "the client needs the write scope",
-        }.get(exc.status, "")
-        raise RuntimeError(f"the API at the given URL refused: {exc}; {hint}".rstrip("; ")) from exc
+    except AIAAPIError as exc:
+        raise RuntimeError(api_refusal(exc, url)) from exc
 
 
 def cmd_batch_submit(args: argparse.Namespace) -> int:
-    from aia_engine.client import ApiClient, submit_file
+    from aia_engine.client import submit_file
     from aia_engine.client.progress import ProgressBar
 
     if not args.file.is_file():
         raise RuntimeError(f"{args.file}: no such file")
     if args.chunk_size < 1 or args.in_flight < 1:
         raise RuntimeError("--chunk-size and --in-flight must be at least 1")
-    settings = get_settings()
     show = sys.stderr.isatty() if args.progress is None else args.progress
     bar = ProgressBar(sys.stderr) if show else None
     results = args.results or args.file.with_name(args.file.name + ".results.jsonl")
-    try:
-        api = ApiClient(
-            args.api_url or settings.api_url,
-            settings.client_id,
-            settings.client_secret.get_secret_value(),
-            on_wait=bar.waiting if bar else None,
-        )
-    except ValueError as exc:
-        raise RuntimeError(str(exc)) from exc
-    with api, _refused():
+    # A file larger than the quota waits on 429 as long as it takes (Ctrl-C cancels the wait);
+    # network errors and 5xx are retried a few more times than the SDK's default.
+    api = api_client(
+        args,
+        max_retries=6,
+        max_rate_limit_retries=None,
+        max_retry_after=3600.0,
+        on_retry=bar.waiting if bar else None,
+    )
+    with api, _refused(api.base_url):
         summary = submit_file(
             api,
             args.file,

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from aia_engine.settings import get_settings
+from cli.common import add_api_options, api_client, api_refusal
 
 
 def add_parser(dsub: Any) -> None:
@@ -28,7 +28,7 @@ def add_parser(dsub: Any) -> None:
     upload.add_argument(
         "--format", choices=["csv", "jsonl", "json"], help="default: by the file's extension"
     )
-    upload.add_argument("--api-url", help="default AIA_API_URL (http://127.0.0.1:8000)")
+    add_api_options(upload)
     bar = upload.add_mutually_exclusive_group()
     bar.add_argument(
         "--progress",
@@ -43,48 +43,24 @@ def add_parser(dsub: Any) -> None:
 
 
 def cmd_datasets_upload(args: argparse.Namespace) -> int:
-    from aia_engine.client import ApiClient, ApiError
+    from aia_client import AIAAPIError
+
     from aia_engine.client.progress import ByteProgress
-    from aia_engine.client.uploads import upload_file
 
     if not args.file.is_file():
         raise RuntimeError(f"{args.file}: no such file")
-    settings = get_settings()
     show = sys.stderr.isatty() if args.progress is None else args.progress
     bar = ByteProgress(sys.stderr) if show else None
-    try:
-        api = ApiClient(
-            args.api_url or settings.api_url,
-            settings.client_id,
-            settings.client_secret.get_secret_value(),
-            timeout=120.0,
-        )
-    except ValueError as exc:
-        raise RuntimeError(str(exc)) from exc
-    with api:
+    with api_client(args, timeout=120.0) as api:
         try:
-            added = upload_file(
-                api,
-                args.file,
-                name=args.name,
-                fmt=args.format,
-                replace=args.replace,
-                progress=bar,
-            )
-        except ValueError as exc:
-            raise RuntimeError(str(exc)) from exc
-        except ApiError as exc:
-            if exc.status == 0:  # no answer: the network, not the API
-                raise RuntimeError(
-                    f"could not reach the API at {api.url}: {exc.error.get('message', exc)}; "
-                    "check AIA_API_URL (or --api-url) and that the API is running"
-                ) from exc
-            hint = {
-                401: "; check AIA_CLIENT_ID and AIA_CLIENT_SECRET",
-                403: "; the client needs the write scope",
-                409: "; add --replace to replace it",
-            }.get(exc.status, "")
-            raise RuntimeError(f"the API refused the upload: {exc}{hint}") from exc
+            added = api.datasets.upload(
+                args.file, args.name, format=args.format, replace=args.replace, progress=bar
+            ).model_dump(mode="json")
+        except ValueError as exc:  # the format cannot be told from the file's name
+            raise RuntimeError(f"{exc} (with --format)") from exc
+        except AIAAPIError as exc:
+            hints = {409: "add --replace to replace it"}
+            raise RuntimeError(api_refusal(exc, api.base_url, "the upload", hints)) from exc
         finally:
             if bar:
                 bar.close()

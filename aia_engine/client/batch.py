@@ -1,5 +1,8 @@
 """Batch files: one task per line (JSON Lines or CSV), sent through `POST /tasks/batch-submit`.
 
+The requests go through the SDK (`aia_client.AIASyncClient`): its transport owns tokens,
+retries and waits; this module owns the file: lines, keys, chunks in flight, the summary.
+
 Every line carries an idempotency key made of the batch id (by default a digest of the file's
 absolute path), its line number and a digest of its content. Running the same file again,
 after an interruption or a failure, gets the tasks already accepted back instead of new ones,
@@ -20,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from aia_engine.client.http import ApiClient, ApiError
+from aia_client import AIAAPIError, AIASyncClient
 
 FORMATS = ("jsonl", "csv")
 JSON_COLUMNS = {"requirements", "context", "workflow", "agents_required"}
@@ -217,7 +220,7 @@ Progress = Callable[[BatchSummary, str], None]
 
 
 def submit_file(
-    api: ApiClient,
+    api: AIASyncClient,
     path: Path | str,
     *,
     fmt: str | None = None,
@@ -233,7 +236,9 @@ def submit_file(
     """Send every line of `path`; with `wait_for_tasks`, follow the tasks until they end and
     write one JSON line per task (line, task_id, status, results or error) to `results`.
 
-    Ctrl-C stops it cleanly: the summary says `interrupted`, and the same call resumes.
+    Ctrl-C stops it cleanly: the summary says `interrupted`, and the same call resumes. The
+    client's 429 waits should be unbounded for a file larger than the quota
+    (`max_rate_limit_retries=None`); Ctrl-C `cancel()`s them.
     """
     path = Path(path)
     began = time.monotonic()
@@ -254,7 +259,7 @@ def submit_file(
 
 
 def _send_all(
-    api: ApiClient,
+    api: AIASyncClient,
     lines: Iterator[Line],
     summary: BatchSummary,
     chunk_size: int,
@@ -294,27 +299,25 @@ def _send_all(
     pool.shutdown(wait=True)
 
 
-def _send_chunk(api: ApiClient, chunk: list[Line]) -> list[Outcome]:
+def _send_chunk(api: AIASyncClient, chunk: list[Line]) -> list[Outcome]:
+    """One chunk's lines, each with its outcome; the SDK halves a chunk the API finds too big
+    (body size, items per request, active-task quota), so a chunk that cannot go fails only
+    its own lines."""
     items = [{**line.body, "idempotency_key": line.key} for line in chunk if line.body]
     try:
-        answer = api.request("POST", "/tasks/batch-submit", json={"tasks": items})
-    except ApiError as exc:
+        answer = api.tasks.submit_batch(items)
+    except AIAAPIError as exc:
         if exc.status in (401, 403):  # credentials or scope: no line can go; stop the run
             raise
-        too_many = (exc.error.get("details") or {}).get("issue") == "too many items"
-        too_big = exc.status == 413 or exc.error.get("code") == "E013" or too_many
-        if too_big and len(chunk) > 1:  # body, quota or batch size: halve it
-            half = len(chunk) // 2
-            return _send_chunk(api, chunk[:half]) + _send_chunk(api, chunk[half:])
-        kind = "failed" if exc.status in (0, 500) else "rejected"
+        kind = "failed" if exc.status == 0 or exc.status >= 500 else "rejected"
         return [(line.number, kind, str(exc)) for line in chunk]
     outcomes: list[Outcome] = []
-    for line, result in zip(chunk, answer["results"], strict=True):
-        if result["status"] == "rejected":
-            outcomes.append((line.number, "rejected", _reason(result.get("error") or {})))
+    for line, result in zip(chunk, answer, strict=True):
+        if result.status == "rejected" or result.task_id is None:
+            outcomes.append((line.number, "rejected", _reason(result.error or {})))
         else:
-            kind = "created" if result.get("created", True) else "already"
-            outcomes.append((line.number, kind, result["task_id"]))
+            kind = "already" if result.created is False else "created"
+            outcomes.append((line.number, kind, result.task_id))
     return outcomes
 
 
@@ -326,7 +329,7 @@ def _reason(error: dict[str, Any]) -> str:
 
 
 def _follow(
-    api: ApiClient,
+    api: AIASyncClient,
     summary: BatchSummary,
     results: Path | str | None,
     since: datetime,
@@ -351,16 +354,16 @@ def _follow(
             looked = datetime.now(UTC)
             changed = _changed(api, since, created_after)
             ended = [t for t in changed if t in pending] + sorted(earlier & pending)
-            for view in pool.map(lambda t: api.request("GET", f"/tasks/{t}"), set(ended)):
-                status = view["status"]
+            for view in pool.map(api.tasks.get, set(ended)):
+                status = view.status
                 if status not in TERMINAL:
                     continue
-                pending.discard(view["task_id"])
+                pending.discard(view.task_id)
                 summary.finished[status] = summary.finished.get(status, 0) + 1
                 if out is not None:
-                    row = {"line": lines_of[view["task_id"]], "task_id": view["task_id"],
-                           "status": status, "results": view.get("results"),
-                           "error": view.get("error")}  # fmt: skip
+                    row = {"line": lines_of[view.task_id], "task_id": view.task_id,
+                           "status": status, "results": view.results,
+                           "error": view.error}  # fmt: skip
                     out.write(json.dumps(row) + "\n")
             if out is not None:
                 out.flush()
@@ -382,21 +385,8 @@ def _results_file(path: Path | str | None) -> Iterator[IO[str] | None]:
         yield handle
 
 
-def _changed(api: ApiClient, since: datetime, created_after: datetime) -> list[str]:
+def _changed(api: AIASyncClient, since: datetime, created_after: datetime) -> list[str]:
     """Ids of this client's tasks created after `created_after`, in a final status, that
     changed at or after `since`."""
-    ended: list[str] = []
-    cursor = None
-    while True:
-        params: dict[str, Any] = {
-            "updated_after": since.isoformat(),
-            "created_after": created_after.isoformat(),
-            "limit": 200,
-        }
-        if cursor:
-            params["cursor"] = cursor
-        page = api.request("GET", "/tasks", params=params)
-        ended += [t["task_id"] for t in page["tasks"] if t["status"] in TERMINAL]
-        cursor = page.get("next_cursor")
-        if not cursor:
-            return ended
+    listed = api.tasks.list(updated_after=since, created_after=created_after, page_size=200)
+    return [task.task_id for task in listed if task.status in TERMINAL]

@@ -30,7 +30,7 @@ class ProgressBar:
         self._last_len = 0
 
     def waiting(self, reason: str, seconds: float) -> None:
-        """`ApiClient.on_wait`: say why nothing moves (rate limit, quota, network)."""
+        """The SDK client's `on_retry`: say why nothing moves (rate limit, quota, network)."""
         self.note = f"waiting {seconds:.0f}s: {reason}"
 
     def __call__(self, summary: BatchSummary, phase: str) -> None:

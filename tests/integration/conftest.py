@@ -125,7 +125,9 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
         "DATABASE_URL": test_db,
         "REDIS_URL": test_redis,
         **TEST_TIMINGS,
-        "PYTHONPATH": str(ROOT),
+        # The tree under test, and its SDK (clients/python): the CLI's batch and upload
+        # commands talk to the API through it, and a worktree's SDK must win over another.
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "clients" / "python")]),
     }
     env.pop("CI", None)
     os.environ.update({"DATABASE_URL": test_db, "REDIS_URL": test_redis, **TEST_TIMINGS})

@@ -15,6 +15,7 @@ from aia_client._sync.streaming import AIASyncStreamingClient
 from aia_client.errors import (
     AIAAPIError,
     AIAAuthenticationError,
+    AIACancelledError,
     AIAConfigurationError,
     AIAConflictError,
     AIAConnectionError,
@@ -32,6 +33,7 @@ from aia_client.version import __version__
 __all__ = [
     "AIAAPIError",
     "AIAAuthenticationError",
+    "AIACancelledError",
     "AIAClient",
     "AIAConfigurationError",
     "AIAConflictError",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,8 +66,9 @@ class Config:
     connect_timeout: float = 10.0
     max_retries: int = 3
     """Retries of a request after a network error or a 502/503/504 (when retrying is safe)."""
-    max_rate_limit_retries: int = 5
-    """Retries after a 429, each after the `Retry-After` the server gave."""
+    max_rate_limit_retries: int | None = 5
+    """Retries after a 429, each after the `Retry-After` the server gave. None: no limit (a
+    script that must get through a quota however long it takes; stop it with `cancel()`)."""
     backoff_base: float = 0.5
     backoff_max: float = 30.0
     max_retry_after: float = 120.0
@@ -75,6 +77,10 @@ class Config:
     """Connections kept open per client (HTTP/1.1 keep-alive)."""
     scope: str | None = None
     """OAuth2 scopes to ask for (space-separated); None asks for the client's own."""
+    on_retry: Callable[[str, float], None] | None = None
+    """Called before each wait to retry with why (`"rate limited (E013)"`, `"HTTP 503"`,
+    `"network error"`, ...) and the seconds it will wait: a progress line can say why nothing
+    moves. It runs on the thread (or event loop) of the waiting request: keep it quick."""
 
     @classmethod
     def build(

@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+from aia_client.errors import AIACancelledError
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -20,6 +22,53 @@ async_sleep = asyncio.sleep
 sync_sleep = time.sleep
 AsyncLock = asyncio.Lock
 SyncLock = threading.Lock
+
+
+class AsyncCancel:
+    """A client's "stop": once set, every wait to retry ends at once with `AIACancelledError`.
+
+    Set it from the event loop's own thread (an `asyncio.Event`); cancelling the task that
+    awaits a request is the usual way to stop an async call, this is for stopping them all."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    def check(self) -> None:
+        if self._event.is_set():
+            raise AIACancelledError("cancelled: the client was told to stop")
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep `seconds`, unless set before or meanwhile: then raise at once."""
+        self.check()
+        try:
+            await asyncio.wait_for(self._event.wait(), timeout=seconds)
+        except TimeoutError:
+            return
+        self.check()
+
+
+class SyncCancel:
+    """A client's "stop", settable from any thread (Ctrl-C in the main thread while worker
+    threads wait to retry): once set, every wait ends at once with `AIACancelledError`."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    def check(self) -> None:
+        if self._event.is_set():
+            raise AIACancelledError("cancelled: the client was told to stop")
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep `seconds`, unless set before or meanwhile: then raise at once."""
+        self.check()
+        if self._event.wait(seconds):
+            self.check()
 
 
 async def async_map(fn: Callable[[T], Awaitable[R]], items: Iterable[T], limit: int) -> list[R]:

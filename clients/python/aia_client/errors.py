@@ -26,6 +26,10 @@ class AIAConfigurationError(AIAError):
     """The client cannot be built: no credentials, no base URL for the environment."""
 
 
+class AIACancelledError(AIAError):
+    """The client's `cancel()` was called: a wait to retry stopped, and nothing more is sent."""
+
+
 class AIAAPIError(AIAError):
     """An answer in the API's error envelope (or a failure to get one: `status` 0)."""
 

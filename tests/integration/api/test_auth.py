@@ -23,7 +23,7 @@ from aia_engine.embedded import free_port
 from api.app import create_app
 from tests.conftest import flush_redis, popen_to_log, wait_http_up
 from tests.integration.api.conftest import Credentials, LiveApi, serve, token_for
-from tests.integration.conftest import Services, _empty_redis_db, _stop
+from tests.integration.conftest import ROOT, Services, _empty_redis_db, _stop
 
 
 def basic(user: str, password: str) -> dict[str, str]:
@@ -355,7 +355,7 @@ def _api_on(services: Services, port: int, redis_url: str) -> subprocess.Popen[b
     proc = popen_to_log(
         [sys.executable, "-m", "uvicorn", "--factory", "api.app:app_from_env", "--host",
          "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-        env=env, cwd=services.env["PYTHONPATH"], log=log,
+        env=env, cwd=ROOT, log=log,
     )  # fmt: skip
     wait_http_up(proc, f"http://127.0.0.1:{port}/health", log)
     return proc

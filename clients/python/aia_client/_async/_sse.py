@@ -119,7 +119,7 @@ async def events(
                 f"event stream {config.base_url}{path}: {failures} failed attempts in a row, "
                 f"the last: {failure}"
             )
-        await transport.backoff(failures, wait)
+        await transport.backoff(failures, wait, reason=f"stream reconnect: {failure}")
 
 
 def _request(

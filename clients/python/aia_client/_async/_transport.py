@@ -7,7 +7,10 @@
   jitter, at most `max_retries` times, and only when retrying cannot do the work twice: the
   request never left (connection refused), it reads (GET, HEAD), or it carries an
   `Idempotency-Key`. A 429 is retried after its `Retry-After`, at most
-  `max_rate_limit_retries` times.
+  `max_rate_limit_retries` times (None: no limit), except a batch larger than the whole
+  active-task quota (E013 with `requested > limit`), which waiting would never help.
+- **Waits**: `config.on_retry(reason, seconds)` hears of each one before it starts; after
+  `cancel()` every wait ends at once with `AIACancelledError` and no request is sent.
 - **Idempotency**: a request sent with `create=True` gets an `Idempotency-Key` (one per call,
   the same on every retry), so a submission retried after a dropped connection returns the
   task the first attempt created instead of a second one.
@@ -24,7 +27,7 @@ import httpx
 
 from aia_client._backoff import RETRYABLE_STATUSES, backoff_delay, retry_after
 from aia_client._config import Config
-from aia_client._io import AsyncLock, async_sleep
+from aia_client._io import AsyncCancel, AsyncLock
 from aia_client.errors import AIAConnectionError, AIARateLimitError, error_for
 from aia_client.version import USER_AGENT
 
@@ -47,6 +50,11 @@ class AsyncTransport:
         self._token = ""
         self._renew_at = 0.0
         self._refresh_token = ""
+        self._cancel = AsyncCancel()
+
+    def cancel(self) -> None:
+        """Stop: waits to retry end at once with `AIACancelledError`, and nothing more is sent."""
+        self._cancel.set()
 
     async def aclose(self) -> None:
         await self.http.aclose()
@@ -161,6 +169,7 @@ class AsyncTransport:
         """One request with the retries the config allows; the last answer (any status)."""
         failures = limited = 0
         while True:
+            self._cancel.check()
             if content is not None:
                 kwargs["content"] = content()
             try:
@@ -169,7 +178,7 @@ class AsyncTransport:
                 failures += 1
                 never_sent = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
                 if (idempotent or never_sent) and failures <= self.config.max_retries:
-                    await self.backoff(failures)
+                    await self.backoff(failures, reason=f"network error ({type(exc).__name__})")
                     continue
                 raise AIAConnectionError(
                     f"{type(exc).__name__}: {exc or 'connection failed'} "
@@ -178,15 +187,16 @@ class AsyncTransport:
             if response.status_code == 429:
                 wait = retry_after(response)
                 limited += 1
+                most = self.config.max_rate_limit_retries
                 if (
-                    limited > self.config.max_rate_limit_retries
+                    (most is not None and limited > most)
                     or (wait or 0) > self.config.max_retry_after
                     or _never_fits(response)
                 ):
                     error = error_for(response, retry_after=wait)
                     assert isinstance(error, AIARateLimitError)
                     raise error
-                await self.backoff(limited, wait)
+                await self.backoff(limited, wait, reason=_limited(response))
                 continue
             if (
                 response.status_code in RETRYABLE_STATUSES
@@ -194,22 +204,38 @@ class AsyncTransport:
                 and failures < self.config.max_retries
             ):
                 failures += 1
-                await self.backoff(failures, retry_after(response))
+                await self.backoff(
+                    failures, retry_after(response), reason=f"HTTP {response.status_code}"
+                )
                 continue
             return response
 
-    async def backoff(self, attempt: int, retry_after: float | None = None) -> None:
+    async def backoff(
+        self, attempt: int, retry_after: float | None = None, *, reason: str = "retrying"
+    ) -> None:
         """Sleep before retry `attempt`: the server's `Retry-After` when it gave one (plus up to
-        10 % jitter, so clients told the same time do not return together), else backoff."""
+        10 % jitter, so clients told the same time do not return together), else backoff.
+        `reason` goes to `config.on_retry`; `cancel()` ends the sleep at once."""
         if retry_after is not None:
             delay = retry_after + backoff_delay(1, retry_after / 10, self.config.backoff_max)
         else:
             delay = backoff_delay(attempt, self.config.backoff_base, self.config.backoff_max)
-        await async_sleep(delay)
+        if self.config.on_retry is not None:
+            self.config.on_retry(reason, delay)
+        await self._cancel.sleep(delay)
 
 
 def _has_key(headers: dict[str, str]) -> bool:
     return any(name.lower() == "idempotency-key" for name in headers)
+
+
+def _limited(response: httpx.Response) -> str:
+    """Why a 429 waits, for `on_retry`: "rate limited", with the error code when there is one."""
+    try:
+        code = (response.json().get("error") or {}).get("code")
+    except (ValueError, AttributeError):
+        code = None
+    return f"rate limited ({code})" if isinstance(code, str) else "rate limited"
 
 
 def _never_fits(response: httpx.Response) -> bool:

@@ -7,6 +7,7 @@ async with AIAClient(client_id=..., client_secret=..., environment="production")
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import TracebackType
 
 import httpx
@@ -26,7 +27,11 @@ class AIAClient:
     to `base_url=`, then `AIA_<ENVIRONMENT>_BASE_URL`, then `AIA_BASE_URL` (docs/python-sdk.md).
 
     `timeout`: seconds for each connect/read/write; `max_retries`: retries after a network
-    error or 502/503/504 when retrying is safe; `max_rate_limit_retries`: 429s waited out.
+    error or 502/503/504 when retrying is safe; `max_rate_limit_retries`: 429s waited out
+    (None: as many as it takes, for scripts that must get through a quota; `cancel()` stops
+    them); `max_retry_after`: a 429 asking for a longer wait is raised instead.
+    `on_retry(reason, seconds)`: told of each wait to retry before it starts (a progress line
+    can show "waiting 3 s: rate limited (E011)").
     `http_client`: your own `httpx.AsyncClient` (its base URL must be the API's)."""
 
     def __init__(
@@ -38,10 +43,11 @@ class AIAClient:
         base_url: str | None = None,
         timeout: float = 30.0,
         max_retries: int = 3,
-        max_rate_limit_retries: int = 5,
+        max_rate_limit_retries: int | None = 5,
         max_retry_after: float = 120.0,
         max_connections: int = 100,
         scope: str | None = None,
+        on_retry: Callable[[str, float], None] | None = None,
         http_client: httpx.AsyncClient | None = None,
     ) -> None:
         self.config = Config.build(
@@ -55,6 +61,7 @@ class AIAClient:
             max_retry_after=max_retry_after,
             max_connections=max_connections,
             scope=scope,
+            on_retry=on_retry,
         )
         self._transport = AsyncTransport(self.config, http=http_client)
         self.health = AsyncHealth(self._transport)
@@ -69,6 +76,14 @@ class AIAClient:
     @property
     def base_url(self) -> str:
         return self.config.base_url
+
+    def cancel(self) -> None:
+        """Stop every request of this client: a wait to retry (backoff, `Retry-After`) ends at
+        once with `AIACancelledError`, and no request is sent after. For the sync client it
+        may be called from any thread (e.g. the main thread on Ctrl-C while worker threads
+        wait); for the async one, from the event loop's thread. Requests already on the wire
+        finish as they would."""
+        self._transport.cancel()
 
     async def close(self) -> None:
         """Close the connection pool (the client cannot be used after)."""

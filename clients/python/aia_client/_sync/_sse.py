@@ -119,7 +119,7 @@ def events(
                 f"event stream {config.base_url}{path}: {failures} failed attempts in a row, "
                 f"the last: {failure}"
             )
-        transport.backoff(failures, wait)
+        transport.backoff(failures, wait, reason=f"stream reconnect: {failure}")
 
 
 def _request(

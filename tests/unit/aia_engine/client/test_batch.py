@@ -1,4 +1,5 @@
-"""The batch sender's own logic: line keys, file parsing, chunk halving and the summary."""
+"""The batch sender's own logic: line keys, file parsing, each line's outcome and the summary.
+(Chunk halving lives in the SDK: tests/unit/clients/test_retry_hooks.py.)"""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+from aia_client import AIAAuthenticationError, AIASyncClient
 
 from aia_engine.client.batch import BatchSummary, Line, _send_chunk, read_lines
-from aia_engine.client.http import ApiClient
 
 
 def test_keys_name_the_batch_line_and_content(tmp_path: Path) -> None:
@@ -43,34 +45,42 @@ def test_csv_columns_become_task_fields(tmp_path: Path) -> None:
     assert "more fields than the header" in (lines[2].error or "")
 
 
-def test_a_chunk_too_big_for_the_api_is_halved_until_it_fits() -> None:
-    sizes: list[int] = []
+def test_each_line_gets_its_outcome_and_a_chunk_that_cannot_go_fails_only_its_lines() -> None:
+    answers: list[httpx.Response] = []
 
     def fake(request: httpx.Request) -> httpx.Response:
         if request.url.path == "/auth/token":
             return httpx.Response(200, json={"access_token": "t", "expires_in": 3600})
         items = json.loads(request.content)["tasks"]
-        sizes.append(len(items))
-        if len(items) > 2:
-            return httpx.Response(413, json={"error": {"code": "E400", "message": "too big"}})
+        if answers:
+            return answers.pop(0)
         results: list[dict[str, Any]] = [
-            {"status": "rejected", "error": {"message": "bad"}}
+            {"index": i, "status": "rejected",
+             "error": {"code": "E002", "message": "bad", "details": {"field": "workflow"}}}
             if item["task_type"] == "bad"
-            else {"status": "accepted", "task_id": f"task_{item['task_type']}", "created": True}
-            for item in items
-        ]
-        return httpx.Response(200, json={"results": results})
+            else {"index": i, "status": "accepted", "task_id": f"task_{item['task_type']}",
+                  "created": item["task_type"] != "old"}
+            for i, item in enumerate(items)
+        ]  # fmt: skip
+        return httpx.Response(200, json={"accepted": 0, "rejected": 0, "results": results})
 
-    api = ApiClient("http://api.test", "id", "secret")
-    api._http.close()
-    api._http = httpx.Client(base_url=api.url, transport=httpx.MockTransport(fake))
-    chunk = [Line(n, {"task_type": "bad" if n == 3 else str(n)}, key=f"k{n}") for n in range(1, 6)]
-    with api:
-        outcomes = _send_chunk(api, chunk)
-    assert sizes == [5, 2, 3, 1, 2]
-    assert [(n, kind) for n, kind, _ in outcomes] == [
-        (1, "created"), (2, "created"), (3, "rejected"), (4, "created"), (5, "created"),
-    ]  # fmt: skip
+    http = httpx.Client(base_url="http://api.test", transport=httpx.MockTransport(fake))
+    names = {1: "a", 2: "old", 3: "bad", 4: "b"}
+    chunk = [Line(n, {"task_type": names[n]}, key=f"k{n}") for n in names]
+    with AIASyncClient("id", "secret", base_url="http://api.test", http_client=http,
+                       max_retries=0) as api:  # fmt: skip
+        assert _send_chunk(api, chunk) == [
+            (1, "created", "task_a"), (2, "already", "task_old"),
+            (3, "rejected", "E002 bad (field workflow)"), (4, "created", "task_b"),
+        ]  # fmt: skip
+        answers.append(httpx.Response(500, json={"error": {"code": "E500", "message": "down"}}))
+        assert {kind for _, kind, _ in _send_chunk(api, chunk)} == {"failed"}
+        answers.append(httpx.Response(422, json={"error": {"code": "E001", "message": "no"}}))
+        assert {kind for _, kind, _ in _send_chunk(api, chunk)} == {"rejected"}
+        answers.append(httpx.Response(401, json={"error": {"code": "E010", "message": "who"}}))
+        answers.append(httpx.Response(401, json={"error": {"code": "E010", "message": "who"}}))
+        with pytest.raises(AIAAuthenticationError):  # no line can go: the run stops
+            _send_chunk(api, chunk)
 
 
 def test_the_summary_counts_and_says_when_all_is_well() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, overload
 
@@ -164,6 +164,22 @@ class AsyncTasks(AsyncResource):
         ]
         answers = await async_map(self._send_chunk, chunks, concurrency)
         return [item for answer in answers for item in answer]
+
+    async def submit_batch(
+        self, tasks: Sequence[Mapping[str, Any]], *, start: int = 0
+    ) -> builtins.list[models.BatchItem]:
+        """One chunk of `submit_many`, for callers that make their own chunks and want each
+        chunk's outcome (a batch file sender: a chunk that cannot be sent fails only its own
+        lines). One `POST /tasks/batch-submit`, halved and sent again while the API finds it
+        too big (body size, items per request, active-task quota); one result per task, in
+        order, `index` counted from `start`. Give each task its own `idempotency_key` to make
+        a rerun find what an earlier one created (a task without one gets a new key)."""
+        prefix = f"aia-sdk-{uuid.uuid4().hex}"
+        items = [
+            {**task, "idempotency_key": task.get("idempotency_key") or f"{prefix}-{position}"}
+            for position, task in enumerate(tasks, start=start)
+        ]
+        return await self._send_chunk((start, items))
 
     async def _send_chunk(
         self, chunk: tuple[int, builtins.list[dict[str, Any]]]
