@@ -15,7 +15,7 @@ from aia_engine.events.pump import EventPump
 from api.app import create_app
 from tests.conftest import wait_until
 from tests.integration.api.conftest import authed, live_api, make_client  # noqa: F401
-from tests.integration.conftest import Services
+from tests.integration.conftest import Services, stop_process
 from tests.integration.sdk.api_process import ApiProcess
 
 # -- streams (tests/integration/sdk/test_streams.py) -------------------------------------------
@@ -90,3 +90,11 @@ def api_process(services: Services, worker: Any) -> Iterator[ApiProcess]:
     stop.set()
     pump_thread.join(10)
     pump_redis.close()
+
+
+@pytest.fixture(scope="module")
+def embedder(start_worker: Any) -> Iterator[Any]:
+    """A worker on the embeddings queue: written entities become searchable."""
+    proc = start_worker("sdk-embedder", queues="aia.embeddings", concurrency=1)
+    yield proc
+    stop_process(proc)
