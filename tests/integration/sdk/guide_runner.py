@@ -136,8 +136,12 @@ def run_streaming_example(
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
     lines: queue.Queue[str | None] = queue.Queue()
     errors: list[str] = []
-    threading.Thread(target=_pump, args=(proc.stdout, lines.put, None), daemon=True).start()
-    threading.Thread(target=_pump, args=(proc.stderr, errors.append, ""), daemon=True).start()
+    readers = [
+        threading.Thread(target=_pump, args=(proc.stdout, lines.put, None), daemon=True),
+        threading.Thread(target=_pump, args=(proc.stderr, errors.append, ""), daemon=True),
+    ]
+    for reader in readers:
+        reader.start()
     output: list[str] = []
     deadline = time.monotonic() + timeout + 15
 
@@ -177,6 +181,10 @@ def run_streaming_example(
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+        for reader in readers:
+            reader.join(10)
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            pipe.close()
     return StreamRun(
         output, result["notified"], result["kg_updates"], result["ended_early"], "\n".join(errors)
     )

@@ -1,7 +1,9 @@
 """What the guide's "Complete SDK Example" needs in a client's account, written over HTTP
 (plain httpx and a bearer token, as any API user would):
 
-- a dataset named `customer_interactions` (the task's `requirements.data_source`);
+- a dataset named `customer_interactions` (the task's `requirements.data_source`), with a
+  `comment` text column: "comprehensive" analysis runs a sentiment stage, which fails (E010)
+  on records without a text field, as the shipped sample of that name has;
 - knowledge-graph customers with a `name` (the example prints `entity_data['name']` of each
   semantic-search hit), technology customers described as high-value so the guide's query
   "high-value customers in technology sector" ranks them first, and products;
@@ -55,14 +57,21 @@ def interactions_csv(customers: list[str], rows: int = 40) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["interaction_id", "customer_id", "channel", "duration_s", "satisfaction",
-                     "purchased", "date"])  # fmt: skip
+                     "purchased", "date", "comment"])  # fmt: skip
     channels = ["email", "phone", "chat", "web"]
+    comments = [
+        "Great support, the analytics dashboard saved us hours",
+        "Slow answer on the billing question, still waiting",
+        "Happy with the renewal terms",
+        "The export keeps failing and nobody called back",
+        "Fine, nothing special",
+    ]
     start = today() - timedelta(days=rows)
     for i in range(rows):
         writer.writerow([
             f"int-{i:03d}", customers[i % len(customers)], channels[i % 4],
             60 + 37 * (i % 9), 1 + (i * 7) % 5, int(i % 3 == 0),
-            (start + timedelta(days=i)).isoformat(),
+            (start + timedelta(days=i)).isoformat(), comments[i % len(comments)],
         ])  # fmt: skip
     return out.getvalue()
 
