@@ -15,7 +15,8 @@ from aia_engine.events.pump import EventPump
 from api.app import create_app
 from tests.conftest import wait_until
 from tests.integration.api.conftest import authed, live_api, make_client  # noqa: F401
-from tests.integration.conftest import Services
+from tests.integration.conftest import Services, stop_process
+from tests.integration.sdk.api_process import ApiProcess
 
 # -- streams (tests/integration/sdk/test_streams.py) -------------------------------------------
 
@@ -72,3 +73,28 @@ def stream_api(services: Services, worker: Any) -> Iterator[RestartableApi]:
     pump_thread.join(10)
     pump_redis.close()
     api.stop()
+
+
+# -- harness (tests/integration/sdk/api_process.py, proxy.py) ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def api_process(services: Services, worker: Any) -> Iterator[ApiProcess]:
+    """The API as its own process (restart() = kill -9, then the same port again), streams
+    beating every second, a worker, and the event pump (in this process, as stream_api)."""
+    pump_redis = redis.Redis.from_url(services.redis_url)
+    pump = EventPump(services.sessions, pump_redis, lambda _ids: None)
+    pump_thread, stop = pump.start()
+    with ApiProcess(services, "sdk-api", AIA_SSE_HEARTBEAT_S="1") as api:
+        yield api
+    stop.set()
+    pump_thread.join(10)
+    pump_redis.close()
+
+
+@pytest.fixture(scope="module")
+def embedder(start_worker: Any) -> Iterator[Any]:
+    """A worker on the embeddings queue: written entities become searchable."""
+    proc = start_worker("sdk-embedder", queues="aia.embeddings", concurrency=1)
+    yield proc
+    stop_process(proc)
