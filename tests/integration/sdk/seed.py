@@ -1,9 +1,6 @@
 """What the guide's "Complete SDK Example" needs in a client's account, written over HTTP
 (plain httpx and a bearer token, as any API user would):
 
-- a dataset named `customer_interactions` (the task's `requirements.data_source`), with a
-  `comment` text column: "comprehensive" analysis runs a sentiment stage, which fails (E010)
-  on records without a text field, as the shipped sample of that name has;
 - knowledge-graph customers with a `name` (the example prints `entity_data['name']` of each
   semantic-search hit), technology customers described as high-value so the guide's query
   "high-value customers in technology sector" ranks them first, and products;
@@ -16,11 +13,9 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 import httpx
@@ -40,7 +35,6 @@ PRODUCTS = [("Analytics Suite", 12_000.0), ("Support Plan", 2_500.0)]
 
 @dataclass
 class Seeded:
-    dataset_id: str
     customers: dict[str, str]  # node_id -> name
     products: list[str]
     purchases: list[dict[str, Any]]  # the relationships' properties: amount, date
@@ -51,29 +45,6 @@ class Seeded:
 
 def today() -> date:
     return datetime.now(UTC).date()
-
-
-def interactions_csv(customers: list[str], rows: int = 40) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["interaction_id", "customer_id", "channel", "duration_s", "satisfaction",
-                     "purchased", "date", "comment"])  # fmt: skip
-    channels = ["email", "phone", "chat", "web"]
-    comments = [
-        "Great support, the analytics dashboard saved us hours",
-        "Slow answer on the billing question, still waiting",
-        "Happy with the renewal terms",
-        "The export keeps failing and nobody called back",
-        "Fine, nothing special",
-    ]
-    start = today() - timedelta(days=rows)
-    for i in range(rows):
-        writer.writerow([
-            f"int-{i:03d}", customers[i % len(customers)], channels[i % 4],
-            60 + 37 * (i % 9), 1 + (i * 7) % 5, int(i % 3 == 0),
-            (start + timedelta(days=i)).isoformat(), comments[i % len(comments)],
-        ])  # fmt: skip
-    return out.getvalue()
 
 
 def _ok(response: httpx.Response) -> dict[str, Any]:
@@ -90,15 +61,6 @@ def seed_guide_data(http: httpx.Client) -> Seeded:
     tag = uuid.uuid4().hex[:6]
     customers = {f"sdk-cust-{tag}-{i}": c[0] for i, c in enumerate(CUSTOMERS)}
     products = [f"sdk-prod-{tag}-{i}" for i in range(len(PRODUCTS))]
-
-    uploaded = http.post(
-        "/datasets",
-        params={"name": "customer_interactions"},
-        content=interactions_csv(list(customers)),
-        headers={"content-type": "text/csv"},
-    )
-    assert uploaded.status_code == 201, uploaded.text
-    dataset_id = str(uploaded.json()["id"])
 
     entities = [
         {
@@ -138,7 +100,6 @@ def seed_guide_data(http: httpx.Client) -> Seeded:
             )
     _ok(http.post("/knowledge-graph/relationships", json={"relationships": relationships}))
     return Seeded(
-        dataset_id,
         customers,
         products,
         purchases,
