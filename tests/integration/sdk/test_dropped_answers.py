@@ -62,3 +62,31 @@ def test_the_sync_client_retries_a_cut_submission_into_one_task(
         task = client.tasks.submit(task_type="noop", description=description)
     assert proxy.cut[SUBMIT] == 1 and proxy.seen[SUBMIT] == 2
     assert tasks_described(services, creds.client_id, description) == [str(task.task_id)]
+
+
+def test_submit_many_retries_a_cut_chunk_without_creating_its_tasks_twice(
+    proxy: CuttingProxy, make_client: Callable[..., Credentials], services: Services
+) -> None:
+    creds = make_client()
+    description = f"cut batch {uuid.uuid4()}"
+    batch = ("POST", "/tasks/batch-submit")
+    proxy.cut_response(*batch, times=1)
+    with AIASyncClient(creds.client_id, creds.client_secret, base_url=proxy.url) as client:
+        results = client.tasks.submit_many(
+            [{"task_type": "noop", "description": description}] * 30, chunk_size=10
+        )
+    assert proxy.cut[batch] == 1 and proxy.seen[batch] == 4  # three chunks, one sent twice
+    ids = {str(r.task_id) for r in results}
+    assert len(ids) == 30
+    assert sorted(tasks_described(services, creds.client_id, description)) == sorted(ids)
+
+
+def test_requests_share_one_kept_alive_connection(
+    proxy: CuttingProxy, make_client: Callable[..., Credentials]
+) -> None:
+    creds = make_client()
+    with AIASyncClient(creds.client_id, creds.client_secret, base_url=proxy.url) as client:
+        for _ in range(20):
+            client.health.live()
+            list(client.tasks.list())
+    assert proxy.connections == 1  # the token request and 40 more, on one connection

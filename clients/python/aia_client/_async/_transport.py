@@ -46,6 +46,8 @@ class AsyncTransport:
             ),
             headers={"User-Agent": USER_AGENT},
         )
+        if self.http.headers.get("user-agent", "").startswith("python-httpx/"):
+            self.http.headers["User-Agent"] = USER_AGENT  # your client, unless it names itself
         self._lock = AsyncLock()
         self._token = ""
         self._renew_at = 0.0
